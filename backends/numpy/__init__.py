@@ -1,0 +1,68 @@
+"""The NumPy backend: convolution on the CPU through BLAS matrix products.
+
+Registered as ``numpy`` in the entry-point group ``polyconv.backends``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from typing import Any
+
+import numpy as np
+
+from polyconv.backend import Backend, Manifest
+from polyconv.spec import ConvSpec
+
+from . import gemm
+
+__all__ = ["NumpyBackend", "backend"]
+
+_DTYPES = (
+    "float16", "float32", "float64", "complex64", "complex128",
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+)
+
+
+class NumpyBackend(Backend):
+    """Runs on ``numpy.ndarray`` (and NumPy scalars) on the CPU."""
+
+    name = "numpy"
+
+    def __init__(self) -> None:
+        dtypes = set(_DTYPES)
+        if importlib.util.find_spec("ml_dtypes") is not None:
+            dtypes.add("bfloat16")
+        self.manifest = Manifest(
+            dtypes=frozenset(dtypes),
+            devices=("cpu",),
+            ops=frozenset({"conv_general_dilated"}),
+            features=frozenset(
+                {"lhs_dilation", "feature_group_count", "batch_group_count", "preferred_element_type"}
+            ),
+            notes=(
+                "precision is accepted and ignored: every product is computed at full precision "
+                "of the accumulation dtype",
+                "float16 and bfloat16 accumulate in float32; integers are exact (modulo their width)",
+            ),
+        )
+
+    def owns(self, x: Any) -> bool:
+        if isinstance(x, np.generic):
+            return True
+        if not isinstance(x, np.ndarray):
+            return False
+        ma = sys.modules.get("numpy.ma")  # a masked array's mask would be silently dropped
+        return ma is None or not isinstance(x, ma.MaskedArray)
+
+    def asarray(self, x: Any) -> Any:
+        return np.asarray(x)
+
+    def version(self) -> str:
+        return np.__version__
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        return gemm.conv_general_dilated(np, np.asarray(lhs), np.asarray(rhs), spec)
+
+
+backend = NumpyBackend()

@@ -1,0 +1,102 @@
+"""polyconv: one convolution API for every array framework.
+
+The functions follow ``jax.lax`` exactly (names, parameters, defaults,
+shapes and values) and run on the backend that owns the operands: NumPy,
+CuPy, PyTorch, JAX, or any array-API library.  Importing polyconv imports no
+framework.
+
+Examples
+--------
+>>> import numpy as np, polyconv
+>>> x = np.ones((1, 5, 5, 1))                      # NHWC
+>>> w = np.ones((3, 3, 1, 2))                      # HWIO
+>>> y = polyconv.conv_general_dilated(x, w, (1, 1), 'SAME',
+...                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+>>> y.shape, float(y[0, 2, 2, 0]), float(y[0, 0, 0, 0])
+((1, 5, 5, 2), 9.0, 4.0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import errors
+from .backend import Backend, Manifest
+from .dispatch import current_backend, use_backend
+from .errors import (
+    BackendNotFoundError,
+    BackendUnavailableError,
+    ConvArgumentError,
+    ConvShapeError,
+    ConvTypeError,
+    MixedArraysError,
+    PolyconvError,
+    UnsupportedDtypeError,
+    UnsupportedFeatureError,
+)
+from .ops import conv_general_dilated
+from .registry import registry
+from .spec import (
+    ConvDimensionNumbers,
+    ConvSpec,
+    conv_dimension_numbers,
+    conv_general_permutations,
+    conv_general_shape,
+    padtype_to_pads,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendNotFoundError",
+    "BackendUnavailableError",
+    "ConvArgumentError",
+    "ConvDimensionNumbers",
+    "ConvShapeError",
+    "ConvSpec",
+    "ConvTypeError",
+    "Manifest",
+    "MixedArraysError",
+    "PolyconvError",
+    "UnsupportedDtypeError",
+    "UnsupportedFeatureError",
+    "backend_info",
+    "conv_dimension_numbers",
+    "conv_general_dilated",
+    "conv_general_permutations",
+    "conv_general_shape",
+    "current_backend",
+    "errors",
+    "list_backends",
+    "padtype_to_pads",
+    "use_backend",
+]
+
+
+def list_backends() -> list[str]:
+    """Names of the registered, unblocked backends, without loading any.
+
+    Examples
+    --------
+    >>> 'numpy' in list_backends()
+    True
+    """
+    return registry.names()
+
+
+def backend_info() -> list[dict[str, Any]]:
+    """Every registered backend: name, version, status, reason, distribution
+    and capabilities (its manifest).
+
+    Loads each unblocked backend (which imports no framework).  ``status`` is
+    ``'ok'``, ``'unavailable'`` (cannot run here; ``reason`` says why),
+    ``'broken'`` (failed to load), ``'duplicate'`` or ``'blocked'``.
+
+    Examples
+    --------
+    >>> row = next(r for r in backend_info() if r['name'] == 'numpy')
+    >>> row['status'], 'float32' in row['capabilities']['dtypes']
+    ('ok', True)
+    """
+    return registry.info()

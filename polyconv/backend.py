@@ -1,0 +1,140 @@
+"""What a backend is: the :class:`Backend` base class and its :class:`Manifest`.
+
+A backend is the object an entry point of the group ``polyconv.backends``
+names.  It must be cheap to import (its module may not import its framework
+at import time), say which arrays it owns without importing the framework,
+and provide the one primitive ``conv_general_dilated(lhs, rhs, spec)``.
+Everything it supports is declared in its manifest, which drives dispatch,
+the documentation table and the conformance suite's expectations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UnsupportedDtypeError, UnsupportedFeatureError
+from .spec import ConvSpec
+
+__all__ = ["Backend", "Manifest", "NEUTRAL_TYPES", "is_neutral"]
+
+#: Python objects no framework owns; the chosen backend turns them into arrays.
+NEUTRAL_TYPES = (list, tuple, int, float, complex, bool)
+
+
+def is_neutral(x: Any) -> bool:
+    """Whether ``x`` is a Python scalar or nested sequence rather than an array."""
+    return isinstance(x, NEUTRAL_TYPES)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a backend supports.
+
+    Attributes
+    ----------
+    dtypes
+        Canonical dtype names the backend computes.
+    devices
+        Device kinds it runs on (``'cpu'``, ``'cuda'``...).
+    ops
+        Ops it implements natively; the others are derived from
+        ``conv_general_dilated``.
+    features
+        Other capabilities: ``'autodiff'``, ``'jit'``, ``'lhs_dilation'``,
+        ``'batch_group_count'``, ``'feature_group_count'``,
+        ``'preferred_element_type'``...
+    max_spatial_dims
+        Largest number of spatial dimensions, or None for any.
+    fallback
+        True for a generic backend used for arrays nobody else owns.
+    priority
+        Breaks ties when two backends own the same array type (higher wins).
+    """
+
+    dtypes: frozenset[str]
+    devices: tuple[str, ...] = ("cpu",)
+    ops: frozenset[str] = frozenset({"conv_general_dilated"})
+    features: frozenset[str] = frozenset()
+    max_spatial_dims: int | None = None
+    fallback: bool = False
+    priority: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    def check(self, spec: ConvSpec, backend: str, op: str) -> None:
+        """Raise a polyconv error if this backend cannot run ``spec``."""
+        if spec.dtype not in self.dtypes:
+            raise UnsupportedDtypeError(
+                op, "lhs", f"has a dtype the {backend!r} backend does not support "
+                f"(supported: {', '.join(sorted(self.dtypes))})", got=spec.dtype,
+            )
+        if spec.preferred_element_type is not None and spec.preferred_element_type not in self.dtypes:
+            raise UnsupportedDtypeError(
+                op, "preferred_element_type", f"is a dtype the {backend!r} backend does not support "
+                f"(supported: {', '.join(sorted(self.dtypes))})", got=spec.preferred_element_type,
+            )
+        if self.max_spatial_dims is not None and spec.nspatial > self.max_spatial_dims:
+            raise UnsupportedFeatureError(
+                f"{op}: the {backend!r} backend supports at most {self.max_spatial_dims} spatial "
+                f"dimensions; got {spec.nspatial}"
+            )
+        for feature, used in (
+            ("lhs_dilation", any(d != 1 for d in spec.lhs_dilation)),
+            ("feature_group_count", spec.feature_group_count > 1),
+            ("batch_group_count", spec.batch_group_count > 1),
+            ("preferred_element_type", spec.preferred_element_type is not None),
+        ):
+            if used and feature not in self.features:
+                raise UnsupportedFeatureError(f"{op}: the {backend!r} backend does not support {feature}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-data form, for ``backend_info()`` and reports."""
+        return {
+            "dtypes": sorted(self.dtypes),
+            "devices": list(self.devices),
+            "ops": sorted(self.ops),
+            "features": sorted(self.features),
+            "max_spatial_dims": self.max_spatial_dims,
+            "fallback": self.fallback,
+            "notes": list(self.notes),
+        }
+
+
+class Backend:
+    """Base class of backends.  Subclasses set ``name`` and ``manifest`` and
+    implement :meth:`owns`, :meth:`asarray` and :meth:`conv_general_dilated`.
+    """
+
+    name: str = ""
+    manifest: Manifest
+
+    def owns(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this backend's framework.
+
+        Must not import the framework: check ``sys.modules`` first.
+        """
+        raise NotImplementedError
+
+    def accepts(self, x: Any) -> bool:
+        """Whether this backend can take ``x`` when asked for by name."""
+        return self.owns(x)
+
+    def asarray(self, x: Any) -> Any:
+        """Turn a Python scalar or nested list into this framework's array."""
+        raise NotImplementedError
+
+    def device(self, x: Any) -> str:
+        """The device ``x`` lives on, as a string (``'cpu'``, ``'cuda:0'``)."""
+        return "cpu"
+
+    def version(self) -> str | None:
+        """Version of the framework, when it is importable."""
+        return None
+
+    def unavailable_reason(self) -> str | None:
+        """Why the backend cannot run here (no framework, no GPU), or None."""
+        return None
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        """The primitive: run the validated ``spec`` on two arrays it owns."""
+        raise NotImplementedError

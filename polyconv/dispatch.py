@@ -1,0 +1,187 @@
+"""Which backend runs a call.
+
+The order:
+
+1. ``backend="name"`` on the call: that backend and no other;
+2. ``with use_backend("name"):`` (a ``ContextVar``, so thread- and task-safe);
+3. ``POLYCONV_BACKEND``: a preference, used when that backend accepts the
+   arrays, passed over (and logged) when it does not;
+4. the arrays' own type: the backend that owns them;
+5. an array-API array nobody owns: a fallback backend (``array_api``);
+6. Python scalars and lists only: NumPy.
+
+Operands of two frameworks, or on two devices, are an error naming both.
+Resolution by type is cached per (type, registry state, POLYCONV_BLOCK), so
+dispatch costs microseconds.  Every decision is logged at DEBUG on the
+``polyconv`` logger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+from typing import Any, Iterator, Sequence
+
+from .backend import Backend, is_neutral
+from .errors import ConvTypeError, MixedArraysError
+from .registry import Registry, blocked_names, registry
+
+__all__ = ["use_backend", "current_backend", "resolve", "owner_of", "DEFAULT_BACKEND"]
+
+logger = logging.getLogger("polyconv")
+
+DEFAULT_BACKEND = "numpy"
+
+_context: contextvars.ContextVar[str | None] = contextvars.ContextVar("polyconv_backend", default=None)
+_owner_cache: dict[tuple[type, int, frozenset[str]], str | None] = {}
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run the calls inside the ``with`` block on backend ``name``.
+
+    The choice lives in a ``contextvars.ContextVar``: it applies to this
+    thread or asyncio task only, and nests.
+
+    Examples
+    --------
+    >>> import numpy as np, polyconv
+    >>> with polyconv.use_backend('numpy'):
+    ...     y = polyconv.conv_general_dilated(np.ones((1, 1, 4)), np.ones((1, 1, 2)), (1,), 'VALID')
+    >>> y.tolist()
+    [[[2.0, 2.0, 2.0]]]
+    """
+    if not isinstance(name, str):
+        raise ConvTypeError("use_backend", "name", "must be a backend name (a string)", name)
+    registry.record(name)  # unknown or blocked names fail here, not at the first call
+    token = _context.set(name)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current_backend() -> str | None:
+    """The name set by the innermost :func:`use_backend`, or None."""
+    return _context.get()
+
+
+def owner_of(x: Any, reg: Registry = registry) -> str | None:
+    """Name of the backend that owns arrays of ``type(x)``, or None.
+
+    Among several owners the highest manifest priority wins, then
+    polyconv's own backends, then the first name.
+    """
+    blocked = blocked_names()
+    key = (type(x), reg.generation, blocked)
+    try:
+        return _owner_cache[key]
+    except KeyError:
+        pass
+    owners = [be for be in reg.loaded() if not be.manifest.fallback and be.owns(x)]
+    owners.sort(key=lambda be: (-be.manifest.priority, _dist_rank(reg, be.name), be.name))
+    name = owners[0].name if owners else None
+    if len(owners) > 1:
+        logger.debug(
+            "arrays of type %s are owned by %s; chose %r",
+            _type_name(x), [be.name for be in owners], name,
+        )
+    _owner_cache[key] = name
+    return name
+
+
+def _dist_rank(reg: Registry, name: str) -> int:
+    return 0 if reg.records()[name].distribution == "polyconv" else 1
+
+
+def _type_name(x: Any) -> str:
+    t = type(x)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def resolve(arrays: Sequence[Any], backend: str | None = None, op: str = "conv", reg: Registry = registry) -> Backend:
+    """The backend that runs ``op`` on ``arrays``, by the order of this module."""
+    params = ("lhs", "rhs", "operand")
+    debug = logger.isEnabledFor(logging.DEBUG)
+    forced, why = backend, "backend= keyword"
+    if forced is None:
+        forced, why = _context.get(), "use_backend()"
+    if forced is not None:
+        be = reg.load(forced)
+        _require_accepts(be, arrays, params, op, why)
+        _check_devices(be, arrays, params, op)
+        if debug:
+            logger.debug("%s: backend %r (%s)", op, be.name, why)
+        return be
+
+    preferred = os.environ.get("POLYCONV_BACKEND")
+    if preferred:
+        be = reg.load(preferred)
+        if all(is_neutral(a) or be.accepts(a) for a in arrays):
+            _check_devices(be, arrays, params, op)
+            if debug:
+                logger.debug("%s: backend %r (POLYCONV_BACKEND)", op, be.name)
+            return be
+        if debug:
+            logger.debug("%s: POLYCONV_BACKEND=%r does not accept these arrays; resolving by type", op, preferred)
+
+    owner: str | None = None
+    owner_param = ""
+    for param, a in zip(params, arrays):
+        if is_neutral(a):
+            continue
+        name = owner_of(a, reg) or _fallback_for(a, reg, op, param)
+        if owner is None:
+            owner, owner_param = name, param
+        elif name != owner:
+            raise MixedArraysError(
+                f"{op}: {owner_param} is a {_type_name(arrays[params.index(owner_param)])} "
+                f"(backend {owner!r}) but {param} is a {_type_name(a)} (backend {name!r}); "
+                "polyconv never converts between frameworks: convert one of them explicitly"
+            )
+    if owner is None:
+        owner, why = DEFAULT_BACKEND, "Python scalars and lists"
+    else:
+        why = "array type"
+    be = reg.load(owner)
+    _check_devices(be, arrays, params, op)
+    if debug:
+        logger.debug("%s: backend %r (%s)", op, be.name, why)
+    return be
+
+
+def _fallback_for(a: Any, reg: Registry, op: str, param: str) -> str:
+    if hasattr(a, "__array_namespace__"):
+        for be in reg.loaded():
+            if be.manifest.fallback and be.accepts(a):
+                return be.name
+    raise ConvTypeError(
+        op, param, "must be an array of a framework with a polyconv backend, an array-API array, "
+        "or a Python scalar or list", got=f"a {_type_name(a)}",
+    )
+
+
+def _require_accepts(be: Backend, arrays: Sequence[Any], params: Sequence[str], op: str, why: str) -> None:
+    for param, a in zip(params, arrays):
+        if not is_neutral(a) and not be.accepts(a):
+            raise MixedArraysError(
+                f"{op}: the {be.name!r} backend (chosen by {why}) cannot take {param}, a "
+                f"{_type_name(a)}; polyconv never converts between frameworks: convert it explicitly"
+            )
+
+
+def _check_devices(be: Backend, arrays: Sequence[Any], params: Sequence[str], op: str) -> None:
+    first: tuple[str, str] | None = None
+    for param, a in zip(params, arrays):
+        if is_neutral(a):
+            continue
+        dev = be.device(a)
+        if first is None:
+            first = (param, dev)
+        elif dev != first[1]:
+            raise MixedArraysError(
+                f"{op}: {first[0]} is on device {first[1]!r} but {param} is on device {dev!r}; "
+                "polyconv never copies between devices: move one of them explicitly"
+            )

@@ -1,0 +1,256 @@
+"""The backend registry: entry points of the group ``polyconv.backends``.
+
+Entry points are listed without importing anything; a backend is loaded the
+first time it is needed.  A plugin that fails to load, or that registers a
+name already taken, is reported (a warning and a status entry with the
+reason) and never stops the others from working.  ``POLYCONV_BLOCK``
+(comma-separated names) is read each time it matters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Iterable
+
+from .backend import Backend
+from .errors import BackendNotFoundError, BackendUnavailableError
+
+__all__ = ["GROUP", "BackendRecord", "Registry", "registry", "blocked_names", "PolyconvPluginWarning"]
+
+GROUP = "polyconv.backends"
+_BUILTIN_DIST = "polyconv"
+logger = logging.getLogger("polyconv")
+
+
+class PolyconvPluginWarning(UserWarning):
+    """A backend plugin could not be loaded or was registered twice."""
+
+
+def blocked_names() -> frozenset[str]:
+    """Names listed in ``POLYCONV_BLOCK``, read now."""
+    raw = os.environ.get("POLYCONV_BLOCK", "")
+    return frozenset(n.strip() for n in raw.split(",") if n.strip())
+
+
+@dataclass
+class BackendRecord:
+    """One registered backend and what is known about it.
+
+    ``status`` is one of ``'registered'`` (not loaded yet), ``'ok'``,
+    ``'unavailable'`` (loaded, but cannot run here), ``'broken'`` (failed to
+    load), ``'duplicate'`` (a second registration of a taken name, ignored)
+    or ``'blocked'`` (listed in ``POLYCONV_BLOCK``).
+    """
+
+    name: str
+    target: str
+    distribution: str | None
+    status: str = "registered"
+    reason: str = ""
+    backend: Backend | None = None
+    entry_point: Any = field(default=None, repr=False)
+
+
+class Registry:
+    """Backends registered through entry points, loaded lazily."""
+
+    def __init__(self, group: str = GROUP) -> None:
+        self.group = group
+        self._lock = threading.RLock()
+        self._records: dict[str, BackendRecord] | None = None
+        self._duplicates: list[BackendRecord] = []
+        self.generation = 0
+
+    # -- listing -------------------------------------------------------------
+    def _scan(self) -> dict[str, BackendRecord]:
+        records: dict[str, BackendRecord] = {}
+        duplicates: list[BackendRecord] = []
+        seen: set[tuple[str, str, str | None]] = set()
+        for ep in _entry_points(self.group):
+            dist = _dist_name(ep)
+            key = (ep.name, ep.value, dist)
+            if key in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(key)
+            rec = BackendRecord(ep.name, ep.value, dist, entry_point=ep)
+            if ep.name in records:
+                kept, dropped = _prefer(records[ep.name], rec)
+                records[ep.name] = kept
+                dropped.status = "duplicate"
+                dropped.reason = (
+                    f"backend name {ep.name!r} is also registered by {kept.distribution!r} "
+                    f"({kept.target}); this registration is ignored"
+                )
+                duplicates.append(dropped)
+                warnings.warn(
+                    f"polyconv: backend {ep.name!r} is registered twice, by {kept.distribution!r} "
+                    f"({kept.target}) and {dropped.distribution!r} ({dropped.target}); "
+                    f"using {kept.distribution!r}",
+                    PolyconvPluginWarning,
+                    stacklevel=3,
+                )
+            else:
+                records[ep.name] = rec
+        self._duplicates = duplicates
+        return records
+
+    def records(self) -> dict[str, BackendRecord]:
+        """All registrations by name (duplicates excluded), scanning once."""
+        recs = self._records
+        if recs is None:
+            with self._lock:
+                if self._records is None:
+                    self._records = self._scan()
+                recs = self._records
+        return recs
+
+    def duplicates(self) -> list[BackendRecord]:
+        """Registrations ignored because their name was taken."""
+        self.records()
+        return list(self._duplicates)
+
+    def names(self) -> list[str]:
+        """Registered names that are not blocked, without loading anything."""
+        blocked = blocked_names()
+        return sorted(n for n in self.records() if n not in blocked)
+
+    def refresh(self) -> None:
+        """Forget everything and scan the entry points again (after installing a plugin)."""
+        with self._lock:
+            self._records = None
+            self._duplicates = []
+            self.generation += 1
+
+    # -- loading -------------------------------------------------------------
+    def record(self, name: str) -> BackendRecord:
+        """The record of ``name``, raising if it is unknown or blocked."""
+        recs = self.records()
+        if name in blocked_names():
+            raise BackendNotFoundError(
+                f"backend {name!r} is blocked by POLYCONV_BLOCK={os.environ.get('POLYCONV_BLOCK', '')!r}"
+            )
+        if name not in recs:
+            known = ", ".join(sorted(recs)) or "none"
+            raise BackendNotFoundError(f"backend: no backend named {name!r} is registered (registered: {known})")
+        return recs[name]
+
+    def load(self, name: str) -> Backend:
+        """The backend object of ``name``, loading it on first use.
+
+        Raises :class:`BackendNotFoundError` for an unknown or blocked name and
+        :class:`BackendUnavailableError` for one that failed to load or cannot
+        run here.
+        """
+        rec = self.record(name)
+        if rec.backend is None and rec.status == "registered":
+            with self._lock:
+                if rec.status == "registered":
+                    self._load(rec)
+        if rec.status == "broken":
+            raise BackendUnavailableError(f"backend {name!r} failed to load: {rec.reason}")
+        if rec.status == "unavailable":
+            raise BackendUnavailableError(f"backend {name!r} cannot run here: {rec.reason}")
+        assert rec.backend is not None
+        return rec.backend
+
+    def try_load(self, name: str) -> Backend | None:
+        """Like :meth:`load`, but None for a backend that cannot be used."""
+        try:
+            return self.load(name)
+        except (BackendNotFoundError, BackendUnavailableError):
+            return None
+
+    def _load(self, rec: BackendRecord) -> None:
+        try:
+            obj = rec.entry_point.load()
+            if isinstance(obj, type):
+                obj = obj()
+            missing = [a for a in ("name", "manifest", "owns", "conv_general_dilated") if not hasattr(obj, a)]
+            if missing:
+                raise TypeError(f"{rec.target} is not a polyconv backend: it lacks {', '.join(missing)}")
+            if obj.name != rec.name:
+                raise TypeError(f"{rec.target} calls itself {obj.name!r}, but is registered as {rec.name!r}")
+        except Exception as exc:  # a broken plugin never breaks the others
+            rec.status, rec.reason = "broken", f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"polyconv: backend {rec.name!r} ({rec.target}, from {rec.distribution!r}) "
+                f"failed to load and is skipped: {rec.reason}",
+                PolyconvPluginWarning,
+                stacklevel=4,
+            )
+            logger.debug("backend %r failed to load: %s", rec.name, rec.reason)
+            return
+        rec.backend = obj
+        reason = obj.unavailable_reason() if hasattr(obj, "unavailable_reason") else None
+        if reason:
+            rec.status, rec.reason = "unavailable", reason
+        else:
+            rec.status = "ok"
+        logger.debug("backend %r loaded from %s: %s", rec.name, rec.target, rec.status)
+
+    def loaded(self) -> Iterable[Backend]:
+        """Every usable, unblocked backend, loading those not loaded yet."""
+        for name in self.names():
+            be = self.try_load(name)
+            if be is not None:
+                yield be
+
+    # -- information ---------------------------------------------------------
+    def info(self) -> list[dict[str, Any]]:
+        """One dict per registration: name, version, status, reason,
+        distribution, target and the manifest's capabilities."""
+        blocked = blocked_names()
+        rows = []
+        for name in sorted(self.records()):
+            rec = self.records()[name]
+            if name not in blocked:
+                self.try_load(name)
+            rows.append(_info_row(rec, blocked))
+        rows.extend(_info_row(rec, blocked) for rec in self._duplicates)
+        return rows
+
+
+def _info_row(rec: BackendRecord, blocked: frozenset[str]) -> dict[str, Any]:
+    is_blocked = rec.name in blocked and rec.status != "duplicate"
+    be = rec.backend
+    version = None
+    if be is not None and not is_blocked:
+        try:
+            version = be.version()
+        except Exception as exc:  # a version lookup is information only
+            version = f"? ({type(exc).__name__})"
+    return {
+        "name": rec.name,
+        "status": "blocked" if is_blocked else rec.status,
+        "reason": "listed in POLYCONV_BLOCK" if is_blocked else rec.reason,
+        "version": version,
+        "distribution": rec.distribution,
+        "target": rec.target,
+        "capabilities": be.manifest.as_dict() if be is not None and not is_blocked else None,
+    }
+
+
+def _entry_points(group: str) -> list[Any]:
+    return list(metadata.entry_points(group=group))
+
+
+def _dist_name(ep: Any) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return None if dist is None else dist.metadata["Name"]
+
+
+def _prefer(a: BackendRecord, b: BackendRecord) -> tuple[BackendRecord, BackendRecord]:
+    """Which of two registrations of one name wins: polyconv's own, else the first
+    by distribution name, so the choice does not depend on sys.path order."""
+    if (b.distribution == _BUILTIN_DIST) != (a.distribution == _BUILTIN_DIST):
+        return (b, a) if b.distribution == _BUILTIN_DIST else (a, b)
+    return (a, b) if (a.distribution or "") <= (b.distribution or "") else (b, a)
+
+
+#: The process-wide registry.
+registry = Registry()

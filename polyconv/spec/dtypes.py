@@ -1,0 +1,99 @@
+"""Dtype names, framework-neutral.
+
+polyconv carries dtypes as canonical names (``'float32'``, ``'bfloat16'``,
+``'complex64'``) so a spec is hashable and no framework needs importing to
+read one.  :func:`dtype_name` turns a NumPy, JAX, CuPy, PyTorch or array-API
+dtype (or a string) into that name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KNOWN_DTYPES", "dtype_name", "dtype_kind", "dtype_bits", "is_narrower"]
+
+#: name -> (kind, bits); kind as NumPy's: b bool, i signed, u unsigned, f float, c complex.
+KNOWN_DTYPES: dict[str, tuple[str, int]] = {
+    "bool": ("b", 8),
+    "int8": ("i", 8),
+    "int16": ("i", 16),
+    "int32": ("i", 32),
+    "int64": ("i", 64),
+    "uint8": ("u", 8),
+    "uint16": ("u", 16),
+    "uint32": ("u", 32),
+    "uint64": ("u", 64),
+    "float16": ("f", 16),
+    "bfloat16": ("f", 16),
+    "float32": ("f", 32),
+    "float64": ("f", 64),
+    "complex64": ("c", 64),
+    "complex128": ("c", 128),
+}
+
+_cache: dict[Any, str] = {}
+
+
+def dtype_name(dtype: Any) -> str:
+    """Return the canonical name of ``dtype``.
+
+    Accepts NumPy dtypes and scalar types (JAX's and CuPy's are NumPy's),
+    ``torch.dtype``, array-API dtype objects and strings that NumPy
+    understands (``'f4'``) or that name a known dtype (``'bfloat16'``).
+
+    Raises ``TypeError`` for something that is not a dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dtype_name(np.float32), dtype_name('f8'), dtype_name('bfloat16')
+    ('float32', 'float64', 'bfloat16')
+    """
+    try:
+        return _cache[dtype]
+    except (KeyError, TypeError):
+        pass
+    name = _resolve(dtype)
+    try:
+        _cache[dtype] = name
+    except TypeError:
+        pass
+    return name
+
+
+def _resolve(dtype: Any) -> str:
+    if isinstance(dtype, np.dtype):
+        return str(dtype.name)
+    if isinstance(dtype, str):
+        if dtype in KNOWN_DTYPES:
+            return dtype
+        return str(np.dtype(dtype).name)
+    if isinstance(dtype, type) and issubclass(dtype, np.generic) or hasattr(dtype, "dtype"):
+        return str(np.dtype(dtype).name)
+    # torch.float32 prints 'torch.float32', array_api_strict's prints
+    # 'array_api_strict.float32': the name is the last dotted part.
+    text = str(dtype).rsplit(".", 1)[-1]
+    if text in KNOWN_DTYPES:
+        return text
+    raise TypeError(f"not a dtype: {dtype!r}")
+
+
+def dtype_kind(name: str) -> str:
+    """NumPy-style kind letter of a canonical dtype name ('f', 'c', 'i', 'u', 'b')."""
+    if name in KNOWN_DTYPES:
+        return KNOWN_DTYPES[name][0]
+    return str(np.dtype(name).kind)
+
+
+def dtype_bits(name: str) -> int:
+    """Width in bits of a canonical dtype name."""
+    if name in KNOWN_DTYPES:
+        return KNOWN_DTYPES[name][1]
+    return int(np.dtype(name).itemsize) * 8
+
+
+def is_narrower(a: str, b: str) -> bool:
+    """Whether dtype ``a`` is narrower than dtype ``b`` (by bits)."""
+    return dtype_bits(a) < dtype_bits(b)

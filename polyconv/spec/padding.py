@@ -1,0 +1,129 @@
+"""Padding arithmetic and output sizes, in canonical (rhs-spatial) order."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Sequence
+
+from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
+
+__all__ = ["PADDING_NAMES", "padtype_to_pads", "dilate_dim", "conv_output_size", "parse_padding"]
+
+PADDING_NAMES = ("SAME", "SAME_LOWER", "VALID")
+
+
+def dilate_dim(size: int, dilation: int) -> int:
+    """Size of an axis of ``size`` elements with ``dilation - 1`` zeros between them."""
+    return 0 if size == 0 else 1 + dilation * (size - 1)
+
+
+def padtype_to_pads(
+    in_shape: Sequence[int], window_shape: Sequence[int], window_strides: Sequence[int], padding: str
+) -> list[tuple[int, int]]:
+    """Explicit ``(low, high)`` pads for a padding name, as ``jax.lax`` computes them.
+
+    ``'SAME'`` pads so the output has ``ceil(in / stride)`` elements, with the
+    odd element at the end; ``'SAME_LOWER'`` puts it at the start;
+    ``'VALID'`` pads nothing.
+
+    Examples
+    --------
+    >>> padtype_to_pads((5, 6), (3, 2), (1, 2), 'SAME')
+    [(1, 1), (0, 0)]
+    >>> padtype_to_pads((4,), (4,), (1,), 'SAME_LOWER')
+    [(2, 1)]
+    """
+    name = padding.upper() if isinstance(padding, str) else padding
+    if name == "VALID":
+        return [(0, 0)] * len(in_shape)
+    if name in ("SAME", "SAME_LOWER"):
+        pads = []
+        for size, window, stride in zip(in_shape, window_shape, window_strides):
+            out = -(-size // stride)
+            total = max((out - 1) * stride + window - size, 0)
+            small, large = total // 2, total - total // 2
+            pads.append((small, large) if name == "SAME" else (large, small))
+        return pads
+    raise ConvArgumentError(
+        "padtype_to_pads", "padding", f"must be one of {', '.join(map(repr, PADDING_NAMES))}", padding
+    )
+
+
+def conv_output_size(padded: int, window: int, stride: int) -> int:
+    """Number of windows of ``window`` elements, ``stride`` apart, in ``padded`` elements."""
+    if padded < window:
+        return 0
+    return (padded - window) // stride + 1
+
+
+def parse_padding(
+    padding: Any,
+    nspatial: int,
+    lhs_spatial: Sequence[int],
+    window: Sequence[int],
+    strides: Sequence[int],
+    lhs_dilation: Sequence[int],
+    op: str,
+) -> tuple[tuple[int, int], ...]:
+    """Resolve ``padding`` (a name or ``n`` pairs) into explicit pairs.
+
+    ``lhs_spatial`` and ``window`` are the lhs spatial sizes and the dilated
+    kernel sizes in canonical order.  Negative pads crop; a crop larger than
+    the (dilated, padded) axis is an error, as in XLA.
+    """
+    if isinstance(padding, str):
+        if padding.upper() not in PADDING_NAMES:
+            raise ConvArgumentError(
+                op, "padding", f"must be one of {', '.join(map(repr, PADDING_NAMES))} or {nspatial} (low, high) pairs",
+                padding,
+            )
+        if any(d != 1 for d in lhs_dilation):
+            raise ConvArgumentError(
+                op,
+                "padding",
+                f"must be explicit (low, high) pairs when lhs_dilation is not 1 "
+                f"(lhs_dilation={tuple(lhs_dilation)}); use conv_transpose for string padding",
+                padding,
+            )
+        pads = tuple(padtype_to_pads(lhs_spatial, window, strides, padding))
+    else:
+        pads = _explicit_pairs(padding, nspatial, op)
+    for axis, ((lo, hi), size, ld) in enumerate(zip(pads, lhs_spatial, lhs_dilation)):
+        if dilate_dim(size, ld) + lo + hi < 0:
+            raise ConvShapeError(
+                op,
+                "padding",
+                f"crops more than spatial axis {axis} holds (size {dilate_dim(size, ld)} after lhs dilation)",
+                pads,
+            )
+    return pads
+
+
+def _explicit_pairs(padding: Any, nspatial: int, op: str) -> tuple[tuple[int, int], ...]:
+    expected = f"must be a padding name or a sequence of {nspatial} (low, high) integer pairs"
+    try:
+        items = list(padding)
+    except TypeError:
+        raise ConvTypeError(op, "padding", expected, padding) from None
+    if len(items) != nspatial:
+        raise ConvArgumentError(op, "padding", expected, padding)
+    pads = []
+    for item in items:
+        try:
+            pair = tuple(item)
+        except TypeError:
+            raise ConvTypeError(op, "padding", expected, padding) from None
+        if len(pair) != 2:
+            raise ConvArgumentError(op, "padding", expected, padding)
+        try:
+            lo, hi = (_int(v) for v in pair)
+        except TypeError:
+            raise ConvTypeError(op, "padding", expected, padding) from None
+        pads.append((lo, hi))
+    return tuple(pads)
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise TypeError("bool is not a pad")
+    return operator.index(v)
