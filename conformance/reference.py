@@ -105,8 +105,9 @@ def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
 
 def cast_result(result: np.ndarray, out_dtype: str) -> np.ndarray:
     """Cast a reference result to ``out_dtype`` exactly: integers wrap
-    modulo their width, floats round once."""
-    if dtype_kind(out_dtype) in "iu":
+    modulo their width, booleans are true where any product was (XLA's
+    AND-OR convolution), floats round once."""
+    if dtype_kind(out_dtype) in "iub":
         return result.astype(np.int64).astype(_np_dtype(out_dtype))
     return result.astype(_np_dtype(out_dtype))
 

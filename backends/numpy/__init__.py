@@ -19,7 +19,7 @@ from . import gemm
 __all__ = ["NumpyBackend", "backend"]
 
 _DTYPES = (
-    "float16", "float32", "float64", "complex64", "complex128",
+    "bool", "float16", "float32", "float64", "complex64", "complex128",
     "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
 )
 

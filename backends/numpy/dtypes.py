@@ -6,8 +6,8 @@ operands           accumulate in                   result
 float16, bfloat16  float32                         rounded once
 float32, float64   themselves (BLAS)
 complex            themselves (BLAS)
-8/16-bit integers  float64 (BLAS), exact while a   wraps as the int type
-                   window sums < 2**53
+bool, 8/16-bit     float64 (BLAS), exact while a   wraps as the int type;
+integers           window sums < 2**53             bool: any product
 wider integers     int64, exact modulo 2**64       wraps as the int type
 =================  ==============================  =======================
 
@@ -51,7 +51,7 @@ def plan_dtypes(spec: ConvSpec, contraction: int) -> Plan:
     out = numpy_dtype(spec.out_dtype)
     kin = dtype_kind(spec.dtype)
     kout = dtype_kind(spec.out_dtype)
-    if kin in "iu" and kout in "iu":
+    if kin in "iub" and kout in "iub":
         bits = dtype_bits(spec.dtype)
         # each product is below 2**(2*bits); float64 adds them exactly below 2**53.
         if bits <= 16 and contraction < 2 ** (53 - 2 * bits):

@@ -203,6 +203,11 @@ def _conv_spec(
 
     lhs_spatial = tuple(lhs_shape[a] for a in dn.lhs_spec[2:])
     window = tuple(rhs_shape[a] for a in dn.rhs_spec[2:])
+    if 0 in window:
+        raise ConvShapeError(
+            op, "rhs", "must have spatial sizes >= 1: an empty window is not a convolution (XLA rejects it)",
+            got=f"shape {rhs_shape}",
+        )
     eff_window = tuple(dilate_dim(k, d) for k, d in zip(window, rhs_dil))
     pads = parse_padding(padding, n, lhs_spatial, eff_window, strides, lhs_dil, op)
     prec = parse_precision(precision, op)
@@ -287,6 +292,10 @@ def _check_dtypes(lhs_dtype: Any, rhs_dtype: Any, preferred: Any, op: str) -> tu
             f"is incompatible with operands of dtype {lhs}: the combinations allowed are "
             "(integer, integer), (integer, floating), (floating, floating), (complex, complex)",
             got=pref,
+        )
+    if kin in "iu" and kout in "iu" and kin != kout:
+        raise ConvTypeError(
+            op, "preferred_element_type", f"must have the same signedness as the operands' dtype {lhs}", got=pref
         )
     if kin == kout and is_narrower(pref, lhs):
         raise ConvTypeError(

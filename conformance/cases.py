@@ -1,0 +1,331 @@
+"""Convolution cases: a curated grid of edge cases and a random generator.
+
+A :class:`ConvCase` is plain data (shapes, arguments, dtype) that makes its
+own operands from a seed, with signed values.  :func:`grid` covers every
+parameter of ``conv_general_dilated`` and their combinations over 0 to 3
+spatial dimensions and every layout family; :func:`dtype_grid` runs a few
+demanding geometries in every dtype; :func:`random_case` draws from the
+whole parameter space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ConvCase", "grid", "dtype_grid", "random_case", "random_cases", "make_operand", "DTYPES"]
+
+#: Every dtype the cases use, narrowest first within a kind.
+DTYPES = (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
+)
+
+_SPATIAL = "DHW"
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """One call of ``conv_general_dilated``, without arrays."""
+
+    name: str
+    lhs_shape: tuple[int, ...]
+    rhs_shape: tuple[int, ...]
+    window_strides: tuple[int, ...]
+    padding: Any
+    lhs_dilation: tuple[int, ...] | None = None
+    rhs_dilation: tuple[int, ...] | None = None
+    dimension_numbers: Any = None
+    feature_group_count: int = 1
+    batch_group_count: int = 1
+    precision: Any = None
+    preferred_element_type: str | None = None
+    dtype: str = "float64"
+    seed: int = 0
+    tags: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``conv_general_dilated`` other than the operands."""
+        return {
+            "window_strides": self.window_strides,
+            "padding": self.padding,
+            "lhs_dilation": self.lhs_dilation,
+            "rhs_dilation": self.rhs_dilation,
+            "dimension_numbers": self.dimension_numbers,
+            "feature_group_count": self.feature_group_count,
+            "batch_group_count": self.batch_group_count,
+            "precision": self.precision,
+            "preferred_element_type": self.preferred_element_type,
+        }
+
+    def operands(self) -> tuple[np.ndarray, np.ndarray]:
+        """NumPy operands of the case's dtype, drawn from its seed."""
+        rng = np.random.default_rng(self.seed)
+        return make_operand(rng, self.lhs_shape, self.dtype), make_operand(rng, self.rhs_shape, self.dtype)
+
+    def with_dtype(self, dtype: str, preferred: str | None = None) -> ConvCase:
+        """The same geometry in another dtype."""
+        suffix = f"{dtype}->{preferred}" if preferred else dtype
+        return replace(self, dtype=dtype, preferred_element_type=preferred, name=f"{self.name}[{suffix}]")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Signed random values of ``dtype``: integers over their whole range
+    (so integer results wrap), floats and complex numbers from a normal
+    distribution, exactly representable in the dtype."""
+    if dtype == "bool":
+        return rng.integers(0, 2, shape).astype(np.bool_)
+    if dtype.startswith(("int", "uint")):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    if dtype.startswith("complex"):
+        part = "float32" if dtype == "complex64" else "float64"
+        re = rng.standard_normal(shape).astype(part)
+        im = rng.standard_normal(shape).astype(part)
+        return (re + 1j * im).astype(dtype)
+    values = rng.standard_normal(shape)
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return values.astype(ml_dtypes.bfloat16)
+    return values.astype(dtype)
+
+
+# -- the curated grid --------------------------------------------------------
+
+def _layouts(nd: int) -> list[tuple[str, Any]]:
+    """Layout families for ``nd`` spatial dims: (family name, dimension_numbers)."""
+    sp = _SPATIAL[3 - nd :]
+    fams: list[tuple[str, Any]] = [
+        ("default", None),
+        ("NC-OI", (f"NC{sp}", f"OI{sp}", f"NC{sp}")),
+        ("NHWC-HWIO", (f"N{sp}C", f"{sp}IO", f"N{sp}C")),
+        ("mixed", (f"N{sp}C", f"OI{sp}", f"NC{sp}")),
+        ("odd", (f"C{sp[::-1]}N", f"I{sp}O", f"{sp}NC")),
+    ]
+    if nd >= 2:  # the rhs spatial order differs from the lhs one: strides follow the rhs
+        fams.append(("rhs-order", (f"N{sp}C", f"O{sp[::-1]}I", f"N{sp[::-1]}C")))
+    return fams
+
+
+def _place(spec: str | None, sizes: dict[str, int], sp: str, pair: str) -> tuple[int, ...]:
+    if spec is None:
+        spec = pair + sp
+    return tuple(sizes[c] for c in spec)
+
+
+def _build(
+    name: str,
+    nd: int,
+    layout: tuple[str, Any],
+    *,
+    batch: int = 2,
+    cin: int = 4,
+    cout: int = 6,
+    size: tuple[int, ...] = (7, 6, 5),
+    window: tuple[int, ...] = (3, 2, 3),
+    strides: int | tuple[int, ...] = 1,
+    padding: Any = "VALID",
+    lhs_dilation: int | None = None,
+    rhs_dilation: int | None = None,
+    fgc: int = 1,
+    bgc: int = 1,
+    tags: tuple[str, ...] = (),
+    seed: int = 0,
+) -> ConvCase:
+    fam, dn = layout
+    sp = _SPATIAL[3 - nd :]
+    rhs_sp = dn[1].replace("O", "").replace("I", "") if isinstance(dn, tuple) else sp
+    # sizes per spatial letter, given in the rhs spatial order
+    lhs_sizes = {"N": batch, "C": cin, **{c: s for c, s in zip(rhs_sp, size[:nd])}}
+    rhs_sizes = {"O": cout, "I": cin // fgc, **{c: k for c, k in zip(rhs_sp, window[:nd])}}
+    lhs_spec = dn[0] if isinstance(dn, tuple) else None
+    rhs_spec = dn[1] if isinstance(dn, tuple) else None
+    lhs_shape = _place(lhs_spec, lhs_sizes, sp, "NC")
+    rhs_shape = _place(rhs_spec, rhs_sizes, sp, "OI")
+    st = (strides,) * nd if isinstance(strides, int) else tuple(strides[:nd])
+    pad = padding if isinstance(padding, str) else tuple(tuple(p) for p in padding[:nd])
+    return ConvCase(
+        name=f"{nd}d-{fam}-{name}",
+        lhs_shape=lhs_shape,
+        rhs_shape=rhs_shape,
+        window_strides=st,
+        padding=pad,
+        lhs_dilation=None if lhs_dilation is None else (lhs_dilation,) * nd,
+        rhs_dilation=None if rhs_dilation is None else (rhs_dilation,) * nd,
+        dimension_numbers=dn,
+        feature_group_count=fgc,
+        batch_group_count=bgc,
+        seed=seed,
+        tags=frozenset(tags),
+    )
+
+
+# name -> overrides of _build; the geometry is (7, 6, 5) inputs, (3, 2, 3) kernels.
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "stride2": {"strides": 2},
+    "stride-gt-kernel": {"strides": (4, 3, 5)},
+    "same": {"padding": "SAME", "strides": 2},
+    "same-lower": {"padding": "SAME_LOWER", "strides": 2},
+    "pad": {"padding": [(1, 2), (2, 0), (0, 1)]},
+    "pad-negative": {"padding": [(-1, 1), (1, -2), (-2, 0)], "tags": ("negative-padding",)},
+    "pad-larger-than-input": {"padding": [(8, 9), (7, 6), (6, 8)], "strides": 3},
+    "crop-past-edge": {"padding": [(-8, 9), (5, -7), (-6, 7)], "tags": ("negative-padding",)},
+    "lhs-dilation": {"lhs_dilation": 2, "padding": [(1, 1), (2, 1), (0, 2)]},
+    "lhs-dilation-stride": {"lhs_dilation": 3, "strides": 2, "padding": [(2, 0), (1, 1), (0, 0)]},
+    "rhs-dilation": {"rhs_dilation": 2, "padding": "SAME"},
+    "both-dilations": {"lhs_dilation": 2, "rhs_dilation": 3, "padding": [(3, 3), (2, 4), (4, 2)]},
+    "groups": {"fgc": 2},
+    "depthwise": {"fgc": 4, "cout": 8, "padding": "SAME"},
+    "batch-groups": {"bgc": 2, "batch": 4},
+    "batch-groups-stride-pad": {"bgc": 3, "batch": 3, "strides": 2, "padding": [(1, -1), (0, 2), (2, 1)]},
+    "kernel-larger-than-input": {"window": (9, 8, 6)},
+    "kernel-larger-than-input-padded": {"window": (9, 8, 6), "padding": "SAME"},
+    "zero-batch": {"batch": 0},
+    "zero-batch-groups": {"batch": 0, "bgc": 2},
+    "zero-channels": {"cin": 0},
+    "zero-out-features": {"cout": 0},
+    "zero-spatial": {"size": (0, 6, 0), "padding": [(2, 1), (0, 0), (2, 1)]},
+    "everything": {
+        "strides": (2, 1, 3), "lhs_dilation": 2, "rhs_dilation": 2, "fgc": 2,
+        "padding": [(2, -1), (-1, 3), (4, 0)],
+    },
+    "everything-batch-groups": {
+        "strides": (1, 3, 2), "lhs_dilation": 3, "rhs_dilation": 2, "bgc": 2, "batch": 4,
+        "padding": [(-2, 3), (3, 1), (0, -1)],
+    },
+}
+
+# variants that mean something without spatial dims
+_VARIANTS_0D = ("base", "groups", "batch-groups", "zero-batch", "zero-channels", "zero-out-features")
+
+
+def grid() -> list[ConvCase]:
+    """The curated grid of float64 cases over 0-3 spatial dims and every layout family."""
+    cases = []
+    for nd in range(4):
+        for layout in _layouts(nd):
+            for i, (name, kw) in enumerate(_VARIANTS.items()):
+                if nd == 0:
+                    if name not in _VARIANTS_0D:
+                        continue
+                    kw = {**kw, "padding": ()}
+                cases.append(_build(name, nd, layout, seed=i, **kw))
+    cases.append(_build("zero-d-same", 0, ("default", None), padding="SAME"))
+    return cases
+
+
+_PREFERRED = (
+    ("float16", "float32"),
+    ("bfloat16", "float32"),
+    ("float32", "float64"),
+    ("complex64", "complex128"),
+    ("int8", "int32"),
+    ("int8", "float32"),
+    ("uint8", "uint16"),
+    ("int16", "int64"),
+    ("int32", "float64"),
+    ("uint16", "float32"),
+)
+
+
+def dtype_grid(dtypes: tuple[str, ...] = DTYPES) -> list[ConvCase]:
+    """Demanding geometries in every dtype, and the ``preferred_element_type`` pairs."""
+    geometries = [
+        _build("strided-padded", 2, _layouts(2)[2], strides=2, padding=[(1, 2), (2, -1)], seed=1),
+        _build("groups-lhs-dilation", 2, _layouts(2)[1], fgc=2, lhs_dilation=2,
+               padding=[(1, 1), (0, 2)], rhs_dilation=2, seed=2),
+        _build("batch-groups", 1, _layouts(1)[3], bgc=2, batch=4, strides=2, padding="SAME", seed=3),
+        _build("3d", 3, _layouts(3)[0], padding="SAME", cin=2, cout=3, seed=4),
+    ]
+    cases = [g.with_dtype(d) for d in dtypes for g in geometries]
+    cases += [g.with_dtype(a, b) for a, b in _PREFERRED if a in dtypes for g in geometries[:2]]
+    return cases
+
+
+# -- random cases -------------------------------------------------------------
+
+def random_case(rng: np.random.Generator, dtype: str = "float64", max_spatial: int = 3, index: int = 0) -> ConvCase:
+    """A random valid case over the whole parameter space of ``conv_general_dilated``.
+
+    Operands stay small (a few thousand elements) so thousands of cases run
+    in seconds.
+    """
+    nd = int(rng.choice(np.arange(max_spatial + 1), p=_nd_weights(max_spatial)))
+    group_kind = rng.choice(["none", "none", "feature", "batch"])
+    groups = int(rng.integers(2, 4)) if group_kind != "none" else 1
+    fgc = groups if group_kind == "feature" else 1
+    bgc = groups if group_kind == "batch" else 1
+    batch = bgc * int(rng.integers(0, 3) if rng.random() < 0.05 else rng.integers(1, 3))
+    cin = fgc * int(rng.integers(0, 3) if rng.random() < 0.05 else rng.integers(1, 4))
+    cout = groups * int(rng.integers(1, 4))
+    sizes = [int(rng.integers(0, 4) if rng.random() < 0.05 else rng.integers(1, 9)) for _ in range(nd)]
+    window = [int(rng.integers(1, 5)) for _ in range(nd)]
+    strides = tuple(int(rng.integers(1, 4)) for _ in range(nd))
+    lhs_dil = tuple(int(rng.integers(1, 4)) if rng.random() < 0.3 else 1 for _ in range(nd))
+    rhs_dil = tuple(int(rng.integers(1, 4)) if rng.random() < 0.3 else 1 for _ in range(nd))
+    padding: Any
+    if all(d == 1 for d in lhs_dil) and rng.random() < 0.4:
+        padding = str(rng.choice(["VALID", "SAME", "SAME_LOWER"]))
+    else:
+        pads = []
+        for s, d in zip(sizes, lhs_dil):
+            dilated = 0 if s == 0 else (s - 1) * d + 1
+            while True:
+                lo, hi = (int(v) for v in rng.integers(-3, 5, 2))
+                if dilated + lo + hi >= 0:
+                    break
+            pads.append((lo, hi))
+        padding = tuple(pads)
+
+    letters = "".join(rng.permutation(list("abcdefgh"))[:nd]) if rng.random() < 0.5 else _SPATIAL[3 - nd :]
+    dn: Any
+    style = rng.integers(0, 3)
+    if style == 0:
+        dn = None
+        lhs_spec, rhs_spec = "NC" + letters, "OI" + letters
+    else:
+        lhs_spec = "".join(rng.permutation(list("NC" + letters)))
+        rhs_spec = "".join(rng.permutation(list("OI" + letters)))
+        out_spec = "".join(rng.permutation(list("NC" + letters)))
+        dn = (lhs_spec, rhs_spec, out_spec)
+    rhs_letters = [c for c in rhs_spec if c not in "OI"]
+    lhs_sizes = {"N": batch, "C": cin, **dict(zip(rhs_letters, sizes))}
+    rhs_sizes = {"O": cout, "I": cin // fgc, **dict(zip(rhs_letters, window))}
+    if style == 2:
+        from polyconv.spec import conv_dimension_numbers
+
+        lhs_shape = tuple(lhs_sizes[c] for c in lhs_spec)
+        rhs_shape = tuple(rhs_sizes[c] for c in rhs_spec)
+        dn = conv_dimension_numbers(lhs_shape, rhs_shape, dn)
+    return ConvCase(
+        name=f"random-{index}",
+        lhs_shape=tuple(lhs_sizes[c] for c in lhs_spec),
+        rhs_shape=tuple(rhs_sizes[c] for c in rhs_spec),
+        window_strides=strides,
+        padding=padding,
+        lhs_dilation=lhs_dil if rng.random() < 0.8 else (None if all(d == 1 for d in lhs_dil) else lhs_dil),
+        rhs_dilation=rhs_dil,
+        dimension_numbers=dn,
+        feature_group_count=fgc,
+        batch_group_count=bgc,
+        dtype=dtype,
+        seed=int(rng.integers(0, 2**31)),
+    )
+
+
+def _nd_weights(max_spatial: int) -> list[float]:
+    w = [0.1, 0.35, 0.4, 0.15][: max_spatial + 1]
+    return [v / sum(w) for v in w]
+
+
+def random_cases(count: int, seed: int = 0, dtype: str = "float64", max_spatial: int = 3) -> list[ConvCase]:
+    """``count`` random cases from one seed (reproducible)."""
+    rng = np.random.default_rng(seed)
+    return [random_case(rng, dtype, max_spatial, i) for i in range(count)]

@@ -1,0 +1,25 @@
+"""Shared test options.
+
+``--polyconv-thorough`` multiplies the random-case counts by 10 for long
+runs; by default every random test draws a fixed, seeded set of cases, so CI
+is reproducible and bounded.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--polyconv-thorough",
+        action="store_true",
+        default=False,
+        help="run 10x more random cases (long runs, not CI)",
+    )
+
+
+@pytest.fixture(scope="session")
+def random_case_count(request: pytest.FixtureRequest) -> int:
+    """How many random cases a random test draws: 500, or 5000 when thorough."""
+    return 5000 if request.config.getoption("--polyconv-thorough") else 500

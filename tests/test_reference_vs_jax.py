@@ -1,0 +1,78 @@
+"""The reference semantics agree with ``jax.lax.conv_general_dilated``.
+
+The reference is the oracle every backend is checked against, so it is
+itself checked against JAX on the whole curated grid, the dtype grid, and
+seeded random cases over the whole parameter space (500 by default, 5000
+with ``--polyconv-thorough``).  Runs where JAX is installed (it is in CI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from polyconv.conformance import cases, reference, tolerances
+from polyconv.spec import ConvDimensionNumbers, conv_spec
+
+jax = pytest.importorskip("jax", reason="JAX is not installed: the reference is checked against jax.lax")
+from jax import lax  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _x64():
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+# XLA's CPU convolution multiplies complex64 operands in complex64 even when asked to
+# accumulate in complex128 (errors of 5e-7 where float64 gives 1e-16).  The reference
+# follows the documented semantics (accumulate in preferred_element_type); jax.lax is
+# judged with complex64's accumulation bound for these pairs only.
+_XLA_CPU_NARROW_ACCUMULATION = {("complex64", "complex128")}
+
+
+def _jax_kwargs(case: cases.ConvCase) -> dict:
+    kw = case.kwargs()
+    if isinstance(kw["dimension_numbers"], ConvDimensionNumbers):
+        kw["dimension_numbers"] = lax.ConvDimensionNumbers(*kw["dimension_numbers"])
+    return kw
+
+
+def _check(case: cases.ConvCase) -> None:
+    lhs, rhs = case.operands()
+    spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())
+    expected = np.asarray(lax.conv_general_dilated(lhs, rhs, **_jax_kwargs(case)))
+    assert expected.shape == spec.out_shape
+    assert expected.dtype.name == spec.out_dtype
+    # jax.lax's result, judged by the reference with the tolerance table.
+    if (case.dtype, case.preferred_element_type) in _XLA_CPU_NARROW_ACCUMULATION:
+        spec = dataclasses.replace(spec, preferred_element_type=None)
+    problem = tolerances.check_close(expected, lhs, rhs, spec)
+    assert problem is None, f"{case!r}: reference and jax.lax disagree: {problem}"
+
+
+@pytest.mark.parametrize("case", cases.grid(), ids=str)
+def test_grid(case: cases.ConvCase) -> None:
+    _check(case)
+
+
+@pytest.mark.parametrize("case", cases.dtype_grid(), ids=str)
+def test_dtypes(case: cases.ConvCase) -> None:
+    _check(case)
+
+
+def test_random_cases(random_case_count: int) -> None:
+    for case in cases.random_cases(random_case_count, seed=2024):
+        _check(case)
+
+
+def test_reference_result_dtypes_are_wide() -> None:
+    x = np.ones((1, 2, 5), np.float32)
+    w = np.ones((3, 2, 2), np.float32)
+    assert reference.conv_general_dilated(x, w, (1,), "VALID").dtype == np.float64
+    assert reference.conv_general_dilated(x.astype(np.int8), w.astype(np.int8), (1,), "VALID").dtype == np.int64
+    assert reference.conv_general_dilated(x.astype(np.complex64), w.astype(np.complex64), (1,), "VALID").dtype == np.complex128
