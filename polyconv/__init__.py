@@ -35,7 +35,7 @@ from .errors import (
     UnsupportedFeatureError,
 )
 from .ops import conv_general_dilated
-from .registry import registry
+from .registry import registry as _registry
 from .spec import (
     ConvDimensionNumbers,
     ConvSpec,
@@ -82,7 +82,7 @@ def list_backends() -> list[str]:
     >>> 'numpy' in list_backends()
     True
     """
-    return registry.names()
+    return _registry.names()
 
 
 def backend_info() -> list[dict[str, Any]]:
@@ -99,4 +99,4 @@ def backend_info() -> list[dict[str, Any]]:
     >>> row['status'], 'float32' in row['capabilities']['dtypes']
     ('ok', True)
     """
-    return registry.info()
+    return _registry.info()

@@ -119,8 +119,9 @@ class Backend:
         """Whether this backend can take ``x`` when asked for by name."""
         return self.owns(x)
 
-    def asarray(self, x: Any) -> Any:
-        """Turn a Python scalar or nested list into this framework's array."""
+    def asarray(self, x: Any, like: Any = None) -> Any:
+        """Turn a Python scalar or nested list into this framework's array,
+        on the device of ``like`` (the other operand) when one is given."""
         raise NotImplementedError
 
     def device(self, x: Any) -> str:

@@ -22,11 +22,13 @@ import contextlib
 import contextvars
 import logging
 import os
-from typing import Any, Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .backend import Backend, is_neutral
-from .errors import ConvTypeError, MixedArraysError
-from .registry import Registry, blocked_names, registry
+from .errors import BackendNotFoundError, ConvTypeError, MixedArraysError
+from .registry import PolyconvPluginWarning, Registry, blocked_names, registry
 
 __all__ = ["use_backend", "current_backend", "resolve", "owner_of", "DEFAULT_BACKEND"]
 
@@ -35,7 +37,6 @@ logger = logging.getLogger("polyconv")
 DEFAULT_BACKEND = "numpy"
 
 _context: contextvars.ContextVar[str | None] = contextvars.ContextVar("polyconv_backend", default=None)
-_owner_cache: dict[tuple[type, int, frozenset[str]], str | None] = {}
 
 
 @contextlib.contextmanager
@@ -55,7 +56,7 @@ def use_backend(name: str) -> Iterator[None]:
     """
     if not isinstance(name, str):
         raise ConvTypeError("use_backend", "name", "must be a backend name (a string)", name)
-    registry.record(name)  # unknown or blocked names fail here, not at the first call
+    registry.load(name)  # unknown, blocked, broken or unavailable: fail here, not at the first call
     token = _context.set(name)
     try:
         yield
@@ -71,16 +72,21 @@ def current_backend() -> str | None:
 def owner_of(x: Any, reg: Registry = registry) -> str | None:
     """Name of the backend that owns arrays of ``type(x)``, or None.
 
-    Among several owners the highest manifest priority wins, then
-    polyconv's own backends, then the first name.
+    Backends that own the type come first; for an array-API array nobody
+    owns, a fallback backend that accepts it.  Among several owners the highest manifest priority wins, then
+    polyconv's own backends, then the first name.  Backends that loaded but
+    cannot run here take part, so that their arrays get their reason rather
+    than "nobody owns this".
     """
-    blocked = blocked_names()
-    key = (type(x), reg.generation, blocked)
+    key = (type(x), blocked_names())
     try:
-        return _owner_cache[key]
+        return reg.owner_cache[key]
     except KeyError:
         pass
-    owners = [be for be in reg.loaded() if not be.manifest.fallback and be.owns(x)]
+    backends = list(reg.inspectable())
+    owners = [be for be in backends if not be.manifest.fallback and _asks(be, "owns", x)]
+    if not owners and hasattr(x, "__array_namespace__"):  # step 5: an array-API array nobody owns
+        owners = [be for be in backends if be.manifest.fallback and _asks(be, "accepts", x)]
     owners.sort(key=lambda be: (-be.manifest.priority, _dist_rank(reg, be.name), be.name))
     name = owners[0].name if owners else None
     if len(owners) > 1:
@@ -88,8 +94,21 @@ def owner_of(x: Any, reg: Registry = registry) -> str | None:
             "arrays of type %s are owned by %s; chose %r",
             _type_name(x), [be.name for be in owners], name,
         )
-    _owner_cache[key] = name
+    reg.owner_cache[key] = name
     return name
+
+
+def _asks(be: Backend, method: str, x: Any) -> bool:
+    try:
+        return bool(getattr(be, method)(x))
+    except Exception as exc:  # one faulty plugin must not break dispatch for the others
+        warnings.warn(
+            f"polyconv: backend {be.name!r}.{method}() raised {type(exc).__name__}: {exc}; "
+            "it is treated as not owning this array type",
+            PolyconvPluginWarning,
+            stacklevel=4,
+        )
+        return False
 
 
 def _dist_rank(reg: Registry, name: str) -> int:
@@ -118,21 +137,29 @@ def resolve(arrays: Sequence[Any], backend: str | None = None, op: str = "conv",
 
     preferred = os.environ.get("POLYCONV_BACKEND")
     if preferred:
-        be = reg.load(preferred)
-        if all(is_neutral(a) or be.accepts(a) for a in arrays):
-            _check_devices(be, arrays, params, op)
+        pref = _preferred_backend(preferred, reg)
+        if pref is not None and all(is_neutral(a) or pref.accepts(a) for a in arrays):
+            _check_devices(pref, arrays, params, op)
             if debug:
-                logger.debug("%s: backend %r (POLYCONV_BACKEND)", op, be.name)
-            return be
+                logger.debug("%s: backend %r (POLYCONV_BACKEND)", op, pref.name)
+            return pref
         if debug:
-            logger.debug("%s: POLYCONV_BACKEND=%r does not accept these arrays; resolving by type", op, preferred)
+            logger.debug(
+                "%s: POLYCONV_BACKEND=%r %s; resolving by type", op, preferred,
+                "cannot run here" if pref is None else "does not accept these arrays",
+            )
 
     owner: str | None = None
     owner_param = ""
     for param, a in zip(params, arrays):
         if is_neutral(a):
             continue
-        name = owner_of(a, reg) or _fallback_for(a, reg, op, param)
+        name = owner_of(a, reg)
+        if name is None:
+            raise ConvTypeError(
+                op, param, "must be an array of a framework with a polyconv backend, an array-API array, "
+                "or a Python scalar or list", got=f"a {_type_name(a)}",
+            )
         if owner is None:
             owner, owner_param = name, param
         elif name != owner:
@@ -152,15 +179,14 @@ def resolve(arrays: Sequence[Any], backend: str | None = None, op: str = "conv",
     return be
 
 
-def _fallback_for(a: Any, reg: Registry, op: str, param: str) -> str:
-    if hasattr(a, "__array_namespace__"):
-        for be in reg.loaded():
-            if be.manifest.fallback and be.accepts(a):
-                return be.name
-    raise ConvTypeError(
-        op, param, "must be an array of a framework with a polyconv backend, an array-API array, "
-        "or a Python scalar or list", got=f"a {_type_name(a)}",
-    )
+def _preferred_backend(name: str, reg: Registry) -> Backend | None:
+    """The backend POLYCONV_BACKEND names, None if it cannot run here; a name
+    that is not registered at all is an error (a typo should not go unseen)."""
+    try:
+        reg.record(name)
+    except BackendNotFoundError as exc:
+        raise BackendNotFoundError(f"POLYCONV_BACKEND={name!r}: {exc}") from None
+    return reg.try_load(name)
 
 
 def _require_accepts(be: Backend, arrays: Sequence[Any], params: Sequence[str], op: str, why: str) -> None:

@@ -91,9 +91,9 @@ def conv_general_dilated(
     op = "conv_general_dilated"
     be = resolve((lhs, rhs), backend, op)
     if is_neutral(lhs):
-        lhs = be.asarray(lhs)
+        lhs = be.asarray(lhs, like=None if is_neutral(rhs) else rhs)
     if is_neutral(rhs):
-        rhs = be.asarray(rhs)
+        rhs = be.asarray(rhs, like=lhs)
     spec = conv_spec(
         tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, window_strides, padding,
         lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count, batch_group_count,

@@ -13,9 +13,10 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any
 
 from .backend import Backend
 from .errors import BackendNotFoundError, BackendUnavailableError
@@ -64,7 +65,8 @@ class Registry:
         self._lock = threading.RLock()
         self._records: dict[str, BackendRecord] | None = None
         self._duplicates: list[BackendRecord] = []
-        self.generation = 0
+        #: (array type, POLYCONV_BLOCK names) -> owning backend name; see dispatch.owner_of
+        self.owner_cache: dict[tuple[type, frozenset[str]], str | None] = {}
 
     # -- listing -------------------------------------------------------------
     def _scan(self) -> dict[str, BackendRecord]:
@@ -124,7 +126,7 @@ class Registry:
         with self._lock:
             self._records = None
             self._duplicates = []
-            self.generation += 1
+            self.owner_cache.clear()
 
     # -- loading -------------------------------------------------------------
     def record(self, name: str) -> BackendRecord:
@@ -147,7 +149,7 @@ class Registry:
         run here.
         """
         rec = self.record(name)
-        if rec.backend is None and rec.status == "registered":
+        if rec.status == "registered":
             with self._lock:
                 if rec.status == "registered":
                     self._load(rec)
@@ -185,10 +187,14 @@ class Registry:
             )
             logger.debug("backend %r failed to load: %s", rec.name, rec.reason)
             return
+        try:
+            reason = obj.unavailable_reason() if hasattr(obj, "unavailable_reason") else None
+        except Exception as exc:  # asking is part of loading: the same rule holds
+            reason = f"unavailable_reason() raised {type(exc).__name__}: {exc}"
         rec.backend = obj
-        reason = obj.unavailable_reason() if hasattr(obj, "unavailable_reason") else None
+        # the status is written last: other threads read it without the lock
         if reason:
-            rec.status, rec.reason = "unavailable", reason
+            rec.reason, rec.status = str(reason), "unavailable"
         else:
             rec.status = "ok"
         logger.debug("backend %r loaded from %s: %s", rec.name, rec.target, rec.status)
@@ -199,6 +205,16 @@ class Registry:
             be = self.try_load(name)
             if be is not None:
                 yield be
+
+    def inspectable(self) -> Iterable[Backend]:
+        """Every unblocked backend that loaded, usable here or not: an
+        unavailable backend still says which arrays it owns, so a call with
+        them can say why it cannot run."""
+        for name in self.names():
+            self.try_load(name)
+            rec = self.records()[name]
+            if rec.backend is not None:
+                yield rec.backend
 
     # -- information ---------------------------------------------------------
     def info(self) -> list[dict[str, Any]]:

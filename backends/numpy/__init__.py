@@ -55,7 +55,7 @@ class NumpyBackend(Backend):
         ma = sys.modules.get("numpy.ma")  # a masked array's mask would be silently dropped
         return ma is None or not isinstance(x, ma.MaskedArray)
 
-    def asarray(self, x: Any) -> Any:
+    def asarray(self, x: Any, like: Any = None) -> Any:
         return np.asarray(x)
 
     def version(self) -> str:

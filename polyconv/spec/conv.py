@@ -9,10 +9,10 @@ validates everything; a backend receives only valid specs.
 from __future__ import annotations
 
 import functools
-import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
 from .dimension_numbers import ConvDimensionNumbers, conv_dimension_numbers
@@ -88,13 +88,9 @@ class ConvSpec:
         return tuple(self.out_shape[a] for a in self.dimension_numbers.out_spec[2:])
 
 
-def parse_int_tuple(value: Any, n: int, op: str, param: str, *, minimum: int = 1, default: int | None = None) -> tuple[int, ...]:
-    """A sequence of ``n`` integers, each at least ``minimum``.
-
-    None gives ``(default,) * n`` when a default is given.
-    """
-    kind = "positive integers" if minimum == 1 else f"integers >= {minimum}"
-    expected = f"must be a sequence of {n} {kind}"
+def parse_int_tuple(value: Any, n: int, op: str, param: str, *, default: int | None = None) -> tuple[int, ...]:
+    """A sequence of ``n`` positive integers; None gives ``(default,) * n`` when a default is given."""
+    expected = f"must be a sequence of {n} positive integers"
     if value is None and default is not None:
         return (default,) * n
     if isinstance(value, (str, bytes)):
@@ -107,7 +103,7 @@ def parse_int_tuple(value: Any, n: int, op: str, param: str, *, minimum: int = 1
         ints = tuple(_int(v) for v in items)
     except TypeError:
         raise ConvTypeError(op, param, expected, value) from None
-    if len(ints) != n or any(v < minimum for v in ints):
+    if len(ints) != n or any(v < 1 for v in ints):
         raise ConvArgumentError(op, param, expected, value)
     return ints
 
@@ -331,7 +327,3 @@ def conv_general_shape(
         op="conv_general_shape",
     ).out_shape
 
-
-def window_size(spec: ConvSpec) -> int:
-    """Number of kernel taps in one window (product of the kernel spatial sizes)."""
-    return math.prod(spec.window)

@@ -10,7 +10,8 @@ order.
 from __future__ import annotations
 
 import operator
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
 
