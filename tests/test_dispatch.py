@@ -307,7 +307,8 @@ def test_polyconv_backend_is_passed_over_for_arrays_it_does_not_accept(
 
 def test_polyconv_backend_naming_no_backend_is_an_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLYCONV_BACKEND", "nope")
-    with pytest.raises(polyconv.BackendNotFoundError, match="POLYCONV_BACKEND='nope': backend: no backend named 'nope'"):
+    message = "POLYCONV_BACKEND='nope': backend: no backend named 'nope'"
+    with pytest.raises(polyconv.BackendNotFoundError, match=message):
         conv(X, W)
 
 

@@ -515,6 +515,7 @@ FAULTY_OWNS_SOURCE = """
 
 def test_a_plugin_whose_owns_raises_does_not_break_the_others(fake_dist: FakeDist) -> None:
     fake_dist("polyconv-faulty", {"faulty": "polyconv_faulty:Faulty"}, {"polyconv_faulty": FAULTY_OWNS_SOURCE})
-    with pytest.warns(PolyconvPluginWarning, match=r"backend 'faulty'.owns\(\) raised RuntimeError: owns\(\) is broken"):
+    message = r"backend 'faulty'.owns\(\) raised RuntimeError: owns\(\) is broken"
+    with pytest.warns(PolyconvPluginWarning, match=message):
         y = _conv1d(X, W)
     np.testing.assert_array_equal(y, EXPECTED)
