@@ -123,6 +123,8 @@ def _type_name(x: Any) -> str:
 def resolve(arrays: Sequence[Any], backend: str | None = None, op: str = "conv", reg: Registry = registry) -> Backend:
     """The backend that runs ``op`` on ``arrays``, by the order of this module."""
     params = ("lhs", "rhs", "operand")
+    if backend is not None and not isinstance(backend, str):
+        raise ConvTypeError(op, "backend", "must be None or a backend name (a string)", backend)
     debug = logger.isEnabledFor(logging.DEBUG)
     forced, why = backend, "backend= keyword"
     if forced is None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import is_neutral
+from .backend import Backend, is_neutral
 from .dispatch import resolve
+from .errors import ConvTypeError
 from .spec import conv_spec
 
 __all__ = ["conv_general_dilated"]
@@ -91,9 +92,9 @@ def conv_general_dilated(
     op = "conv_general_dilated"
     be = resolve((lhs, rhs), backend, op)
     if is_neutral(lhs):
-        lhs = be.asarray(lhs, like=None if is_neutral(rhs) else rhs)
+        lhs = _from_python(be, lhs, None if is_neutral(rhs) else rhs, op, "lhs")
     if is_neutral(rhs):
-        rhs = be.asarray(rhs, like=lhs)
+        rhs = _from_python(be, rhs, lhs, op, "rhs")
     spec = conv_spec(
         tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, window_strides, padding,
         lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count, batch_group_count,
@@ -101,3 +102,15 @@ def conv_general_dilated(
     )
     be.manifest.check(spec, be.name, op)
     return be.conv_general_dilated(lhs, rhs, spec)
+
+
+def _from_python(be: Backend, value: Any, like: Any, op: str, param: str) -> Any:
+    """A Python scalar or nested list as the backend's array, or a polyconv error."""
+    try:
+        return be.asarray(value, like=like)
+    except (ValueError, TypeError) as exc:  # ragged lists, strings in lists...
+        text = repr(value)
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise ConvTypeError(
+            op, param, f"must be an array or a rectangular nested list of numbers ({exc})", got=shown
+        ) from None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import polyconv
 from polyconv.backends.numpy import gemm
 from polyconv.conformance import cases, tolerances
+
+import polyconv
 from polyconv.spec import conv_spec
 
 

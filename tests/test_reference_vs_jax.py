@@ -12,8 +12,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from polyconv.conformance import cases, reference, tolerances
+
 from polyconv.spec import ConvDimensionNumbers, conv_spec
 
 jax = pytest.importorskip("jax", reason="JAX is not installed: the reference is checked against jax.lax")
@@ -75,4 +75,5 @@ def test_reference_result_dtypes_are_wide() -> None:
     w = np.ones((3, 2, 2), np.float32)
     assert reference.conv_general_dilated(x, w, (1,), "VALID").dtype == np.float64
     assert reference.conv_general_dilated(x.astype(np.int8), w.astype(np.int8), (1,), "VALID").dtype == np.int64
-    assert reference.conv_general_dilated(x.astype(np.complex64), w.astype(np.complex64), (1,), "VALID").dtype == np.complex128
+    xc, wc = x.astype(np.complex64), w.astype(np.complex64)
+    assert reference.conv_general_dilated(xc, wc, (1,), "VALID").dtype == np.complex128

@@ -135,7 +135,8 @@ def test_dimension_numbers_strings_match_jax(triple):
 def test_dimension_numbers_none_and_index_match_jax(rank):
     jax = _jax()
     shape = (3,) * rank
-    assert tuple(conv_dimension_numbers(shape, shape, None)) == tuple(jax.lax.conv_dimension_numbers(shape, shape, None))
+    expected = tuple(jax.lax.conv_dimension_numbers(shape, shape, None))
+    assert tuple(conv_dimension_numbers(shape, shape, None)) == expected
     perm = tuple(reversed(range(rank)))
     jdn = jax.lax.ConvDimensionNumbers(perm, tuple(range(rank)), perm)
     # JAX's own ConvDimensionNumbers is accepted too
@@ -577,7 +578,9 @@ def test_dtype_name_spellings(value, expected):
     assert dtype_name(value) == expected
 
 
-@pytest.mark.parametrize("value, expected", [(float, "float64"), (int, "int64"), (complex, "complex128"), (bool, "bool")])
+@pytest.mark.parametrize(
+    "value, expected", [(float, "float64"), (int, "int64"), (complex, "complex128"), (bool, "bool")]
+)
 def test_dtype_name_python_types_mean_what_numpy_makes_of_them(value, expected):
     # np.dtype(float) is float64; torch and JAX accept Python types as dtypes too
     assert dtype_name(value) == expected

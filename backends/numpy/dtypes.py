@@ -13,7 +13,8 @@ wider integers     int64, exact modulo 2**64       wraps as the int type
 
 ``preferred_element_type`` widens the accumulation when it is wider; an
 integer input with a floating ``preferred_element_type`` accumulates in
-float64.
+float64.  bool operands with a numeric ``preferred_element_type`` count the
+true products, as XLA does.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def plan_dtypes(spec: ConvSpec, contraction: int) -> Plan:
         if bits <= 16 and contraction < 2 ** (53 - 2 * bits):
             return Plan(np.dtype(np.float64), out, True)
         return Plan(np.dtype(np.int64), out, True)
-    if kin in "iu":  # integer operands, floating result
+    if kin in "iub" and kout == "f":  # integer or bool operands, floating result
         return Plan(np.dtype(np.float64), out, False)
     widest = max((spec.dtype, spec.out_dtype), key=dtype_bits)
     compute = numpy_dtype(widest)

@@ -8,7 +8,6 @@ validates everything; a backend receives only valid specs.
 
 from __future__ import annotations
 
-import functools
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,7 +89,7 @@ class ConvSpec:
 
 def parse_int_tuple(value: Any, n: int, op: str, param: str, *, default: int | None = None) -> tuple[int, ...]:
     """A sequence of ``n`` positive integers; None gives ``(default,) * n`` when a default is given."""
-    expected = f"must be a sequence of {n} positive integers"
+    expected = f"must be a sequence of {n} positive integer{'' if n == 1 else 's'}"
     if value is None and default is not None:
         return (default,) * n
     if isinstance(value, (str, bytes)):
@@ -126,17 +125,25 @@ def _count(value: Any, op: str, param: str) -> int:
 
 def _shape(shape: Any, op: str, param: str) -> tuple[int, ...]:
     try:
-        return tuple(operator.index(s) for s in shape)
+        dims = tuple(_int(s) for s in shape)
     except TypeError:
         raise ConvTypeError(op, param, "must have a shape of integers", shape) from None
+    if any(d < 0 for d in dims):
+        raise ConvShapeError(op, param, "must have a shape of sizes >= 0", got=f"shape {dims}")
+    return dims
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
+def _key(value: Any) -> Any:
+    """A cache key for an argument that tells apart values that compare equal
+    but are not equally valid (``1``, ``1.0`` and ``True``).  Lists and tuples
+    are equally valid everywhere, so they share keys."""
+    if isinstance(value, (list, tuple)):
+        return (tuple, tuple(_key(v) for v in value))
+    return (type(value), value)
+
+
+_CACHE_SIZE = 4096
+_cache: dict[Any, ConvSpec] = {}
 
 
 def conv_spec(
@@ -168,17 +175,23 @@ def conv_spec(
     >>> s.out_shape, s.padding
     ((1, 4, 4, 16), ((0, 1), (0, 1)))
     """
+    lhs_shape = _shape(lhs_shape, op, "lhs")
+    rhs_shape = _shape(rhs_shape, op, "rhs")
     args = (
-        _freeze(tuple(lhs_shape)), _freeze(tuple(rhs_shape)), lhs_dtype, rhs_dtype,
-        _freeze(window_strides), _freeze(padding), _freeze(lhs_dilation), _freeze(rhs_dilation),
-        _freeze(dimension_numbers), feature_group_count, batch_group_count, _freeze(precision),
-        preferred_element_type, op,
+        lhs_shape, rhs_shape, lhs_dtype, rhs_dtype, window_strides, padding, lhs_dilation, rhs_dilation,
+        dimension_numbers, feature_group_count, batch_group_count, precision, preferred_element_type, op,
     )
     try:
-        hash(args)
-    except TypeError:
+        key = _key(args)
+        spec = _cache.get(key)
+    except TypeError:  # an unhashable argument: parse without caching
         return _conv_spec(*args)
-    return _conv_spec_cached(*args)
+    if spec is None:
+        spec = _conv_spec(*args)
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)), None)
+        _cache[key] = spec
+    return spec
 
 
 def _conv_spec(
@@ -186,8 +199,6 @@ def _conv_spec(
     lhs_dilation: Any, rhs_dilation: Any, dimension_numbers: Any, feature_group_count: Any,
     batch_group_count: Any, precision: Any, preferred_element_type: Any, op: str,
 ) -> ConvSpec:
-    lhs_shape = _shape(lhs_shape, op, "lhs")
-    rhs_shape = _shape(rhs_shape, op, "rhs")
     dn = conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers, op)
     n = len(lhs_shape) - 2
     strides = parse_int_tuple(window_strides, n, op, "window_strides")
@@ -225,15 +236,13 @@ def _conv_spec(
     )
 
 
-_conv_spec_cached = functools.lru_cache(maxsize=4096)(_conv_spec)
-
-
 def _check_groups(
     lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...], dn: ConvDimensionNumbers, fgc: int, bgc: int, op: str
 ) -> None:
     if fgc > 1 and bgc > 1:
         raise ConvArgumentError(
-            op, "feature_group_count", f"and batch_group_count cannot both be > 1 (batch_group_count={bgc})", fgc
+            op, "feature_group_count", "and batch_group_count cannot both be > 1",
+            got=f"feature_group_count={fgc}, batch_group_count={bgc}",
         )
     batch = lhs_shape[dn.lhs_spec[0]]
     c_in = lhs_shape[dn.lhs_spec[1]]
@@ -280,20 +289,22 @@ def _check_dtypes(lhs_dtype: Any, rhs_dtype: Any, preferred: Any, op: str) -> tu
     except TypeError:
         raise ConvTypeError(op, "preferred_element_type", "must be None or a dtype", preferred) from None
     kin, kout = dtype_kind(lhs), dtype_kind(pref)
-    allowed = {"i": "iuf", "u": "iuf", "f": "f", "c": "c", "b": "b"}
+    # JAX's rules: bool may become any numeric type; integers integers or floats;
+    # floats floats; complex complex; never signed to unsigned, never narrower.
+    allowed = {"b": "biufc", "i": "iuf", "u": "iuf", "f": "f", "c": "c"}
     if kout not in allowed.get(kin, kin):
         raise ConvTypeError(
             op,
             "preferred_element_type",
             f"is incompatible with operands of dtype {lhs}: the combinations allowed are "
-            "(integer, integer), (integer, floating), (floating, floating), (complex, complex)",
+            "(integer, integer), (integer, floating), (floating, floating), (complex, complex), (bool, any)",
             got=pref,
         )
-    if kin in "iu" and kout in "iu" and kin != kout:
+    if kin == "i" and kout == "u":
         raise ConvTypeError(
-            op, "preferred_element_type", f"must have the same signedness as the operands' dtype {lhs}", got=pref
+            op, "preferred_element_type", f"must not be unsigned for signed operands of dtype {lhs}", got=pref
         )
-    if kin == kout and is_narrower(pref, lhs):
+    if is_narrower(pref, lhs):
         raise ConvTypeError(
             op, "preferred_element_type", f"must not be narrower than the operands' dtype {lhs}", got=pref
         )

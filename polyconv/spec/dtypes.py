@@ -33,15 +33,18 @@ KNOWN_DTYPES: dict[str, tuple[str, int]] = {
     "complex128": ("c", 128),
 }
 
-_cache: dict[Any, str] = {}
+_cache: dict[tuple[type, Any], str] = {}
+_PYTHON_TYPES = (bool, int, float, complex)
 
 
 def dtype_name(dtype: Any) -> str:
     """Return the canonical name of ``dtype``.
 
     Accepts NumPy dtypes and scalar types (JAX's and CuPy's are NumPy's),
-    ``torch.dtype``, array-API dtype objects and strings that NumPy
-    understands (``'f4'``) or that name a known dtype (``'bfloat16'``).
+    ``torch.dtype``, array-API dtype objects, the Python types ``bool``,
+    ``int``, ``float``, ``complex`` (read as NumPy reads them) and strings
+    that NumPy understands (``'f4'``) or that name a known dtype
+    (``'bfloat16'``).
 
     Raises ``TypeError`` for something that is not a dtype.
 
@@ -51,13 +54,16 @@ def dtype_name(dtype: Any) -> str:
     >>> dtype_name(np.float32), dtype_name('f8'), dtype_name('bfloat16')
     ('float32', 'float64', 'bfloat16')
     """
+    # keyed by type too: dtype objects of different libraries may compare equal
+    # (and some warn when compared with another library's)
+    key = (type(dtype), dtype)
     try:
-        return _cache[dtype]
+        return _cache[key]
     except (KeyError, TypeError):
         pass
     name = _resolve(dtype)
     try:
-        _cache[dtype] = name
+        _cache[key] = name
     except TypeError:
         pass
     return name
@@ -69,6 +75,8 @@ def _resolve(dtype: Any) -> str:
     if isinstance(dtype, str):
         if dtype in KNOWN_DTYPES:
             return dtype
+        return str(np.dtype(dtype).name)
+    if isinstance(dtype, type) and dtype in _PYTHON_TYPES:  # as NumPy reads them: int is int64, float float64
         return str(np.dtype(dtype).name)
     if isinstance(dtype, type) and issubclass(dtype, np.generic) or hasattr(dtype, "dtype"):
         return str(np.dtype(dtype).name)

@@ -75,7 +75,9 @@ def parse_padding(
     if isinstance(padding, str):
         if padding.upper() not in PADDING_NAMES:
             raise ConvArgumentError(
-                op, "padding", f"must be one of {', '.join(map(repr, PADDING_NAMES))} or {nspatial} (low, high) pairs",
+                op, "padding",
+                f"must be one of {', '.join(map(repr, PADDING_NAMES))} or {nspatial} (low, high) "
+                f"pair{'' if nspatial == 1 else 's'}",
                 padding,
             )
         if any(d != 1 for d in lhs_dilation):
@@ -101,7 +103,8 @@ def parse_padding(
 
 
 def _explicit_pairs(padding: Any, nspatial: int, op: str) -> tuple[tuple[int, int], ...]:
-    expected = f"must be a padding name or a sequence of {nspatial} (low, high) integer pairs"
+    pairs = "pair" if nspatial == 1 else "pairs"
+    expected = f"must be a padding name or a sequence of {nspatial} (low, high) integer {pairs}"
     try:
         items = list(padding)
     except TypeError:

@@ -15,13 +15,14 @@ __all__ = ["PRECISION_NAMES", "parse_precision"]
 
 PRECISION_NAMES = ("default", "high", "highest")
 
-# JAX's aliases: Precision('bfloat16') is DEFAULT, 'tensorfloat32' is HIGH, 'float32' is HIGHEST.
+# JAX's aliases: 'bfloat16' is DEFAULT, 'tensorfloat32' and 'bfloat16_3x' are HIGH, 'float32' is HIGHEST.
 _ALIASES = {
     "default": "default",
     "fastest": "default",
     "bfloat16": "default",
     "high": "high",
     "tensorfloat32": "high",
+    "bfloat16_3x": "high",
     "highest": "highest",
     "float32": "highest",
 }
