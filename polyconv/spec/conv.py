@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
+from .cache import typed_cache
 from .dimension_numbers import ConvDimensionNumbers, conv_dimension_numbers
 from .dtypes import dtype_kind, dtype_name, is_narrower
 from .padding import conv_output_size, dilate_dim, parse_padding
@@ -133,19 +134,6 @@ def _shape(shape: Any, op: str, param: str) -> tuple[int, ...]:
     return dims
 
 
-def _key(value: Any) -> Any:
-    """A cache key for an argument that tells apart values that compare equal
-    but are not equally valid (``1``, ``1.0`` and ``True``).  Lists and tuples
-    are equally valid everywhere, so they share keys."""
-    if isinstance(value, (list, tuple)):
-        return (tuple, tuple(_key(v) for v in value))
-    return (type(value), value)
-
-
-_CACHE_SIZE = 4096
-_cache: dict[Any, ConvSpec] = {}
-
-
 def conv_spec(
     lhs_shape: Sequence[int],
     rhs_shape: Sequence[int],
@@ -175,25 +163,14 @@ def conv_spec(
     >>> s.out_shape, s.padding
     ((1, 4, 4, 16), ((0, 1), (0, 1)))
     """
-    lhs_shape = _shape(lhs_shape, op, "lhs")
-    rhs_shape = _shape(rhs_shape, op, "rhs")
-    args = (
-        lhs_shape, rhs_shape, lhs_dtype, rhs_dtype, window_strides, padding, lhs_dilation, rhs_dilation,
-        dimension_numbers, feature_group_count, batch_group_count, precision, preferred_element_type, op,
+    return _conv_spec(
+        _shape(lhs_shape, op, "lhs"), _shape(rhs_shape, op, "rhs"), lhs_dtype, rhs_dtype, window_strides,
+        padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count, batch_group_count,
+        precision, preferred_element_type, op,
     )
-    try:
-        key = _key(args)
-        spec = _cache.get(key)
-    except TypeError:  # an unhashable argument: parse without caching
-        return _conv_spec(*args)
-    if spec is None:
-        spec = _conv_spec(*args)
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)), None)
-        _cache[key] = spec
-    return spec
 
 
+@typed_cache
 def _conv_spec(
     lhs_shape: Any, rhs_shape: Any, lhs_dtype: Any, rhs_dtype: Any, window_strides: Any, padding: Any,
     lhs_dilation: Any, rhs_dilation: Any, dimension_numbers: Any, feature_group_count: Any,
