@@ -34,14 +34,23 @@ from .errors import (
     UnsupportedDtypeError,
     UnsupportedFeatureError,
 )
-from .ops import conv_general_dilated
+from .ops import (
+    conv_general_dilated,
+    conv_general_dilated_local,
+    conv_general_dilated_patches,
+    conv_general_dilated_vjp,
+    conv_transpose,
+)
 from .registry import registry as _registry
 from .spec import (
     ConvDimensionNumbers,
     ConvSpec,
     conv_dimension_numbers,
+    conv_general_dilated_local_shape,
+    conv_general_dilated_patches_shape,
     conv_general_permutations,
     conv_general_shape,
+    conv_transpose_shape,
     padtype_to_pads,
 )
 
@@ -64,8 +73,15 @@ __all__ = [
     "backend_info",
     "conv_dimension_numbers",
     "conv_general_dilated",
+    "conv_general_dilated_local",
+    "conv_general_dilated_local_shape",
+    "conv_general_dilated_patches",
+    "conv_general_dilated_patches_shape",
+    "conv_general_dilated_vjp",
     "conv_general_permutations",
     "conv_general_shape",
+    "conv_transpose",
+    "conv_transpose_shape",
     "current_backend",
     "errors",
     "list_backends",

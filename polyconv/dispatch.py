@@ -120,9 +120,15 @@ def _type_name(x: Any) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def resolve(arrays: Sequence[Any], backend: str | None = None, op: str = "conv", reg: Registry = registry) -> Backend:
-    """The backend that runs ``op`` on ``arrays``, by the order of this module."""
-    params = ("lhs", "rhs", "operand")
+def resolve(
+    arrays: Sequence[Any],
+    backend: str | None = None,
+    op: str = "conv",
+    reg: Registry = registry,
+    params: Sequence[str] = ("lhs", "rhs"),
+) -> Backend:
+    """The backend that runs ``op`` on ``arrays`` (named ``params`` in errors),
+    by the order of this module."""
     if backend is not None and not isinstance(backend, str):
         raise ConvTypeError(op, "backend", "must be None or a backend name (a string)", backend)
     debug = logger.isEnabledFor(logging.DEBUG)

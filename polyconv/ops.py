@@ -11,12 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import derive
 from .backend import Backend, is_neutral
 from .dispatch import resolve
-from .errors import ConvTypeError
-from .spec import conv_spec
+from .errors import ConvShapeError, ConvTypeError
+from .spec import (
+    conv_spec,
+    conv_transpose_spec,
+    dtype_name,
+    local_spec,
+    patches_spec,
+    vjp_lhs_plan,
+    vjp_rhs_plan,
+)
 
-__all__ = ["conv_general_dilated"]
+__all__ = [
+    "conv_general_dilated",
+    "conv_transpose",
+    "conv_general_dilated_patches",
+    "conv_general_dilated_local",
+    "conv_general_dilated_vjp",
+]
 
 
 def conv_general_dilated(
@@ -90,11 +105,7 @@ def conv_general_dilated(
     array([[[-1., -1., -1., -1., -1.]]])
     """
     op = "conv_general_dilated"
-    be = resolve((lhs, rhs), backend, op)
-    if is_neutral(lhs):
-        lhs = _from_python(be, lhs, None if is_neutral(rhs) else rhs, op, "lhs")
-    if is_neutral(rhs):
-        rhs = _from_python(be, rhs, lhs, op, "rhs")
+    be, (lhs, rhs) = _prepare(op, (lhs, rhs), ("lhs", "rhs"), backend)
     spec = conv_spec(
         tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, window_strides, padding,
         lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count, batch_group_count,
@@ -102,6 +113,238 @@ def conv_general_dilated(
     )
     be.manifest.check(spec, be.name, op)
     return be.conv_general_dilated(lhs, rhs, spec)
+
+
+def conv_transpose(
+    lhs: Any,
+    rhs: Any,
+    strides: Any,
+    padding: Any,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    transpose_kernel: bool = False,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+    use_consistent_padding: bool = False,
+    *,
+    backend: str | None = None,
+) -> Any:
+    """N-d transposed ("fractionally strided") convolution, as ``jax.lax.conv_transpose``.
+
+    Parameters
+    ----------
+    lhs, rhs
+        Input and kernel, rank ``n + 2``.
+    strides
+        ``n`` positive integers: the fractional stride (the lhs is dilated by it).
+    padding
+        ``'SAME'`` or ``'VALID'`` (the transpose of the forward convolution
+        with that padding: ``'SAME'`` gives ``in * stride`` outputs), or ``n``
+        ``(low, high)`` pairs: the padding of the transposed convolution
+        itself, or, with ``use_consistent_padding=True``, of the forward
+        convolution it transposes (PyTorch's convention).
+    rhs_dilation
+        None or ``n`` positive integers (atrous kernel).
+    dimension_numbers
+        As in :func:`conv_general_dilated`; the default is TensorFlow's
+        channels-last layout (``'NHWC', 'HWIO', 'NHWC'`` in 2-d), for any
+        number of spatial dims (JAX stops at 3).
+    transpose_kernel
+        Flip the kernel's spatial axes and swap its I and O axes, which makes
+        the result the gradient of a forward convolution with the same kernel
+        (Keras ``Conv2DTranspose``).
+    precision, preferred_element_type
+        As in :func:`conv_general_dilated`.
+    use_consistent_padding
+        Read explicit pairs as the forward convolution's padding.
+    backend
+        Name of the backend to use.
+
+    Examples
+    --------
+    >>> import numpy as np, polyconv
+    >>> x = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1)     # N, W, C
+    >>> w = np.array([1.0, 10.0]).reshape(2, 1, 1)         # W, I, O
+    >>> polyconv.conv_transpose(x, w, (2,), 'SAME')[0, :, 0]
+    array([10.,  1., 20.,  2., 30.,  3.])
+    >>> polyconv.conv_transpose(x, w, (2,), 'SAME', transpose_kernel=True)[0, :, 0]
+    array([ 1., 10.,  2., 20.,  3., 30.])
+    """
+    op = "conv_transpose"
+    be, (lhs, rhs) = _prepare(op, (lhs, rhs), ("lhs", "rhs"), backend)
+    spec = conv_transpose_spec(
+        tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, strides, padding, rhs_dilation,
+        dimension_numbers, transpose_kernel, precision, preferred_element_type, use_consistent_padding, op=op,
+    )
+    be.manifest.check(spec.conv, be.name, op)
+    native = _native(be, op)
+    return native(lhs, rhs, spec) if native else derive.conv_transpose(be, lhs, rhs, spec)
+
+
+def conv_general_dilated_patches(
+    lhs: Any,
+    filter_shape: Any,
+    window_strides: Any,
+    padding: Any,
+    lhs_dilation: Any = None,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+    *,
+    backend: str | None = None,
+) -> Any:
+    """The patches a convolution would see, as ``jax.lax.conv_general_dilated_patches``.
+
+    The output's feature axis holds each window, ordered ``"C"`` then the
+    rhs spatial letters (channel-major), of size
+    ``lhs.shape[C] * prod(filter_shape)``; ``filter_shape`` is in the order
+    of the rhs spec's spatial letters.  Other parameters as in
+    :func:`conv_general_dilated`.
+
+    Examples
+    --------
+    >>> import numpy as np, polyconv
+    >>> x = np.arange(4.0).reshape(1, 1, 4)
+    >>> polyconv.conv_general_dilated_patches(x, (2,), (1,), 'VALID')[0]
+    array([[0., 1., 2.],
+           [1., 2., 3.]])
+    """
+    op = "conv_general_dilated_patches"
+    be, (lhs,) = _prepare(op, (lhs,), ("lhs",), backend)
+    spec = patches_spec(
+        tuple(lhs.shape), lhs.dtype, filter_shape, window_strides, padding, lhs_dilation, rhs_dilation,
+        dimension_numbers, precision, preferred_element_type, op=op,
+    )
+    be.manifest.check(spec.conv, be.name, op)
+    native = _native(be, op)
+    return native(lhs, spec) if native else derive.patches(be, lhs, spec)
+
+
+def conv_general_dilated_local(
+    lhs: Any,
+    rhs: Any,
+    window_strides: Any,
+    padding: Any,
+    filter_shape: Any,
+    lhs_dilation: Any = None,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    precision: Any = None,
+    *,
+    backend: str | None = None,
+) -> Any:
+    """Unshared ("locally connected") convolution, as ``jax.lax.conv_general_dilated_local``.
+
+    Each output position has its own kernel: ``rhs``'s spatial axes are the
+    output positions, and its I axis is the patch axis of
+    :func:`conv_general_dilated_patches` (size ``C * prod(filter_shape)``,
+    ordered ``"C"`` then the rhs spatial letters).
+
+    Examples
+    --------
+    >>> import numpy as np, polyconv
+    >>> x = np.arange(4.0).reshape(1, 1, 4)                  # N, C, W
+    >>> w = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]).reshape(1, 2, 3)  # O, I=C*2, W_out
+    >>> polyconv.conv_general_dilated_local(x, w, (1,), 'VALID', (2,))
+    array([[[0., 2., 5.]]])
+    """
+    op = "conv_general_dilated_local"
+    be, (lhs, rhs) = _prepare(op, (lhs, rhs), ("lhs", "rhs"), backend)
+    spec = local_spec(
+        tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, window_strides, padding, filter_shape,
+        lhs_dilation, rhs_dilation, dimension_numbers, precision, op=op,
+    )
+    be.manifest.check(spec.patches.conv, be.name, op)
+    native = _native(be, op)
+    if native:
+        return native(lhs, rhs, spec)
+    native_patches = _native(be, "conv_general_dilated_patches")
+    return derive.local(be, lhs, rhs, spec, native_patches)
+
+
+def conv_general_dilated_vjp(
+    lhs: Any,
+    rhs: Any,
+    cotangent: Any,
+    window_strides: Any,
+    padding: Any,
+    lhs_dilation: Any = None,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+    *,
+    backend: str | None = None,
+) -> tuple[Any, Any]:
+    """Cotangents of ``conv_general_dilated`` with respect to lhs and rhs.
+
+    For ``out = conv_general_dilated(lhs, rhs, ...)`` and a ``cotangent`` of
+    ``out``'s shape and dtype, returns ``(d lhs, d rhs)``: the vector-Jacobian
+    products, each computed as one more convolution (the cotangent with the
+    flipped kernel, and the lhs with the cotangent), for every combination of
+    parameters.  Results have the dtypes of lhs and rhs.
+
+    Examples
+    --------
+    >>> import numpy as np, polyconv
+    >>> x = np.arange(4.0).reshape(1, 1, 4)
+    >>> w = np.array([1.0, 2.0]).reshape(1, 1, 2)
+    >>> dx, dw = polyconv.conv_general_dilated_vjp(x, w, np.ones((1, 1, 3)), (1,), 'VALID')
+    >>> dx, dw
+    (array([[[1., 3., 3., 2.]]]), array([[[3., 6.]]]))
+    """
+    op = "conv_general_dilated_vjp"
+    be, (lhs, rhs, cotangent) = _prepare(op, (lhs, rhs, cotangent), ("lhs", "rhs", "cotangent"), backend)
+    spec = conv_spec(
+        tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, window_strides, padding, lhs_dilation,
+        rhs_dilation, dimension_numbers, feature_group_count, batch_group_count, precision,
+        preferred_element_type, op=op,
+    )
+    if tuple(cotangent.shape) != spec.out_shape:
+        raise ConvShapeError(
+            op, "cotangent", f"must have the shape of the convolution's output {spec.out_shape}",
+            got=f"shape {tuple(cotangent.shape)}",
+        )
+    if dtype_name(cotangent.dtype) != spec.out_dtype:
+        raise ConvTypeError(
+            op, "cotangent", f"must have the dtype of the convolution's output ({spec.out_dtype})",
+            got=dtype_name(cotangent.dtype),
+        )
+    be.manifest.check(spec, be.name, op)
+    native = _native(be, op)
+    if native:
+        result: tuple[Any, Any] = native(lhs, rhs, cotangent, spec)
+        return result
+    lhs_plan, rhs_plan = vjp_lhs_plan(spec), vjp_rhs_plan(spec)
+    for plan in (lhs_plan.conv, rhs_plan.conv):
+        if plan is not None:
+            be.manifest.check(plan, be.name, op)
+    return (
+        derive.vjp_lhs(be, rhs, cotangent, lhs_plan, lhs.dtype),
+        derive.vjp_rhs(be, lhs, rhs, cotangent, rhs_plan),
+    )
+
+
+def _prepare(op: str, arrays: tuple[Any, ...], names: tuple[str, ...], backend: str | None) -> tuple[Backend, list[Any]]:
+    """Resolve the backend, then turn Python scalars and lists into its arrays
+    (on the device of the first real array)."""
+    be = resolve(arrays, backend, op, params=names)
+    like = next((a for a in arrays if not is_neutral(a)), None)
+    out = []
+    for name, a in zip(names, arrays):
+        if is_neutral(a):
+            a = _from_python(be, a, like, op, name)
+            like = a if like is None else like
+        out.append(a)
+    return be, out
+
+
+def _native(be: Backend, op: str) -> Any:
+    """The backend's own implementation of ``op``, if its manifest lists one."""
+    return getattr(be, op) if op in be.manifest.ops and hasattr(be, op) else None
 
 
 def _from_python(be: Backend, value: Any, like: Any, op: str, param: str) -> Any:

@@ -38,12 +38,15 @@ class VjpLhsPlan:
     forward kernel in canonical layout ``(O, I, *K)``, regrouped to
     ``(O // groups, groups * I, *K)`` and flipped spatially; its output is in
     canonical layout ``(N // batch_groups, batch_groups * C, *S)``, and the
-    batch groups are then moved back into the batch.
+    batch groups are then moved back into the batch.  ``rhs_spec`` and
+    ``lhs_spec`` are the forward operands' layouts.
     """
 
     conv: ConvSpec
     groups: int
     batch_groups: int
+    rhs_spec: tuple[int, ...]
+    lhs_spec: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,9 @@ def vjp_lhs_plan(spec: ConvSpec) -> VjpLhsPlan:
         ConvDimensionNumbers(dn.out_spec, _swap(canonical), canonical),
         groups, 1, spec.precision, None, op="conv_general_dilated_vjp",
     )
-    return VjpLhsPlan(conv=conv, groups=groups, batch_groups=spec.batch_group_count)
+    return VjpLhsPlan(
+        conv=conv, groups=groups, batch_groups=spec.batch_group_count, rhs_spec=dn.rhs_spec, lhs_spec=dn.lhs_spec
+    )
 
 
 @typed_cache
