@@ -328,7 +328,9 @@ def conv_general_dilated_vjp(
     )
 
 
-def _prepare(op: str, arrays: tuple[Any, ...], names: tuple[str, ...], backend: str | None) -> tuple[Backend, list[Any]]:
+def _prepare(
+    op: str, arrays: tuple[Any, ...], names: tuple[str, ...], backend: str | None
+) -> tuple[Backend, list[Any]]:
     """Resolve the backend, then turn Python scalars and lists into its arrays
     (on the device of the first real array)."""
     be = resolve(arrays, backend, op, params=names)
