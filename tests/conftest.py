@@ -23,3 +23,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def random_case_count(request: pytest.FixtureRequest) -> int:
     """How many random cases a random test draws: 500, or 5000 when thorough."""
     return 5000 if request.config.getoption("--polyconv-thorough") else 500
+
+
+@pytest.fixture(scope="module")
+def jax_x64():
+    """``(jax, jax.lax)`` with 64-bit types enabled for the module; skips without JAX."""
+    jax = pytest.importorskip("jax", reason="JAX is not installed: this check compares with jax.lax")
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    yield jax, jax.lax
+    jax.config.update("jax_enable_x64", previous)
