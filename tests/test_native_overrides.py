@@ -1,0 +1,64 @@
+"""A backend's native path replaces the generic derivation exactly when its
+manifest lists the op; otherwise every op is derived from the primitive."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+
+import polyconv
+from polyconv.backends.numpy import backend as numpy_backend
+
+X = np.arange(2 * 3 * 6, dtype=np.float64).reshape(2, 3, 6)
+W = np.linspace(-1, 1, 4 * 3 * 2).reshape(4, 3, 2)
+
+CALLS = {
+    "conv_transpose": lambda: polyconv.conv_transpose(
+        X, W, (2,), "SAME", dimension_numbers=("NCW", "OIW", "NCW")
+    ),
+    "conv_general_dilated_patches": lambda: polyconv.conv_general_dilated_patches(X, (2,), (1,), "VALID"),
+    "conv_general_dilated_local": lambda: polyconv.conv_general_dilated_local(
+        X, np.ones((4, 6, 5)), (1,), "VALID", (2,)
+    ),
+    "conv_general_dilated_vjp": lambda: polyconv.conv_general_dilated_vjp(X, W, np.ones((2, 4, 5)), (1,), "VALID"),
+}
+
+
+@pytest.mark.parametrize("op", sorted(CALLS))
+def test_native_path_is_used_when_declared(op: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    def native(*args: Any) -> str:
+        seen.append(args[-1])  # the validated spec comes last
+        return "native result"
+
+    manifest = dataclasses.replace(numpy_backend.manifest, ops=numpy_backend.manifest.ops | {op})
+    monkeypatch.setattr(numpy_backend, "manifest", manifest)
+    monkeypatch.setattr(numpy_backend, op, native, raising=False)
+    assert CALLS[op]() == "native result"
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("op", sorted(CALLS))
+def test_undeclared_native_method_is_ignored(op: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method alone is not a claim: without the manifest entry the op is derived."""
+    monkeypatch.setattr(numpy_backend, op, lambda *a: pytest.fail("undeclared native path ran"), raising=False)
+    result = CALLS[op]()
+    assert not isinstance(result, str)
+
+
+@pytest.mark.parametrize("op", sorted(CALLS))
+def test_derived_ops_use_only_the_primitive(op: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    primitive = numpy_backend.conv_general_dilated
+
+    def counting(lhs: Any, rhs: Any, spec: Any) -> Any:
+        calls.append(spec)
+        return primitive(lhs, rhs, spec)
+
+    monkeypatch.setattr(numpy_backend, "conv_general_dilated", counting)
+    CALLS[op]()
+    assert len(calls) == (2 if op == "conv_general_dilated_vjp" else 1)
