@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from polyconv.backends.numpy import backend as numpy_backend
 
 import polyconv
-from polyconv.backends.numpy import backend as numpy_backend
 
 X = np.arange(2 * 3 * 6, dtype=np.float64).reshape(2, 3, 6)
 W = np.linspace(-1, 1, 4 * 3 * 2).reshape(4, 3, 2)
