@@ -73,6 +73,7 @@ def conv_dimension_numbers(
     rhs_shape: Sequence[int],
     dimension_numbers: Any,
     op: str = "conv_general_dilated",
+    shapes: str | None = None,
 ) -> ConvDimensionNumbers:
     """Normalise ``dimension_numbers`` into a :class:`ConvDimensionNumbers`.
 
@@ -83,6 +84,9 @@ def conv_dimension_numbers(
     dimension_numbers
         None (``NC<spatial>``, ``OI<spatial>``, ``NC<spatial>``), a
         ``ConvDimensionNumbers`` or a triple of strings.
+    shapes
+        How error messages describe the operands (default: both shapes),
+        for ops whose kernel is built rather than given.
 
     Examples
     --------
@@ -113,8 +117,8 @@ def conv_dimension_numbers(
                 raise ConvArgumentError(
                     op,
                     f"{_PARAM}[{i}]",
-                    f"must have one letter per operand axis ({nd} for shapes "
-                    f"{tuple(lhs_shape)} and {tuple(rhs_shape)})",
+                    f"must have one letter per operand axis ({nd} for "
+                    f"{shapes or f'shapes {tuple(lhs_shape)} and {tuple(rhs_shape)}'})",
                     s,
                 )
         return ConvDimensionNumbers(*conv_general_permutations(tuple(dimension_numbers), op))

@@ -91,7 +91,7 @@ def _patches_spec(
         raise ConvShapeError(op, "lhs", "must have rank >= 2 (batch and feature axes)", got=f"shape {lhs_shape}")
     n = len(lhs_shape) - 2
     window = parse_int_tuple(filter_shape, n, op, "filter_shape")
-    dn = conv_dimension_numbers(lhs_shape, (1, 1, *window), dimension_numbers, op)
+    dn = conv_dimension_numbers(lhs_shape, (1, 1, *window), dimension_numbers, op, shapes=f"lhs shape {lhs_shape}")
     channels = lhs_shape[dn.lhs_spec[1]]
     taps = math.prod(window)
     # identity kernel (C * K, 1, *window), one group per channel; no channels: no groups
@@ -138,6 +138,7 @@ def _local_spec(
         raise ConvShapeError(
             op, "rhs", f"must have the same rank as lhs (lhs shape {lhs_shape})", got=str(rhs_shape)
         )
+    conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers, op)  # messages name the caller's shapes
     prec = parse_precision(precision, op)
     patches = patches_spec(
         lhs_shape, lhs_dtype, filter_shape, window_strides, padding, lhs_dilation, rhs_dilation,

@@ -28,7 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConvArgumentError, ConvTypeError
+import numpy as np
+
+from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
 from .cache import typed_cache
 from .conv import ConvSpec, _shape, conv_spec, parse_int_tuple
 from .dimension_numbers import conv_dimension_numbers
@@ -75,9 +77,9 @@ def default_transpose_dimension_numbers(ndim: int) -> tuple[str, str, str]:
 
 
 def _flag(value: Any, op: str, param: str) -> bool:
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise ConvTypeError(op, param, "must be True or False", value)
-    return value
+    return bool(value)
 
 
 def _transpose_pads(k: int, s: int, padding: Any) -> tuple[int, int]:
@@ -131,6 +133,7 @@ def _conv_transpose_spec(
     strides = parse_int_tuple(strides, n, op, "strides")
     rhs_dil = parse_int_tuple(rhs_dilation, n, op, "rhs_dilation", default=1)
 
+    _check_kernel(lhs_shape, rhs_shape, dn, transpose_kernel, op)
     kernel = list(rhs_shape)
     if transpose_kernel:  # the kernel's I and O axes trade places
         o, i = dn.rhs_spec[0], dn.rhs_spec[1]
@@ -148,6 +151,14 @@ def _conv_transpose_spec(
             )
         forward = _explicit_pairs(padding, n, op)
         pads = tuple(_transpose_pads(k, s, p) for k, s, p in zip(window, strides, forward))
+        for axis, ((lo, hi), a, s) in enumerate(zip(pads, dn.lhs_spec[2:], strides)):
+            size = dilate_dim(lhs_shape[a], s)
+            if size + lo + hi < 0:
+                raise ConvShapeError(
+                    op, "padding", f"crops more than spatial axis {axis} holds (size {size} after lhs "
+                    "dilation): as the forward convolution's padding (use_consistent_padding=True) it is "
+                    f"the transposed padding {pads}", padding,
+                )
     elif isinstance(padding, str) and any(s != 1 for s in strides):
         raise ConvArgumentError(
             op, "padding", f"must be 'SAME', 'VALID' or {n} (low, high) pair{'' if n == 1 else 's'} "
@@ -160,6 +171,25 @@ def _conv_transpose_spec(
         precision=precision, preferred_element_type=preferred_element_type, op=op,
     )
     return TransposeSpec(conv=conv, rhs_shape=rhs_shape, transpose_kernel=transpose_kernel)
+
+
+def _check_kernel(
+    lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...], dn: Any, transpose_kernel: bool, op: str
+) -> None:
+    """Kernel checks in the caller's terms (the forward spec sees the swapped kernel)."""
+    if any(rhs_shape[a] == 0 for a in dn.rhs_spec[2:]):
+        raise ConvShapeError(
+            op, "rhs", "must have spatial sizes >= 1: an empty window is not a convolution (XLA rejects it)",
+            got=f"shape {rhs_shape}",
+        )
+    features = lhs_shape[dn.lhs_spec[1]]
+    axis, which = (dn.rhs_spec[0], "output") if transpose_kernel else (dn.rhs_spec[1], "input")
+    if rhs_shape[axis] != features:
+        when = " when transpose_kernel is True" if transpose_kernel else ""
+        raise ConvShapeError(
+            op, "rhs", f"{which} feature size must equal the lhs feature size ({features}){when}",
+            got=f"{rhs_shape[axis]} (rhs shape {rhs_shape})",
+        )
 
 
 def conv_transpose_shape(
