@@ -70,6 +70,8 @@ def local(be: Backend, lhs: Any, rhs: Any, spec: LocalSpec, patches_of: Any = No
     pat = xp.permute_dims(pat, tuple(dn.out_spec[a] for a in (*spatial, 0, 1)))
     ker = xp.permute_dims(rhs, tuple(dn.rhs_spec[a] for a in (*spatial, 1, 0)))
     out = xp.matmul(pat, ker)  # (*Y, N, O)
+    if out.dtype != lhs.dtype:  # NumPy's matmul promotes bfloat16 to float32
+        out = xp.astype(out, lhs.dtype)
     # (*Y, N, O) -> canonical (N, O, *Y) -> output layout
     canonical = xp.permute_dims(out, (n, n + 1, *range(n)))
     return xp.permute_dims(canonical, _inverse(dn.out_spec))
@@ -99,10 +101,10 @@ def vjp_lhs(be: Backend, rhs: Any, cotangent: Any, plan: VjpLhsPlan, lhs_dtype: 
     return xp.astype(xp.permute_dims(out, _inverse(plan.lhs_spec)), lhs_dtype)
 
 
-def vjp_rhs(be: Backend, lhs: Any, rhs: Any, cotangent: Any, plan: VjpRhsPlan) -> Any:
+def vjp_rhs(be: Backend, lhs: Any, rhs: Any, cotangent: Any, plan: VjpRhsPlan, rhs_dtype: Any) -> Any:
     """Cotangent of the rhs: the lhs convolved with the cotangent as the kernel."""
     xp = array_api_compat.array_namespace(lhs, rhs, cotangent)
     if plan.conv is None:
-        return xp.zeros(rhs.shape, dtype=rhs.dtype, device=array_api_compat.device(rhs))
+        return xp.zeros(rhs.shape, dtype=rhs_dtype, device=array_api_compat.device(rhs))
     out = be.conv_general_dilated(xp.astype(lhs, cotangent.dtype), cotangent, plan.conv)
-    return xp.astype(out, rhs.dtype)
+    return xp.astype(out, rhs_dtype)

@@ -18,6 +18,7 @@ from .errors import ConvShapeError, ConvTypeError
 from .spec import (
     conv_spec,
     conv_transpose_spec,
+    dtype_kind,
     dtype_name,
     local_spec,
     patches_spec,
@@ -285,7 +286,9 @@ def conv_general_dilated_vjp(
     ``out``'s shape and dtype, returns ``(d lhs, d rhs)``: the vector-Jacobian
     products, each computed as one more convolution (the cotangent with the
     flipped kernel, and the lhs with the cotangent), for every combination of
-    parameters.  Results have the dtypes of lhs and rhs.
+    parameters.  Results have the dtypes of lhs and rhs, except that integer
+    or bool operands with a floating cotangent (a floating
+    ``preferred_element_type``) get cotangents of the cotangent's dtype.
 
     Examples
     --------
@@ -323,9 +326,18 @@ def conv_general_dilated_vjp(
         if plan is not None:
             be.manifest.check(plan, be.name, op)
     return (
-        derive.vjp_lhs(be, rhs, cotangent, lhs_plan, lhs.dtype),
-        derive.vjp_rhs(be, lhs, rhs, cotangent, rhs_plan),
+        derive.vjp_lhs(be, rhs, cotangent, lhs_plan, _cotangent_dtype(lhs, cotangent)),
+        derive.vjp_rhs(be, lhs, rhs, cotangent, rhs_plan, _cotangent_dtype(rhs, cotangent)),
     )
+
+
+def _cotangent_dtype(primal: Any, cotangent: Any) -> Any:
+    """An operand's cotangent has the operand's dtype, except that integer and
+    bool operands with a floating cotangent keep the cotangent's dtype:
+    rounding real-valued gradients to integers would destroy them."""
+    if dtype_kind(dtype_name(primal.dtype)) in "iub" and dtype_kind(dtype_name(cotangent.dtype)) in "fc":
+        return cotangent.dtype
+    return primal.dtype
 
 
 def _prepare(
