@@ -6,6 +6,11 @@ parameter of ``conv_general_dilated`` and their combinations over 0 to 3
 spatial dimensions and every layout family; :func:`dtype_grid` runs a few
 demanding geometries in every dtype; :func:`random_case` draws from the
 whole parameter space.
+
+The other operations have their own plain-data cases, made the same way:
+:class:`TransposeCase` (:func:`transpose_grid`, :func:`random_transpose_case`),
+:class:`PatchesCase` (:func:`random_patches_case`) and :class:`LocalCase`
+(:func:`random_local_case`).  The gradients use the forward cases.
 """
 
 from __future__ import annotations
@@ -15,7 +20,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ConvCase", "grid", "dtype_grid", "random_case", "random_cases", "make_operand", "DTYPES"]
+__all__ = [
+    "ConvCase",
+    "grid",
+    "dtype_grid",
+    "random_case",
+    "random_cases",
+    "make_operand",
+    "DTYPES",
+    "TransposeCase",
+    "PatchesCase",
+    "LocalCase",
+    "transpose_grid",
+    "random_transpose_case",
+    "random_transpose_cases",
+    "random_patches_case",
+    "random_patches_cases",
+    "random_local_case",
+    "random_local_cases",
+]
 
 #: Every dtype the cases use, narrowest first within a kind.
 DTYPES = (
@@ -332,3 +355,367 @@ def random_cases(count: int, seed: int = 0, dtype: str = "float64", max_spatial:
     """``count`` random cases from one seed (reproducible)."""
     rng = np.random.default_rng(seed)
     return [random_case(rng, dtype, max_spatial, i) for i in range(count)]
+
+
+# -- the other operations -------------------------------------------------------
+
+@dataclass(frozen=True)
+class TransposeCase:
+    """One call of ``conv_transpose``, without arrays."""
+
+    name: str
+    lhs_shape: tuple[int, ...]
+    rhs_shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    padding: Any
+    rhs_dilation: tuple[int, ...] | None = None
+    dimension_numbers: Any = None
+    transpose_kernel: bool = False
+    use_consistent_padding: bool = False
+    precision: Any = None
+    preferred_element_type: str | None = None
+    dtype: str = "float64"
+    seed: int = 0
+    tags: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``conv_transpose`` other than the operands."""
+        return {
+            "strides": self.strides,
+            "padding": self.padding,
+            "rhs_dilation": self.rhs_dilation,
+            "dimension_numbers": self.dimension_numbers,
+            "transpose_kernel": self.transpose_kernel,
+            "precision": self.precision,
+            "preferred_element_type": self.preferred_element_type,
+            "use_consistent_padding": self.use_consistent_padding,
+        }
+
+    def operands(self) -> tuple[np.ndarray, np.ndarray]:
+        """NumPy operands ``(lhs, rhs)`` of the case's dtype, drawn from its seed."""
+        rng = np.random.default_rng(self.seed)
+        return make_operand(rng, self.lhs_shape, self.dtype), make_operand(rng, self.rhs_shape, self.dtype)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class PatchesCase:
+    """One call of ``conv_general_dilated_patches``, without arrays."""
+
+    name: str
+    lhs_shape: tuple[int, ...]
+    filter_shape: tuple[int, ...]
+    window_strides: tuple[int, ...]
+    padding: Any
+    lhs_dilation: tuple[int, ...] | None = None
+    rhs_dilation: tuple[int, ...] | None = None
+    dimension_numbers: Any = None
+    precision: Any = None
+    preferred_element_type: str | None = None
+    dtype: str = "float64"
+    seed: int = 0
+    tags: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``conv_general_dilated_patches`` other than ``lhs``."""
+        return {
+            "filter_shape": self.filter_shape,
+            "window_strides": self.window_strides,
+            "padding": self.padding,
+            "lhs_dilation": self.lhs_dilation,
+            "rhs_dilation": self.rhs_dilation,
+            "dimension_numbers": self.dimension_numbers,
+            "precision": self.precision,
+            "preferred_element_type": self.preferred_element_type,
+        }
+
+    def operands(self) -> tuple[np.ndarray]:
+        """The NumPy operand ``(lhs,)`` of the case's dtype, drawn from its seed."""
+        rng = np.random.default_rng(self.seed)
+        return (make_operand(rng, self.lhs_shape, self.dtype),)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class LocalCase:
+    """One call of ``conv_general_dilated_local``, without arrays."""
+
+    name: str
+    lhs_shape: tuple[int, ...]
+    rhs_shape: tuple[int, ...]
+    window_strides: tuple[int, ...]
+    padding: Any
+    filter_shape: tuple[int, ...]
+    lhs_dilation: tuple[int, ...] | None = None
+    rhs_dilation: tuple[int, ...] | None = None
+    dimension_numbers: Any = None
+    precision: Any = None
+    dtype: str = "float64"
+    seed: int = 0
+    tags: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``conv_general_dilated_local`` other than the operands."""
+        return {
+            "window_strides": self.window_strides,
+            "padding": self.padding,
+            "filter_shape": self.filter_shape,
+            "lhs_dilation": self.lhs_dilation,
+            "rhs_dilation": self.rhs_dilation,
+            "dimension_numbers": self.dimension_numbers,
+            "precision": self.precision,
+        }
+
+    def operands(self) -> tuple[np.ndarray, np.ndarray]:
+        """NumPy operands ``(lhs, rhs)`` of the case's dtype, drawn from its seed."""
+        rng = np.random.default_rng(self.seed)
+        return make_operand(rng, self.lhs_shape, self.dtype), make_operand(rng, self.rhs_shape, self.dtype)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _random_layout(
+    rng: np.random.Generator, nd: int, kernel: str, default: tuple[str, str, str]
+) -> tuple[Any, str, str]:
+    """``(dimension_numbers, lhs_spec, rhs_spec)``: the op's default (None), three
+    random strings, or the :class:`ConvDimensionNumbers` of three random strings.
+    ``kernel`` is ``"OI"``; ``default`` the op's default layout strings."""
+    style = int(rng.integers(0, 3))
+    if style == 0:
+        return None, default[0], default[1]
+    letters = "".join(rng.permutation(list("abcdefgh"))[:nd]) if rng.random() < 0.5 else _SPATIAL[3 - nd :]
+    lhs_spec = "".join(rng.permutation(list("NC" + letters)))
+    rhs_spec = "".join(rng.permutation(list(kernel + letters)))
+    out_spec = "".join(rng.permutation(list("NC" + letters)))
+    dn: Any = (lhs_spec, rhs_spec, out_spec)
+    if style == 2:
+        from polyconv.spec import conv_dimension_numbers
+
+        dn = conv_dimension_numbers((1,) * (nd + 2), (1,) * (nd + 2), dn)
+    return dn, lhs_spec, rhs_spec
+
+
+def _small(rng: np.random.Generator, low: int, high: int, zero_chance: float = 0.05) -> int:
+    """An integer in ``[low, high)``, or now and then in ``[0, low)`` (empty axes)."""
+    if low > 0 and rng.random() < zero_chance:
+        return int(rng.integers(0, low))
+    return int(rng.integers(low, high))
+
+
+def _draw_valid(draw: Any, check: Any, fallback: Any) -> Any:
+    """``draw()`` until ``check(value)`` parses without a polyconv error (at most 20 tries)."""
+    from polyconv.errors import PolyconvError
+
+    for _ in range(20):
+        value = draw()
+        try:
+            check(value)
+        except PolyconvError:
+            continue
+        return value
+    return fallback
+
+
+def random_transpose_case(
+    rng: np.random.Generator, dtype: str = "float64", index: int = 0, max_spatial: int = 3
+) -> TransposeCase:
+    """A random valid ``conv_transpose`` call: 0 to ``max_spatial`` spatial dims,
+    random layouts (or the TensorFlow default), strides 1-3, odd and even
+    kernels, kernel dilation, ``'SAME'``/``'VALID'``, explicit and negative
+    pads under both ``use_consistent_padding`` conventions (and, with strides
+    of 1, the other padding names, which keep their forward meaning),
+    ``transpose_kernel`` on and off."""
+    from polyconv.spec import conv_transpose_spec, default_transpose_dimension_numbers
+
+    nd = int(rng.choice(np.arange(max_spatial + 1), p=_nd_weights(max_spatial)))
+    batch, cin, cout = _small(rng, 1, 3), _small(rng, 1, 4), int(rng.integers(1, 4))
+    sizes = [_small(rng, 1, 7) for _ in range(nd)]
+    window = [int(rng.integers(1, 5)) for _ in range(nd)]
+    strides = tuple(int(rng.integers(1, 4)) for _ in range(nd))
+    rhs_dil = tuple(int(rng.integers(1, 4)) if rng.random() < 0.3 else 1 for _ in range(nd))
+    transpose_kernel = bool(rng.random() < 0.5)
+    consistent = bool(rng.random() < 0.5)
+    dn, lhs_spec, rhs_spec = _random_layout(rng, nd, "OI", default_transpose_dimension_numbers(nd + 2))
+    rhs_letters = [c for c in rhs_spec if c not in "OI"]
+    lhs_sizes = {"N": batch, "C": cin, **dict(zip(rhs_letters, sizes))}
+    # with transpose_kernel the kernel's O axis holds the input features
+    rhs_sizes = {"O": cin if transpose_kernel else cout, "I": cout if transpose_kernel else cin,
+                 **dict(zip(rhs_letters, window))}
+    lhs_shape = tuple(lhs_sizes[c] for c in lhs_spec)
+    rhs_shape = tuple(rhs_sizes[c] for c in rhs_spec)
+    eff = [(k - 1) * d + 1 for k, d in zip(window, rhs_dil)]
+
+    def draw() -> Any:
+        r = rng.random()
+        if r < 0.35:
+            return str(rng.choice(["SAME", "VALID"]))
+        if r < 0.6 and not consistent and all(s == 1 for s in strides):
+            return str(rng.choice(["SAME_LOWER", "same", "valid"]))
+        if consistent:  # the forward convolution's pads
+            return tuple((int(rng.integers(-1, k + 1)), int(rng.integers(-1, k + 1))) for k in eff)
+        return tuple((int(rng.integers(-2, k + 2)), int(rng.integers(-2, k + 2))) for k in eff)
+
+    def check(padding: Any) -> None:
+        conv_transpose_spec(lhs_shape, rhs_shape, dtype, dtype, strides, padding, rhs_dil, dn,
+                            transpose_kernel, None, None, consistent)
+
+    padding = _draw_valid(draw, check, "VALID")
+    return TransposeCase(
+        name=f"transpose-random-{index}",
+        lhs_shape=lhs_shape,
+        rhs_shape=rhs_shape,
+        strides=strides,
+        padding=padding,
+        rhs_dilation=rhs_dil if rng.random() < 0.8 else (None if all(d == 1 for d in rhs_dil) else rhs_dil),
+        dimension_numbers=dn,
+        transpose_kernel=transpose_kernel,
+        use_consistent_padding=consistent,
+        dtype=dtype,
+        seed=int(rng.integers(0, 2**31)),
+    )
+
+
+def random_transpose_cases(
+    count: int, seed: int = 0, dtype: str = "float64", max_spatial: int = 3
+) -> list[TransposeCase]:
+    """``count`` random ``conv_transpose`` cases from one seed (reproducible)."""
+    rng = np.random.default_rng(seed)
+    return [random_transpose_case(rng, dtype, i, max_spatial) for i in range(count)]
+
+
+def transpose_grid() -> list[TransposeCase]:
+    """Every combination of both padding conventions, ``transpose_kernel`` on and
+    off, strides 1-3, kernel sizes 2 and 3, 1 and 2 spatial dims and kernel
+    dilations 1 and 2, each with ``'SAME'``, ``'VALID'`` and explicit pads
+    (one pair negative), in the TensorFlow default layout."""
+    cases = []
+    seed = 0
+    for nd in (1, 2):
+        sp = "HW"[:nd]
+        for consistent in (False, True):
+            for transpose_kernel in (False, True):
+                for stride in (1, 2, 3):
+                    for k in (2, 3):
+                        for rd in (1, 2):
+                            explicit = ((1, 2), (-1, 0))[:nd] if not consistent else ((0, 1), (2, -1))[:nd]
+                            for padding in ("SAME", "VALID", explicit):
+                                size = {"H": 5, "W": 4}
+                                cin, cout = 3, 2
+                                rhs_sizes = {"O": cin if transpose_kernel else cout,
+                                             "I": cout if transpose_kernel else cin}
+                                pname = padding if isinstance(padding, str) else "explicit"
+                                cases.append(TransposeCase(
+                                    name=(f"transpose-{nd}d-{'consistent' if consistent else 'jax'}-"
+                                          f"{'tk' if transpose_kernel else 'notk'}-s{stride}-k{k}-rd{rd}-{pname}"),
+                                    lhs_shape=(2, *(size[c] for c in sp), cin),
+                                    rhs_shape=(*(k for _ in sp), rhs_sizes["I"], rhs_sizes["O"]),
+                                    strides=(stride,) * nd,
+                                    padding=padding,
+                                    rhs_dilation=(rd,) * nd,
+                                    transpose_kernel=transpose_kernel,
+                                    use_consistent_padding=consistent,
+                                    seed=seed,
+                                ))
+                                seed += 1
+    return cases
+
+
+def _random_window(rng: np.random.Generator, nd: int) -> tuple[list[int], list[int], tuple[int, ...], tuple[int, ...],
+                                                               tuple[int, ...], Any]:
+    """Input sizes, window, strides, lhs and rhs dilations and padding of a random
+    windowed operation (patches, local)."""
+    sizes = [_small(rng, 1, 9) for _ in range(nd)]
+    window = [int(rng.integers(1, 5)) for _ in range(nd)]
+    strides = tuple(int(rng.integers(1, 4)) for _ in range(nd))
+    lhs_dil = tuple(int(rng.integers(1, 4)) if rng.random() < 0.3 else 1 for _ in range(nd))
+    rhs_dil = tuple(int(rng.integers(1, 4)) if rng.random() < 0.3 else 1 for _ in range(nd))
+    padding: Any
+    if all(d == 1 for d in lhs_dil) and rng.random() < 0.4:
+        padding = str(rng.choice(["VALID", "SAME", "SAME_LOWER"]))
+    else:
+        pads = []
+        for s, d in zip(sizes, lhs_dil):
+            dilated = 0 if s == 0 else (s - 1) * d + 1
+            while True:
+                lo, hi = (int(v) for v in rng.integers(-3, 5, 2))
+                if dilated + lo + hi >= 0:
+                    break
+            pads.append((lo, hi))
+        padding = tuple(pads)
+    return sizes, window, strides, lhs_dil, rhs_dil, padding
+
+
+def random_patches_case(
+    rng: np.random.Generator, dtype: str = "float64", index: int = 0, max_spatial: int = 3
+) -> PatchesCase:
+    """A random valid ``conv_general_dilated_patches`` call: 0 to ``max_spatial``
+    spatial dims, random layouts, strides, both dilations, named, explicit and
+    negative padding."""
+    nd = int(rng.choice(np.arange(max_spatial + 1), p=_nd_weights(max_spatial)))
+    batch, cin = _small(rng, 1, 3), int(rng.integers(1, 4))
+    sizes, window, strides, lhs_dil, rhs_dil, padding = _random_window(rng, nd)
+    sp = _SPATIAL[3 - nd :]
+    dn, lhs_spec, rhs_spec = _random_layout(rng, nd, "OI", (f"NC{sp}", f"OI{sp}", f"NC{sp}"))
+    rhs_letters = [c for c in rhs_spec if c not in "OI"]
+    lhs_sizes = {"N": batch, "C": cin, **dict(zip(rhs_letters, sizes))}
+    return PatchesCase(
+        name=f"patches-random-{index}",
+        lhs_shape=tuple(lhs_sizes[c] for c in lhs_spec),
+        filter_shape=tuple(window),
+        window_strides=strides,
+        padding=padding,
+        lhs_dilation=lhs_dil,
+        rhs_dilation=rhs_dil if rng.random() < 0.8 else (None if all(d == 1 for d in rhs_dil) else rhs_dil),
+        dimension_numbers=dn,
+        dtype=dtype,
+        seed=int(rng.integers(0, 2**31)),
+    )
+
+
+def random_patches_cases(count: int, seed: int = 0, dtype: str = "float64", max_spatial: int = 3) -> list[PatchesCase]:
+    """``count`` random ``conv_general_dilated_patches`` cases from one seed (reproducible)."""
+    rng = np.random.default_rng(seed)
+    return [random_patches_case(rng, dtype, i, max_spatial) for i in range(count)]
+
+
+def random_local_case(
+    rng: np.random.Generator, dtype: str = "float64", index: int = 0, max_spatial: int = 3
+) -> LocalCase:
+    """A random valid ``conv_general_dilated_local`` call (same geometry as
+    :func:`random_patches_case`, plus output features); the kernel's shape
+    follows from the output positions."""
+    from polyconv.spec import patches_spec
+
+    pc = random_patches_case(rng, dtype, index, max_spatial)
+    cout = int(rng.integers(1, 4))
+    pspec = patches_spec(pc.lhs_shape, dtype, pc.filter_shape, pc.window_strides, pc.padding, pc.lhs_dilation,
+                         pc.rhs_dilation, pc.dimension_numbers)
+    dn = pspec.conv.dimension_numbers
+    canonical = (cout, pspec.conv.out_features, *pspec.conv.out_spatial)
+    rhs_shape = [0] * len(canonical)
+    for size, axis in zip(canonical, dn.rhs_spec):
+        rhs_shape[axis] = size
+    return LocalCase(
+        name=f"local-random-{index}",
+        lhs_shape=pc.lhs_shape,
+        rhs_shape=tuple(rhs_shape),
+        window_strides=pc.window_strides,
+        padding=pc.padding,
+        filter_shape=pc.filter_shape,
+        lhs_dilation=pc.lhs_dilation,
+        rhs_dilation=pc.rhs_dilation,
+        dimension_numbers=pc.dimension_numbers,
+        dtype=dtype,
+        seed=pc.seed,
+    )
+
+
+def random_local_cases(count: int, seed: int = 0, dtype: str = "float64", max_spatial: int = 3) -> list[LocalCase]:
+    """``count`` random ``conv_general_dilated_local`` cases from one seed (reproducible)."""
+    rng = np.random.default_rng(seed)
+    return [random_local_case(rng, dtype, i, max_spatial) for i in range(count)]

@@ -17,6 +17,20 @@ parsing.  It favours being obviously right over being fast:
 The result is returned in the accumulation dtype; :func:`cast_result` turns
 it into the output dtype the way an exact computation would (integers wrap).
 
+The other operations are each written from their own definition (never by
+calling the forward reference with a rearranged kernel, and sharing no code
+with polyconv's derivations); all but the transpose read or write the same
+padded, lhs-dilated input ``xp`` of steps 2 and 3:
+
+* :func:`conv_transpose`: a *scatter*, every input element spreading over
+  the output through the kernel (the adjoint view of a strided convolution);
+* :func:`conv_general_dilated_patches`: a gather of each window's values;
+* :func:`conv_general_dilated_local`: the forward sum with a separate kernel
+  per output position;
+* :func:`conv_general_dilated_vjp`: the cotangents of both operands, the
+  kernel's by a gather and the input's by a scatter back through the
+  padding and the lhs dilation.
+
 Examples
 --------
 >>> import numpy as np
@@ -29,13 +43,39 @@ array([[[-2., -2., -2.]]])
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
 
-from polyconv.spec import ConvSpec, conv_spec, dtype_kind
+from polyconv.errors import ConvShapeError
+from polyconv.spec import (
+    ConvSpec,
+    LocalSpec,
+    PatchesSpec,
+    TransposeSpec,
+    conv_spec,
+    conv_transpose_spec,
+    dilate_dim,
+    dtype_kind,
+    local_spec,
+    patches_spec,
+)
 
-__all__ = ["conv_general_dilated", "conv_from_spec", "accumulation_dtype", "cast_result"]
+__all__ = [
+    "conv_general_dilated",
+    "conv_from_spec",
+    "conv_transpose",
+    "transpose_from_spec",
+    "conv_general_dilated_patches",
+    "patches_from_spec",
+    "conv_general_dilated_local",
+    "local_from_spec",
+    "conv_general_dilated_vjp",
+    "vjp_from_spec",
+    "accumulation_dtype",
+    "cast_result",
+]
 
 
 def accumulation_dtype(out_dtype: str) -> np.dtype:
@@ -54,26 +94,71 @@ def _to_wide(a: np.ndarray, acc: np.dtype) -> np.ndarray:
     return a.astype(acc)
 
 
-def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
-    """Reference ``conv_general_dilated`` for an already parsed spec."""
-    acc = accumulation_dtype(spec.out_dtype)
-    dn = spec.dimension_numbers
-    x = _to_wide(np.asarray(lhs), acc).transpose(dn.lhs_spec)  # (N, C, *S)
-    w = _to_wide(np.asarray(rhs), acc).transpose(dn.rhs_spec)  # (O, I, *K)
+def _canonical(a: Any, spec: tuple[int, ...], acc: np.dtype) -> np.ndarray:
+    """``a`` in the wide dtype ``acc``, axes taken in the order ``spec`` (canonical layout)."""
+    return _to_wide(np.asarray(a), acc).transpose(spec)
+
+
+def _padded_dilated(x: np.ndarray, lhs_dilation: tuple[int, ...], padding: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Steps 2 and 3: the canonical ``(N, C, *S)`` input, lhs-dilated, then padded and cropped.
+
+    Padded index ``p`` of a spatial axis holds dilated index ``p - low``,
+    which is input element ``(p - low) / ld`` when that is a whole number in
+    range, and zero otherwise.
+    """
     # 2. lhs dilation: the input values land on every ld-th position.
     dilated_shape = x.shape[:2] + tuple(
-        0 if s == 0 else (s - 1) * d + 1 for s, d in zip(x.shape[2:], spec.lhs_dilation)
+        0 if s == 0 else (s - 1) * d + 1 for s, d in zip(x.shape[2:], lhs_dilation)
     )
-    xd = np.zeros(dilated_shape, acc)
-    xd[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in spec.lhs_dilation)] = x
+    xd = np.zeros(dilated_shape, x.dtype)
+    xd[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in lhs_dilation)] = x
 
     # 3. pad with zeros first, then crop: an axis is zero-extended on both sides.
-    grow = [(0, 0), (0, 0)] + [(max(lo, 0), max(hi, 0)) for lo, hi in spec.padding]
+    grow = [(0, 0), (0, 0)] + [(max(lo, 0), max(hi, 0)) for lo, hi in padding]
     xp = np.pad(xd, grow)
     crop = tuple(
-        slice(max(-lo, 0), xp.shape[2 + i] - max(-hi, 0)) for i, (lo, hi) in enumerate(spec.padding)
+        slice(max(-lo, 0), xp.shape[2 + i] - max(-hi, 0)) for i, (lo, hi) in enumerate(padding)
     )
-    xp = xp[(slice(None), slice(None)) + crop]
+    return xp[(slice(None), slice(None)) + crop]
+
+
+def _tap_window(
+    tap: tuple[int, ...], rhs_dilation: tuple[int, ...], strides: tuple[int, ...], out_spatial: tuple[int, ...]
+) -> tuple[slice, ...]:
+    """The padded positions ``y * s + k * rd`` (``y`` over the output) that kernel tap ``k`` sees,
+    as one strided slice per spatial axis (with the two leading full axes)."""
+    return (slice(None), slice(None)) + tuple(
+        slice(t * d, t * d + (y - 1) * s + 1, s) if y > 0 else slice(0, 0)
+        for t, d, s, y in zip(tap, rhs_dilation, strides, out_spatial)
+    )
+
+
+def _taps(window: tuple[int, ...]) -> Any:
+    """Every kernel tap, in C order (the last spatial axis fastest)."""
+    return itertools.product(*(range(k) for k in window))
+
+
+def _from_canonical(a: np.ndarray, spec: tuple[int, ...]) -> np.ndarray:
+    """A canonical array moved into the layout described by ``spec``."""
+    return a.transpose(np.argsort(spec))
+
+
+def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
+    """Reference ``conv_general_dilated`` for an already parsed spec.
+
+    With ``xp`` the padded, lhs-dilated input in canonical layout and ``G``
+    the groups::
+
+        out[n, o, y] = sum_{c, k} xp[n', c', y * s + k * rd] * w[o, c, k]
+
+    where ``o`` is in output-feature block ``g``, and ``(n', c') = (n, g * C/G + c)``
+    for feature groups or ``(g * N/G + n, c)`` for batch groups.
+    """
+    acc = accumulation_dtype(spec.out_dtype)
+    dn = spec.dimension_numbers
+    x = _canonical(lhs, dn.lhs_spec, acc)  # (N, C, *S)
+    w = _canonical(rhs, dn.rhs_spec, acc)  # (O, I, *K)
+    xp = _padded_dilated(x, spec.lhs_dilation, spec.padding)
 
     # 4. one strided slice per kernel tap, contracted per group.
     batch, out_features = x.shape[0], w.shape[0]
@@ -84,12 +169,8 @@ def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
     og = out_features // groups
     cg = x.shape[1] // fgc
     nb = batch // bgc
-    for tap in itertools.product(*(range(k) for k in w.shape[2:])):
-        window = tuple(
-            slice(t * d, t * d + (y - 1) * s + 1, s) if y > 0 else slice(0, 0)
-            for t, d, s, y in zip(tap, spec.rhs_dilation, spec.window_strides, out_spatial)
-        )
-        seen = xp[(slice(None), slice(None)) + window]  # (N, C, *Y)
+    for tap in _taps(w.shape[2:]):
+        seen = xp[_tap_window(tap, spec.rhs_dilation, spec.window_strides, out_spatial)]  # (N, C, *Y)
         kernel = w[(slice(None), slice(None)) + tap]  # (O, I)
         for g in range(groups):
             o = slice(g * og, (g + 1) * og)
@@ -100,7 +181,7 @@ def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
             out[:, o] += np.einsum("nc...,oc->no...", xs, kernel[o])
 
     # 5. canonical (N, O, *Y) into the output layout.
-    return out.transpose(np.argsort(dn.out_spec))
+    return _from_canonical(out, dn.out_spec)
 
 
 def cast_result(result: np.ndarray, out_dtype: str) -> np.ndarray:
@@ -146,3 +227,298 @@ def conv_general_dilated(
         preferred_element_type,
     )
     return conv_from_spec(lhs, rhs, spec)
+
+
+# -- conv_transpose ------------------------------------------------------------
+
+def _scatter_range(count: int, step: int, offset: int, size: int) -> tuple[slice, slice] | None:
+    """Source indices ``i`` in ``[0, count)`` whose target ``p = i * step + offset`` lies in
+    ``[0, size)``: ``(slice of i, slice of p)``, or None when there are none."""
+    first = max(0, -(offset // step))  # smallest i with i * step + offset >= 0
+    last = min(count - 1, (size - 1 - offset) // step)  # largest i with i * step + offset < size
+    if last < first:
+        return None
+    return slice(first, last + 1), slice(first * step + offset, last * step + offset + 1, step)
+
+
+def transpose_from_spec(lhs: Any, rhs: Any, tspec: TransposeSpec) -> np.ndarray:
+    """Reference ``conv_transpose`` for an already parsed spec, computed as a scatter.
+
+    With ``x`` the input in canonical layout ``(N, C, *S)`` and ``w`` the
+    kernel in canonical layout ``(O, C, *K)`` (taken through the dimension
+    numbers *after* the optional ``transpose_kernel`` flip of the spatial
+    axes and swap of the I and O axes), every input element spreads over
+    the output, per spatial axis::
+
+        out[n, o, i * s + low - k * rd] += x[n, c, i] * w[o, c, k]
+
+    for every tap ``k``, keeping the targets inside the output.  ``s`` is the
+    stride, ``rd`` the kernel dilation and ``low`` the low padding of the
+    equivalent fractionally strided convolution (``tspec.conv.padding``).
+    """
+    conv = tspec.conv
+    acc = accumulation_dtype(conv.out_dtype)
+    dn = conv.dimension_numbers
+    x = _canonical(lhs, dn.lhs_spec, acc)  # (N, C, *S)
+    w = _canonical(rhs, dn.rhs_spec, acc)  # the kernel as given, canonical axes (O, I, *K)
+    if tspec.transpose_kernel:  # flip the window, swap the I and O roles
+        w = np.flip(w, axis=tuple(range(2, w.ndim))).swapaxes(0, 1)
+    out_spatial = conv.out_spatial
+    out = np.zeros((x.shape[0], w.shape[0], *out_spatial), acc)
+    lows = [lo for lo, _ in conv.padding]
+    for tap in _taps(w.shape[2:]):
+        src, dst = [slice(None)] * 2, [slice(None)] * 2
+        for i, t in enumerate(tap):
+            offset = lows[i] - t * conv.rhs_dilation[i]
+            hit = _scatter_range(x.shape[2 + i], conv.lhs_dilation[i], offset, out_spatial[i])
+            if hit is None:
+                break
+            src.append(hit[0])
+            dst.append(hit[1])
+        else:
+            kernel = w[(slice(None), slice(None)) + tap]  # (O, C)
+            out[tuple(dst)] += np.einsum("nc...,oc->no...", x[tuple(src)], kernel)
+    return _from_canonical(out, dn.out_spec)
+
+
+def conv_transpose(
+    lhs: Any,
+    rhs: Any,
+    strides: Any,
+    padding: Any,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    transpose_kernel: bool = False,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+    use_consistent_padding: bool = False,
+) -> np.ndarray:
+    """Reference ``conv_transpose`` on NumPy arrays, in the accumulation dtype.
+
+    Same parameters as :func:`polyconv.conv_transpose`; see
+    :func:`transpose_from_spec` for the formula.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 2.0]).reshape(1, 2, 1)  # NHC
+    >>> w = np.array([1.0, 10.0]).reshape(2, 1, 1)  # HIO
+    >>> conv_transpose(x, w, (2,), 'VALID')[0, :, 0]
+    array([10.,  1., 20.,  2.])
+    """
+    lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+    tspec = conv_transpose_spec(
+        lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, strides, padding, rhs_dilation, dimension_numbers,
+        transpose_kernel, precision, preferred_element_type, use_consistent_padding,
+    )
+    return transpose_from_spec(lhs, rhs, tspec)
+
+
+# -- patches and local (unshared) convolutions -----------------------------------
+
+def patches_from_spec(lhs: Any, pspec: PatchesSpec) -> np.ndarray:
+    """Reference ``conv_general_dilated_patches`` for an already parsed spec: a gather.
+
+    With ``xp`` the padded, lhs-dilated input in canonical layout and
+    ``flat(k)`` the C-order index of tap ``k`` over ``filter_shape``
+    (canonical order, that of the rhs spec's spatial letters)::
+
+        out[n, c * prod(filter_shape) + flat(k), y] = xp[n, c, y * s + k * rd]
+    """
+    conv = pspec.conv
+    acc = accumulation_dtype(conv.out_dtype)
+    dn = conv.dimension_numbers
+    xp = _padded_dilated(_canonical(lhs, dn.lhs_spec, acc), conv.lhs_dilation, conv.padding)
+    batch, channels = xp.shape[:2]
+    taps = math.prod(pspec.filter_shape)
+    out = np.zeros((batch, channels, taps, *conv.out_spatial), acc)
+    for j, tap in enumerate(_taps(pspec.filter_shape)):
+        out[:, :, j] = xp[_tap_window(tap, conv.rhs_dilation, conv.window_strides, conv.out_spatial)]
+    out = out.reshape(batch, channels * taps, *conv.out_spatial)
+    return _from_canonical(out, dn.out_spec)
+
+
+def conv_general_dilated_patches(
+    lhs: Any,
+    filter_shape: Any,
+    window_strides: Any,
+    padding: Any,
+    lhs_dilation: Any = None,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> np.ndarray:
+    """Reference ``conv_general_dilated_patches`` on NumPy arrays, in the accumulation dtype.
+
+    Same parameters as :func:`polyconv.conv_general_dilated_patches`; see
+    :func:`patches_from_spec` for the formula.
+
+    Examples
+    --------
+    >>> x = np.arange(4.0).reshape(1, 1, 4)
+    >>> conv_general_dilated_patches(x, (2,), (1,), 'VALID')[0]
+    array([[0., 1., 2.],
+           [1., 2., 3.]])
+    """
+    lhs = np.asarray(lhs)
+    pspec = patches_spec(
+        lhs.shape, lhs.dtype, filter_shape, window_strides, padding, lhs_dilation, rhs_dilation,
+        dimension_numbers, precision, preferred_element_type,
+    )
+    return patches_from_spec(lhs, pspec)
+
+
+def local_from_spec(lhs: Any, rhs: Any, lspec: LocalSpec) -> np.ndarray:
+    """Reference ``conv_general_dilated_local`` for an already parsed spec.
+
+    A separate kernel for every output position ``y``: with ``xp`` the padded,
+    lhs-dilated input and ``w`` the kernel in canonical layout
+    ``(O, C * prod(filter_shape), *Y)``::
+
+        out[n, o, y] = sum_{c, k} xp[n, c, y * s + k * rd] * w[o, c * prod(filter_shape) + flat(k), y]
+    """
+    conv = lspec.patches.conv
+    acc = accumulation_dtype(conv.out_dtype)
+    dn = lspec.dimension_numbers
+    xp = _padded_dilated(_canonical(lhs, dn.lhs_spec, acc), conv.lhs_dilation, conv.padding)
+    w = _canonical(rhs, dn.rhs_spec, acc)  # (O, C * taps, *Y)
+    batch, channels = xp.shape[:2]
+    out_spatial = conv.out_spatial
+    filter_shape = lspec.patches.filter_shape
+    w = w.reshape(w.shape[0], channels, math.prod(filter_shape), *out_spatial)  # channel-major
+    out = np.zeros((batch, w.shape[0], *out_spatial), acc)
+    for j, tap in enumerate(_taps(filter_shape)):
+        seen = xp[_tap_window(tap, conv.rhs_dilation, conv.window_strides, out_spatial)]  # (N, C, *Y)
+        out += np.einsum("nc...,oc...->no...", seen, w[:, :, j])
+    return _from_canonical(out, dn.out_spec)
+
+
+def conv_general_dilated_local(
+    lhs: Any,
+    rhs: Any,
+    window_strides: Any,
+    padding: Any,
+    filter_shape: Any,
+    lhs_dilation: Any = None,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    precision: Any = None,
+) -> np.ndarray:
+    """Reference ``conv_general_dilated_local`` on NumPy arrays, in the accumulation dtype.
+
+    Same parameters as :func:`polyconv.conv_general_dilated_local`; see
+    :func:`local_from_spec` for the formula.
+    """
+    lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+    lspec = local_spec(
+        lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, window_strides, padding, filter_shape, lhs_dilation,
+        rhs_dilation, dimension_numbers, precision,
+    )
+    return local_from_spec(lhs, rhs, lspec)
+
+
+# -- the gradients of conv_general_dilated -------------------------------------
+
+def _unpadded_undilated(
+    buf: np.ndarray, lhs_spatial: tuple[int, ...], lhs_dilation: tuple[int, ...], padding: tuple[tuple[int, int], ...]
+) -> np.ndarray:
+    """The adjoint of :func:`_padded_dilated`: padded position ``p`` goes back to input
+    element ``(p - low) / ld`` where that is a whole number in range; the rest
+    (padding, the holes of the dilation) is dropped."""
+    # The crop dropped input positions: they receive nothing (zeros).
+    regrow = [(0, 0), (0, 0)] + [(max(-lo, 0), max(-hi, 0)) for lo, hi in padding]
+    full = np.pad(buf, regrow)  # axis = (max(lo, 0) zeros, dilated input, max(hi, 0) zeros)
+    dilated = tuple(slice(max(lo, 0), max(lo, 0) + dilate_dim(size, ld))
+                    for (lo, _), size, ld in zip(padding, lhs_spatial, lhs_dilation))
+    xd = full[(slice(None), slice(None)) + dilated]
+    return xd[(slice(None), slice(None)) + tuple(slice(None, None, ld) for ld in lhs_dilation)]
+
+
+def vjp_from_spec(lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Reference gradients of ``conv_general_dilated`` for an already parsed spec.
+
+    For ``out = conv(lhs, rhs)`` (see :func:`conv_from_spec`) and a cotangent
+    ``g`` of ``out``'s shape, with the same group pairing ``(n', c')``::
+
+        rhs_ct[o, c, k] = sum_{n, y} g[n, o, y] * xp[n', c', y * s + k * rd]   (a gather)
+        lhs_ct[n', c', i] = sum over (o, y, k) with y * s + k * rd - low == i * ld
+                            of g[n, o, y] * w[o, c, k]                           (a scatter)
+
+    The scatter adds each product at padded position ``p = y * s + k * rd``,
+    which holds dilated index ``p - low``, which is input element
+    ``(p - low) / ld`` when that is a whole number in range (else it is
+    padding or a hole of the dilation and is dropped).
+
+    Returns ``(lhs_ct, rhs_ct)`` in the layouts of ``lhs`` and ``rhs``, in the
+    accumulation dtype of the forward output.
+    """
+    acc = accumulation_dtype(spec.out_dtype)
+    dn = spec.dimension_numbers
+    cotangent = np.asarray(cotangent)
+    if cotangent.shape != spec.out_shape:
+        raise ConvShapeError(
+            "conv_general_dilated_vjp", "cotangent", f"must have the forward output's shape {spec.out_shape}",
+            got=f"shape {cotangent.shape}",
+        )
+    x = _canonical(lhs, dn.lhs_spec, acc)  # (N, C, *S)
+    w = _canonical(rhs, dn.rhs_spec, acc)  # (O, I, *K)
+    g = _canonical(cotangent, dn.out_spec, acc)  # (N // bgc, O, *Y)
+    xp = _padded_dilated(x, spec.lhs_dilation, spec.padding)
+    lhs_ct_padded = np.zeros(xp.shape, acc)
+    rhs_ct = np.zeros(w.shape, acc)
+
+    batch, out_features = x.shape[0], w.shape[0]
+    fgc, bgc = spec.feature_group_count, spec.batch_group_count
+    groups = max(fgc, bgc)
+    og = out_features // groups
+    cg = x.shape[1] // fgc
+    nb = batch // bgc
+    positions = math.prod(spec.out_spatial)
+    for tap in _taps(w.shape[2:]):
+        window = _tap_window(tap, spec.rhs_dilation, spec.window_strides, spec.out_spatial)
+        seen = xp[window]  # (N, C, *Y)
+        kernel = w[(slice(None), slice(None)) + tap]  # (O, I)
+        for gi in range(groups):
+            o = slice(gi * og, (gi + 1) * og)
+            if bgc > 1:  # lhs batch block gi, all channels
+                block = (slice(gi * nb, (gi + 1) * nb), slice(None))
+            else:  # lhs channel block gi, the whole batch
+                block = (slice(None), slice(gi * cg, (gi + 1) * cg))
+            xs = seen[block]
+            rhs_ct[(o, slice(None)) + tap] += np.einsum(  # sum over the batch and the output positions
+                "noy,ncy->oc", g[:, o].reshape(g.shape[0], og, positions), xs.reshape(*xs.shape[:2], positions)
+            )
+            target = block + window[2:]
+            lhs_ct_padded[target] += np.einsum("no...,oc->nc...", g[:, o], kernel[o])
+
+    lhs_ct = _unpadded_undilated(lhs_ct_padded, spec.lhs_spatial, spec.lhs_dilation, spec.padding)
+    return _from_canonical(lhs_ct, dn.lhs_spec), _from_canonical(rhs_ct, dn.rhs_spec)
+
+
+def conv_general_dilated_vjp(
+    lhs: Any,
+    rhs: Any,
+    cotangent: Any,
+    window_strides: Any,
+    padding: Any,
+    lhs_dilation: Any = None,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference ``(lhs_ct, rhs_ct)`` of ``conv_general_dilated`` at ``(lhs, rhs)`` for ``cotangent``.
+
+    ``cotangent`` is in the forward output's layout; the results are in the
+    layouts of ``lhs`` and ``rhs``, in the accumulation dtype.  See
+    :func:`vjp_from_spec` for the formulas.
+    """
+    lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+    spec = conv_spec(
+        lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, window_strides, padding, lhs_dilation,
+        rhs_dilation, dimension_numbers, feature_group_count, batch_group_count, precision,
+        preferred_element_type,
+    )
+    return vjp_from_spec(lhs, rhs, cotangent, spec)

@@ -22,6 +22,16 @@ channels of a group), the allowed error is::
   usual growth of blocked and pairwise sums; 4 is the safety factor.
 * ``u_out``: the rounding of the result to the output dtype.
 * ``tiny``: the smallest normal number of the output dtype, for zeros.
+
+The other operations are judged the same way: :func:`check_close_to` takes
+the reference's exact result and its magnitude (the same operation on the
+absolute values of the operands) with a relative bound from
+:func:`tolerance_for`, where ``K`` is the number of products summed into one
+element (``C * prod(window)`` for ``conv_transpose`` and the local
+convolution, ``O / groups * prod(window)`` for the lhs cotangent, the batch
+times the output positions for the kernel's cotangent).
+:func:`check_transpose_close`, :func:`check_patches_close`,
+:func:`check_local_close` and :func:`check_vjp_close` do this per operation.
 """
 
 from __future__ import annotations
@@ -31,11 +41,22 @@ from typing import Any
 
 import numpy as np
 
-from polyconv.spec import ConvSpec, dtype_kind
+from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec, dtype_kind
 
 from . import reference
 
-__all__ = ["UNIT_ROUNDOFF", "tolerance", "check_close", "assert_close"]
+__all__ = [
+    "UNIT_ROUNDOFF",
+    "tolerance",
+    "tolerance_for",
+    "check_close",
+    "check_close_to",
+    "assert_close",
+    "check_transpose_close",
+    "check_patches_close",
+    "check_local_close",
+    "check_vjp_close",
+]
 
 UNIT_ROUNDOFF = {
     "float16": 2.0**-11,
@@ -56,14 +77,28 @@ def _real(name: str) -> str:
 def tolerance(spec: ConvSpec, reduced_precision: bool = False) -> float:
     """Relative bound (times the magnitude) for ``spec``'s floating result."""
     k = spec.in_features // spec.feature_group_count * math.prod(spec.window)
-    dt, out = _real(spec.dtype), _real(spec.out_dtype)
+    return tolerance_for(k, spec.dtype, spec.out_dtype, spec.precision, reduced_precision)
+
+
+def tolerance_for(
+    products: int,
+    dtype: str,
+    out_dtype: str,
+    precision: tuple[str, str] | None = None,
+    reduced_precision: bool = False,
+) -> float:
+    """Relative bound (times the magnitude) for a floating result each of whose
+    elements sums ``products`` products of ``dtype`` operands into ``out_dtype``,
+    at a parsed ``precision`` (None or a pair of names).  The module docstring
+    gives the formula."""
+    dt, out = _real(dtype), _real(out_dtype)
     u_in = 0.0
     if reduced_precision and dt == "float32":
-        level = "default" if spec.precision is None else min(
-            spec.precision, key=("default", "high", "highest").index
+        level = "default" if precision is None else min(
+            precision, key=("default", "high", "highest").index
         )
         u_in = _REDUCED_INPUT[level]
-    if dtype_kind(spec.dtype) in "iub":
+    if dtype_kind(dtype) in "iub":
         u_acc = UNIT_ROUNDOFF["float32"] if out in ("float16", "bfloat16", "float32") else UNIT_ROUNDOFF["float64"]
     elif dt == "float64" or out == "float64":
         u_acc = UNIT_ROUNDOFF["float64"]
@@ -71,7 +106,7 @@ def tolerance(spec: ConvSpec, reduced_precision: bool = False) -> float:
         u_acc = UNIT_ROUNDOFF[dt]
     else:
         u_acc = UNIT_ROUNDOFF["float32"]
-    return 2 * u_in + 4 * math.sqrt(max(k, 1)) * u_acc + UNIT_ROUNDOFF[out]
+    return 2 * u_in + 4 * math.sqrt(max(products, 1)) * u_acc + UNIT_ROUNDOFF[out]
 
 
 def check_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precision: bool = False) -> str | None:
@@ -82,15 +117,38 @@ def check_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precisi
         return f"shape {actual.shape}, expected {spec.out_shape}"
     lhs, rhs = np.asarray(lhs), np.asarray(rhs)
     exact = reference.conv_from_spec(lhs, rhs, spec)
-    if dtype_kind(spec.out_dtype) in "iub":
-        expected = reference.cast_result(exact, spec.out_dtype)
+    if dtype_kind(spec.out_dtype) in "iub":  # exact
+        return check_close_to(actual, exact, None, 0.0, spec.out_dtype)
+    magnitude = reference.conv_from_spec(np.abs(lhs), np.abs(rhs), spec).real
+    return check_close_to(actual, exact, magnitude, tolerance(spec, reduced_precision), spec.out_dtype)
+
+
+def check_close_to(
+    actual: Any, expected: np.ndarray, magnitude: np.ndarray | None, rel_tol: float, out_dtype: str
+) -> str | None:
+    """None if ``actual`` matches a reference result, else a description of the worst mismatch.
+
+    ``expected`` is the reference's exact result (in its accumulation dtype)
+    and ``magnitude`` the same operation applied to the absolute values of
+    the operands (real, float64; unused, and may be None, for integer and
+    boolean results, which must equal ``expected`` cast to ``out_dtype``
+    exactly).  A floating element passes when its error is at most
+    ``rel_tol * magnitude + tiny``; ``rel_tol`` usually comes from
+    :func:`tolerance_for`.
+    """
+    actual = np.asarray(actual)
+    exact = np.asarray(expected)
+    if actual.shape != exact.shape:
+        return f"shape {actual.shape}, expected {exact.shape}"
+    if dtype_kind(out_dtype) in "iub":
+        expected = reference.cast_result(exact, out_dtype)
         bad = actual != expected
         if not bad.any():
             return None
         i = tuple(int(v) for v in np.argwhere(bad)[0])
         return f"{int(bad.sum())} of {bad.size} elements differ; at {i}: got {actual[i]!r}, expected {expected[i]!r}"
-    magnitude = reference.conv_from_spec(np.abs(lhs), np.abs(rhs), spec).real
-    bound = tolerance(spec, reduced_precision) * magnitude + _TINY[_real(spec.out_dtype)]
+    assert magnitude is not None, "a floating result needs its magnitude"
+    bound = rel_tol * np.asarray(magnitude) + _TINY[_real(out_dtype)]
     got = actual.astype(np.complex128 if np.iscomplexobj(actual) else np.float64)
     err = np.abs(got - exact)
     bad = ~(err <= bound)  # NaN counts as bad
@@ -108,3 +166,81 @@ def assert_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precis
     problem = check_close(actual, lhs, rhs, spec, reduced_precision)
     if problem is not None:
         raise AssertionError(problem)
+
+
+def _floating(dtype: str) -> bool:
+    return dtype_kind(dtype) not in "iub"
+
+
+def check_transpose_close(
+    actual: Any, lhs: Any, rhs: Any, tspec: TransposeSpec, reduced_precision: bool = False
+) -> str | None:
+    """:func:`check_close` for ``conv_transpose``: None if ``actual`` matches the reference."""
+    lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+    exact = reference.transpose_from_spec(lhs, rhs, tspec)
+    conv = tspec.conv
+    if not _floating(conv.out_dtype):  # exact
+        return check_close_to(actual, exact, None, 0.0, conv.out_dtype)
+    magnitude = reference.transpose_from_spec(np.abs(lhs), np.abs(rhs), tspec).real
+    return check_close_to(actual, exact, magnitude, tolerance(conv, reduced_precision), conv.out_dtype)
+
+
+def check_patches_close(actual: Any, lhs: Any, pspec: PatchesSpec, reduced_precision: bool = False) -> str | None:
+    """:func:`check_close` for ``conv_general_dilated_patches`` (a backend may compute the
+    patches as the identity-kernel convolution, so the convolution's bound applies)."""
+    lhs = np.asarray(lhs)
+    exact = reference.patches_from_spec(lhs, pspec)
+    conv = pspec.conv
+    if not _floating(conv.out_dtype):  # exact
+        return check_close_to(actual, exact, None, 0.0, conv.out_dtype)
+    magnitude = reference.patches_from_spec(np.abs(lhs), pspec).real
+    return check_close_to(actual, exact, magnitude, tolerance(conv, reduced_precision), conv.out_dtype)
+
+
+def check_local_close(actual: Any, lhs: Any, rhs: Any, lspec: LocalSpec, reduced_precision: bool = False) -> str | None:
+    """:func:`check_close` for ``conv_general_dilated_local``: ``C * prod(filter_shape)``
+    products per element."""
+    lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+    exact = reference.local_from_spec(lhs, rhs, lspec)
+    conv = lspec.patches.conv
+    if not _floating(conv.dtype):  # exact
+        return check_close_to(actual, exact, None, 0.0, conv.dtype)
+    magnitude = reference.local_from_spec(np.abs(lhs), np.abs(rhs), lspec).real
+    products = conv.in_features * math.prod(lspec.patches.filter_shape)
+    rel_tol = tolerance_for(products, conv.dtype, conv.dtype, lspec.precision, reduced_precision)
+    return check_close_to(actual, exact, magnitude, rel_tol, conv.dtype)
+
+
+def check_vjp_close(
+    lhs_ct: Any, rhs_ct: Any, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec, reduced_precision: bool = False,
+    out_dtype: str | None = None,
+) -> str | None:
+    """:func:`check_close` for the two cotangents of ``conv_general_dilated``.
+
+    ``cotangent`` is in the forward output's layout; ``lhs_ct`` and ``rhs_ct``
+    are judged in ``out_dtype`` (default: the operands' dtype, as autodiff
+    returns them).  The lhs cotangent sums ``O / groups * prod(window)``
+    products per element, the kernel's the (per group) batch times the output
+    positions.
+    """
+    lhs, rhs, cotangent = np.asarray(lhs), np.asarray(rhs), np.asarray(cotangent)
+    out_dtype = out_dtype or spec.dtype
+    exact = reference.vjp_from_spec(lhs, rhs, cotangent, spec)
+    magnitude: tuple[Any, Any] = (None, None)
+    rel_tol = (0.0, 0.0)  # integers: exact
+    if _floating(out_dtype):
+        mag = reference.vjp_from_spec(np.abs(lhs), np.abs(rhs), np.abs(cotangent), spec)
+        magnitude = (mag[0].real, mag[1].real)
+        groups = max(spec.feature_group_count, spec.batch_group_count)
+        products = (
+            spec.out_features // groups * math.prod(spec.window),
+            spec.batch // spec.batch_group_count * math.prod(spec.out_spatial),
+        )
+        rel_tol = tuple(
+            tolerance_for(k, spec.out_dtype, out_dtype, spec.precision, reduced_precision) for k in products
+        )
+    for name, got, want, mag, tol in zip(("lhs", "rhs"), (lhs_ct, rhs_ct), exact, magnitude, rel_tol):
+        problem = check_close_to(got, want, mag, tol, out_dtype)
+        if problem is not None:
+            return f"{name} cotangent: {problem}"
+    return None

@@ -1,0 +1,294 @@
+"""The reference's other operations agree with ``jax.lax``.
+
+``conv_transpose``, ``conv_general_dilated_patches``, ``conv_general_dilated_local``
+and the gradients of ``conv_general_dilated`` are each written in the reference
+from their own definition (a scatter, a gather, an unshared sum, a gather and a
+scatter back through the padding).  Here they are checked against JAX: the
+transpose on an explicit grid of its padding conventions and on seeded random
+cases, patches and local on seeded random cases, and the gradients against
+``jax.vjp`` on the whole curated forward grid and on seeded random forward
+cases (300 random cases per operation by default, 3000 with
+``--polyconv-thorough``).  The gradients are also checked against the forward
+reference through the adjoint identities, without JAX.
+
+Every check runs in float64: XLA:CPU accumulates complex64 in complex64 even
+when asked for complex128 (see test_reference_vs_jax.py).
+
+JAX's results are compiled without XLA's algebraic simplifier, which aborts
+the process on a few of these cases in JAX 0.10 (see ``_COMPILER_OPTIONS``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from polyconv.conformance import cases, reference, tolerances
+
+from polyconv.errors import ConvArgumentError, ConvShapeError
+from polyconv.spec import ConvDimensionNumbers, conv_spec, conv_transpose_spec, local_spec, patches_spec
+
+jax = pytest.importorskip("jax", reason="JAX is not installed: the reference is checked against jax.lax")
+from jax import lax  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _x64():
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+def _jax_kwargs(case) -> dict:
+    kw = case.kwargs()
+    if isinstance(kw.get("dimension_numbers"), ConvDimensionNumbers):
+        kw["dimension_numbers"] = lax.ConvDimensionNumbers(*kw["dimension_numbers"])
+    return kw
+
+
+# XLA compiling each case is most of this file's time.  Each case is one jitted
+# function (op by op, JAX would compile every primitive of the op separately),
+# compiled with LLVM's optimisations off: the same HLO and the same semantics,
+# three times faster to compile (results differ from the optimised build by a
+# few ulps of summation order, far inside the tolerances).  XLA's algebraic
+# simplifier is off too: in JAX 0.10 it aborts the process (a failed CHECK,
+# "Window dimensions do not match RHS shape") when it folds a kernel reversal
+# into some convolutions in unusual layouts, for example
+#   conv_transpose(lhs (6, 1, 2, 1), rhs (4, 2, 1, 2), strides (3, 2),
+#                  padding ((2, 1), (1, 1)), dimension_numbers
+#                  ConvDimensionNumbers((3, 1, 2, 0), (2, 1, 0, 3), (0, 3, 2, 1)),
+#                  transpose_kernel=True, use_consistent_padding=True)
+# or the lhs gradient of lhs (1, 4, 4, 4) 'CHNW', rhs (2, 4, 1, 3) 'WOIH', out
+# 'HNCW', strides (2, 2), padding ((1, 1), (-3, 0)), lhs_dilation (1, 2),
+# batch_group_count=2.  Unsimplified, both compile and agree with the reference.
+_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_disable_hlo_passes": "algsimp"}
+
+
+def _jit(fun, case=None):
+    """``fun`` (with the case's parameters, when given), jitted as above."""
+    if case is not None:
+        fun = functools.partial(fun, **_jax_kwargs(case))
+    return jax.jit(fun, compiler_options=_COMPILER_OPTIONS)
+
+
+def _random_count(random_case_count: int) -> int:
+    """300 random cases per operation, 3000 when thorough."""
+    return max(300, random_case_count * 3 // 5)
+
+
+# XLA releases the GIL while it compiles, so JAX's results are computed on a few
+# threads, then judged in order.
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _in_pool(compute, case_list) -> list:
+    """``compute(case)`` for every case on a few threads: each result, or the exception raised."""
+
+    def safe(case):
+        try:
+            return compute(case)
+        except Exception as e:  # noqa: BLE001 - re-raised by the case's own check
+            return e
+
+    with ThreadPoolExecutor(_WORKERS) as pool:
+        return list(pool.map(safe, case_list))
+
+
+def _result(value):
+    if isinstance(value, Exception):
+        raise value
+    return value
+
+
+def _run_all(compute, judge, case_list) -> None:
+    """Judge JAX's result of every case, then fail listing the first few problems."""
+    problems = []
+    for case, got in zip(case_list, _in_pool(compute, case_list)):
+        problem = f"jax.lax raised {got!r}" if isinstance(got, Exception) else judge(case, got)
+        if problem is not None:
+            problems.append(f"{case!r}: {problem}")
+    assert not problems, f"{len(problems)} of {len(case_list)} cases disagree:\n" + "\n".join(problems[:5])
+
+
+def _prefetch(request: pytest.FixtureRequest, test_name: str, compute) -> dict:
+    """JAX's results for the cases of the selected ``test_name`` items, computed together."""
+    selected = [
+        item.callspec.params["case"] for item in request.session.items
+        if getattr(item, "originalname", None) == test_name and getattr(item, "module", None) is request.module
+    ]
+    return dict(zip((c.name for c in selected), _in_pool(compute, selected)))
+
+
+# -- conv_transpose -------------------------------------------------------------
+
+def _jax_transpose(case: cases.TransposeCase) -> np.ndarray:
+    return np.asarray(_jit(lax.conv_transpose, case)(*case.operands()))
+
+
+def _judge_transpose(case: cases.TransposeCase, got: np.ndarray) -> str | None:
+    lhs, rhs = case.operands()
+    tspec = conv_transpose_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())
+    if got.dtype.name != tspec.conv.out_dtype:
+        return f"jax dtype {got.dtype}, spec {tspec.conv.out_dtype}"
+    return tolerances.check_transpose_close(got, lhs, rhs, tspec)
+
+
+@pytest.fixture(scope="module")
+def transpose_grid_results(_x64, request: pytest.FixtureRequest) -> dict:
+    return _prefetch(request, "test_transpose_grid", _jax_transpose)
+
+
+@pytest.mark.parametrize("case", cases.transpose_grid(), ids=str)
+def test_transpose_grid(case: cases.TransposeCase, transpose_grid_results: dict) -> None:
+    problem = _judge_transpose(case, _result(transpose_grid_results[case.name]))
+    assert problem is None, f"{case!r}: reference and jax.lax.conv_transpose disagree: {problem}"
+
+
+def test_transpose_random(random_case_count: int) -> None:
+    case_list = cases.random_transpose_cases(_random_count(random_case_count), seed=11)
+    _run_all(_jax_transpose, _judge_transpose, case_list)
+
+
+@pytest.mark.parametrize("padding", ["SAME_LOWER", "same", "valid", "Same"])
+def test_transpose_other_padding_names_keep_forward_meaning(padding: str) -> None:
+    # only the exact strings 'SAME' and 'VALID' get the transpose padding; other
+    # names are the forward convolution's padding, allowed with strides of 1 only
+    rng = np.random.default_rng(5)
+    lhs, rhs = rng.standard_normal((2, 5, 4, 3)), rng.standard_normal((4, 3, 3, 2))
+    case = cases.TransposeCase("names", lhs.shape, rhs.shape, (1, 1), padding, (1, 2))
+    tspec = conv_transpose_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())
+    got = np.asarray(lax.conv_transpose(lhs, rhs, **case.kwargs()))
+    assert tolerances.check_transpose_close(got, lhs, rhs, tspec) is None
+    with pytest.raises(ConvArgumentError):
+        reference.conv_transpose(lhs, rhs, (2, 1), padding)
+    with pytest.raises(Exception):  # noqa: B017 - JAX raises its own error
+        lax.conv_transpose(lhs, rhs, (2, 1), padding)
+
+
+def test_transpose_is_a_scatter() -> None:
+    # each input element lays a copy of the kernel down at i * s + low - k * rd
+    x = np.zeros((1, 4, 1))
+    x[0, 2, 0] = 1.0
+    w = np.arange(1.0, 4.0).reshape(3, 1, 1)  # HIO
+    out = reference.conv_transpose(x, w, (2,), "VALID")  # i = 2, low = 2: out[6 - k] = w[k]; 9 outputs
+    np.testing.assert_array_equal(out[0, :, 0], [0, 0, 0, 0, 3, 2, 1, 0, 0])
+    out = reference.conv_transpose(x, w, (2,), "VALID", transpose_kernel=True)
+    np.testing.assert_array_equal(out[0, :, 0], [0, 0, 0, 0, 1, 2, 3, 0, 0])
+
+
+# -- patches and local ------------------------------------------------------------
+
+def _judge_patches(case: cases.PatchesCase, got: np.ndarray) -> str | None:
+    (lhs,) = case.operands()
+    pspec = patches_spec(lhs.shape, lhs.dtype, **case.kwargs())
+    return tolerances.check_patches_close(got, lhs, pspec)
+
+
+def test_patches_random(random_case_count: int) -> None:
+    _run_all(
+        lambda case: np.asarray(_jit(lax.conv_general_dilated_patches, case)(*case.operands())),
+        _judge_patches,
+        cases.random_patches_cases(_random_count(random_case_count), seed=12),
+    )
+
+
+def _judge_local(case: cases.LocalCase, got: np.ndarray) -> str | None:
+    lhs, rhs = case.operands()
+    lspec = local_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())
+    return tolerances.check_local_close(got, lhs, rhs, lspec)
+
+
+def test_local_random(random_case_count: int) -> None:
+    _run_all(
+        lambda case: np.asarray(_jit(lax.conv_general_dilated_local, case)(*case.operands())),
+        _judge_local,
+        cases.random_local_cases(_random_count(random_case_count), seed=13),
+    )
+
+
+def test_patches_order_is_channel_major() -> None:
+    x = np.arange(2 * 3.0).reshape(1, 2, 3)  # NCW: channels 0..2 and 3..5
+    got = reference.conv_general_dilated_patches(x, (2,), (1,), "VALID")
+    np.testing.assert_array_equal(got[0], [[0, 1], [1, 2], [3, 4], [4, 5]])
+
+
+# -- the gradients of conv_general_dilated -----------------------------------------
+
+def _cotangent(case: cases.ConvCase, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    return cases.make_operand(np.random.default_rng(case.seed + 1), shape, dtype)
+
+
+def _jax_vjp(case: cases.ConvCase) -> tuple[np.ndarray, np.ndarray]:
+    lhs, rhs = case.operands()
+    spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())
+    kw = _jax_kwargs(case)
+
+    def grads(x, w, g):
+        return jax.vjp(lambda x, w: lax.conv_general_dilated(x, w, **kw), x, w)[1](g)
+
+    lhs_ct, rhs_ct = _jit(grads)(lhs, rhs, _cotangent(case, spec.out_shape, spec.out_dtype))
+    return np.asarray(lhs_ct), np.asarray(rhs_ct)
+
+
+def _judge_vjp(case: cases.ConvCase, got: tuple[np.ndarray, np.ndarray]) -> str | None:
+    lhs, rhs = case.operands()
+    spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())
+    g = _cotangent(case, spec.out_shape, spec.out_dtype)
+    return tolerances.check_vjp_close(*got, lhs, rhs, g, spec)
+
+
+@pytest.fixture(scope="module")
+def vjp_grid_results(_x64, request: pytest.FixtureRequest) -> dict:
+    return _prefetch(request, "test_vjp_grid", _jax_vjp)
+
+
+@pytest.mark.parametrize("case", cases.grid(), ids=str)
+def test_vjp_grid(case: cases.ConvCase, vjp_grid_results: dict) -> None:
+    problem = _judge_vjp(case, _result(vjp_grid_results[case.name]))
+    assert problem is None, f"{case!r}: reference and jax.vjp disagree: {problem}"
+
+
+def test_vjp_random(random_case_count: int) -> None:
+    _run_all(_jax_vjp, _judge_vjp, cases.random_cases(_random_count(random_case_count), seed=2025))
+
+
+@pytest.mark.parametrize("case", cases.grid(), ids=str)
+def test_vjp_adjoint_identities(case: cases.ConvCase) -> None:
+    # <conv(x, w), y> == <x, lhs_ct(y)> == <w, rhs_ct(y)>, on the reference alone
+    x, w = case.operands()
+    spec = conv_spec(x.shape, w.shape, x.dtype, w.dtype, **case.kwargs())
+    y = _cotangent(case, spec.out_shape, spec.out_dtype)
+    out = reference.conv_from_spec(x, w, spec)
+    lhs_ct, rhs_ct = reference.vjp_from_spec(x, w, y, spec)
+    assert lhs_ct.shape == x.shape and rhs_ct.shape == w.shape
+    forward = np.sum(out * y)
+    scale = np.sum(reference.conv_from_spec(np.abs(x), np.abs(w), spec) * np.abs(y))  # sum of |products|
+    for name, value in (("lhs", np.sum(x * lhs_ct)), ("rhs", np.sum(w * rhs_ct))):
+        assert abs(value - forward) <= 1e-10 * scale + 1e-300, (name, value, forward, scale)
+
+
+def test_vjp_checks_the_cotangent_shape() -> None:
+    x, w = np.ones((1, 2, 5)), np.ones((3, 2, 2))
+    with pytest.raises(ConvShapeError, match="cotangent"):
+        reference.conv_general_dilated_vjp(x, w, np.ones((1, 3, 5)), (1,), "VALID")
+
+
+def test_new_reference_results_are_wide() -> None:
+    x = np.ones((1, 5, 2), np.float32)
+    w = np.ones((2, 2, 3), np.float32)
+    assert reference.conv_transpose(x, w, (2,), "SAME").dtype == np.float64
+    xi = x.astype(np.int8).transpose(0, 2, 1)
+    assert reference.conv_general_dilated_patches(xi, (2,), (1,), "VALID").dtype == np.int64
+    wl = np.ones((3, 4, 4), np.complex64)
+    xc = x.astype(np.complex64).transpose(0, 2, 1)
+    assert reference.conv_general_dilated_local(xc, wl, (1,), "VALID", (2,)).dtype == np.complex128
+    lhs_ct, rhs_ct = reference.conv_general_dilated_vjp(
+        xi, np.ones((3, 2, 2), np.int8), np.ones((1, 3, 4), np.int8), (1,), "VALID"
+    )
+    assert lhs_ct.dtype == rhs_ct.dtype == np.int64
+    assert math.prod(lhs_ct.shape) == 10
