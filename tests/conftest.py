@@ -7,7 +7,11 @@ is reproducible and bounded.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+
+TOY_MISSING = "the test plugin polyconv-toy is not installed: run `pip install ./tests/plugins/polyconv_toy`"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,3 +37,21 @@ def jax_x64():
     jax.config.update("jax_enable_x64", True)
     yield jax, jax.lax
     jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def toy() -> Any:
+    """The installed toy plugin's module (skips when it is not installed as a distribution)."""
+    from polyconv.registry import registry
+
+    mod = pytest.importorskip("polyconv_toy", reason=TOY_MISSING)
+    if "toy" not in registry.records():
+        pytest.skip(reason=TOY_MISSING + " (the module imports, but no 'toy' entry point is registered)")
+    return mod
+
+
+@pytest.fixture
+def clean_polyconv_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No POLYCONV_BLOCK or POLYCONV_BACKEND from the caller's environment."""
+    monkeypatch.delenv("POLYCONV_BLOCK", raising=False)
+    monkeypatch.delenv("POLYCONV_BACKEND", raising=False)

@@ -24,25 +24,9 @@ from polyconv import dispatch
 from polyconv.dispatch import resolve
 from polyconv.registry import Registry, registry
 
-TOY_MISSING = (
-    "the test plugin polyconv-toy is not installed: run `pip install ./tests/plugins/polyconv_toy`"
-)
+pytestmark = pytest.mark.usefixtures("clean_polyconv_env")
+
 OP = "conv_general_dilated"
-
-
-@pytest.fixture
-def toy() -> Any:
-    """The installed toy plugin's module (skips when it is not installed as a distribution)."""
-    mod = pytest.importorskip("polyconv_toy", reason=TOY_MISSING)
-    if "toy" not in registry.records():
-        pytest.skip(TOY_MISSING + " (the module imports, but no 'toy' entry point is registered)")
-    return mod
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("POLYCONV_BLOCK", raising=False)
-    monkeypatch.delenv("POLYCONV_BACKEND", raising=False)
 
 
 @pytest.fixture

@@ -25,24 +25,8 @@ import pytest
 import polyconv
 from polyconv.registry import GROUP, PolyconvPluginWarning, blocked_names, registry
 
-TOY_MISSING = (
-    "the test plugin polyconv-toy is not installed: run `pip install ./tests/plugins/polyconv_toy`"
-)
+pytestmark = pytest.mark.usefixtures("clean_polyconv_env")
 
-
-@pytest.fixture
-def toy() -> Any:
-    """The installed toy plugin's module (skips when it is not installed as a distribution)."""
-    mod = pytest.importorskip("polyconv_toy", reason=TOY_MISSING)
-    if "toy" not in registry.records():
-        pytest.skip(TOY_MISSING + " (the module imports, but no 'toy' entry point is registered)")
-    return mod
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("POLYCONV_BLOCK", raising=False)
-    monkeypatch.delenv("POLYCONV_BACKEND", raising=False)
 
 
 def _clean_subprocess_env() -> dict[str, str]:
