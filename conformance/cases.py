@@ -16,7 +16,7 @@ The other operations have their own plain-data cases, made the same way:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,8 +49,27 @@ DTYPES = (
 _SPATIAL = "DHW"
 
 
+class _SeededCase:
+    """What every case class shares: operands drawn from the case's seed, in
+    the order of ``_operands`` (signed values, see :func:`make_operand`), and
+    the case's name as its string."""
+
+    _operands: ClassVar[tuple[str, ...]] = ("lhs_shape", "rhs_shape")
+    name: str
+    seed: int
+    dtype: str
+
+    def operands(self) -> tuple[np.ndarray, ...]:
+        """NumPy operands of the case's dtype, drawn from its seed."""
+        rng = np.random.default_rng(self.seed)
+        return tuple(make_operand(rng, getattr(self, shape), self.dtype) for shape in self._operands)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 @dataclass(frozen=True)
-class ConvCase:
+class ConvCase(_SeededCase):
     """One call of ``conv_general_dilated``, without arrays."""
 
     name: str
@@ -83,18 +102,10 @@ class ConvCase:
             "preferred_element_type": self.preferred_element_type,
         }
 
-    def operands(self) -> tuple[np.ndarray, np.ndarray]:
-        """NumPy operands of the case's dtype, drawn from its seed."""
-        rng = np.random.default_rng(self.seed)
-        return make_operand(rng, self.lhs_shape, self.dtype), make_operand(rng, self.rhs_shape, self.dtype)
-
     def with_dtype(self, dtype: str, preferred: str | None = None) -> ConvCase:
         """The same geometry in another dtype."""
         suffix = f"{dtype}->{preferred}" if preferred else dtype
         return replace(self, dtype=dtype, preferred_element_type=preferred, name=f"{self.name}[{suffix}]")
-
-    def __str__(self) -> str:
-        return self.name
 
 
 def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -360,7 +371,7 @@ def random_cases(count: int, seed: int = 0, dtype: str = "float64", max_spatial:
 # -- the other operations -------------------------------------------------------
 
 @dataclass(frozen=True)
-class TransposeCase:
+class TransposeCase(_SeededCase):
     """One call of ``conv_transpose``, without arrays."""
 
     name: str
@@ -391,19 +402,12 @@ class TransposeCase:
             "use_consistent_padding": self.use_consistent_padding,
         }
 
-    def operands(self) -> tuple[np.ndarray, np.ndarray]:
-        """NumPy operands ``(lhs, rhs)`` of the case's dtype, drawn from its seed."""
-        rng = np.random.default_rng(self.seed)
-        return make_operand(rng, self.lhs_shape, self.dtype), make_operand(rng, self.rhs_shape, self.dtype)
-
-    def __str__(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
-class PatchesCase:
+class PatchesCase(_SeededCase):
     """One call of ``conv_general_dilated_patches``, without arrays."""
 
+    _operands: ClassVar[tuple[str, ...]] = ("lhs_shape",)
     name: str
     lhs_shape: tuple[int, ...]
     filter_shape: tuple[int, ...]
@@ -431,17 +435,9 @@ class PatchesCase:
             "preferred_element_type": self.preferred_element_type,
         }
 
-    def operands(self) -> tuple[np.ndarray]:
-        """The NumPy operand ``(lhs,)`` of the case's dtype, drawn from its seed."""
-        rng = np.random.default_rng(self.seed)
-        return (make_operand(rng, self.lhs_shape, self.dtype),)
-
-    def __str__(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
-class LocalCase:
+class LocalCase(_SeededCase):
     """One call of ``conv_general_dilated_local``, without arrays."""
 
     name: str
@@ -469,14 +465,6 @@ class LocalCase:
             "dimension_numbers": self.dimension_numbers,
             "precision": self.precision,
         }
-
-    def operands(self) -> tuple[np.ndarray, np.ndarray]:
-        """NumPy operands ``(lhs, rhs)`` of the case's dtype, drawn from its seed."""
-        rng = np.random.default_rng(self.seed)
-        return make_operand(rng, self.lhs_shape, self.dtype), make_operand(rng, self.rhs_shape, self.dtype)
-
-    def __str__(self) -> str:
-        return self.name
 
 
 def _random_layout(
