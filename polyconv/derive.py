@@ -11,6 +11,7 @@ operands' device, and are traced like any other operation under ``jax.jit``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat
@@ -44,9 +45,7 @@ def patches(be: Backend, lhs: Any, spec: PatchesSpec) -> Any:
     """``conv_general_dilated_patches``: one group per channel, identity kernel."""
     xp = array_api_compat.array_namespace(lhs)
     conv = spec.conv
-    taps = 1
-    for k in spec.filter_shape:
-        taps *= k
+    taps = math.prod(spec.filter_shape)
     channels = conv.in_features
     eye = xp.eye(taps, dtype=lhs.dtype, device=array_api_compat.device(lhs))
     kernel = xp.broadcast_to(eye, (channels, taps, taps))
