@@ -302,24 +302,7 @@ def random_case(rng: np.random.Generator, dtype: str = "float64", max_spatial: i
     batch = bgc * int(rng.integers(0, 3) if rng.random() < 0.05 else rng.integers(1, 3))
     cin = fgc * int(rng.integers(0, 3) if rng.random() < 0.05 else rng.integers(1, 4))
     cout = groups * int(rng.integers(1, 4))
-    sizes = [int(rng.integers(0, 4) if rng.random() < 0.05 else rng.integers(1, 9)) for _ in range(nd)]
-    window = [int(rng.integers(1, 5)) for _ in range(nd)]
-    strides = tuple(int(rng.integers(1, 4)) for _ in range(nd))
-    lhs_dil = tuple(int(rng.integers(1, 4)) if rng.random() < 0.3 else 1 for _ in range(nd))
-    rhs_dil = tuple(int(rng.integers(1, 4)) if rng.random() < 0.3 else 1 for _ in range(nd))
-    padding: Any
-    if all(d == 1 for d in lhs_dil) and rng.random() < 0.4:
-        padding = str(rng.choice(["VALID", "SAME", "SAME_LOWER"]))
-    else:
-        pads = []
-        for s, d in zip(sizes, lhs_dil):
-            dilated = 0 if s == 0 else (s - 1) * d + 1
-            while True:
-                lo, hi = (int(v) for v in rng.integers(-3, 5, 2))
-                if dilated + lo + hi >= 0:
-                    break
-            pads.append((lo, hi))
-        padding = tuple(pads)
+    sizes, window, strides, lhs_dil, rhs_dil, padding = _random_window(rng, nd)
 
     letters = "".join(rng.permutation(list("abcdefgh"))[:nd]) if rng.random() < 0.5 else _SPATIAL[3 - nd :]
     dn: Any
