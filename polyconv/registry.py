@@ -199,13 +199,6 @@ class Registry:
             rec.status = "ok"
         logger.debug("backend %r loaded from %s: %s", rec.name, rec.target, rec.status)
 
-    def loaded(self) -> Iterable[Backend]:
-        """Every usable, unblocked backend, loading those not loaded yet."""
-        for name in self.names():
-            be = self.try_load(name)
-            if be is not None:
-                yield be
-
     def inspectable(self) -> Iterable[Backend]:
         """Every unblocked backend that loaded, usable here or not: an
         unavailable backend still says which arrays it owns, so a call with
