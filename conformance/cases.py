@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from polyconv.spec import conv_spec, patches_spec
+
 __all__ = [
     "ConvCase",
     "grid",
@@ -38,6 +40,8 @@ __all__ = [
     "random_patches_cases",
     "random_local_case",
     "random_local_cases",
+    "patches_case_of",
+    "local_case_of",
 ]
 
 #: Every dtype the cases use, narrowest first within a kind.
@@ -304,7 +308,7 @@ def random_case(rng: np.random.Generator, dtype: str = "float64", max_spatial: i
     cout = groups * int(rng.integers(1, 4))
     sizes, window, strides, lhs_dil, rhs_dil, padding = _random_window(rng, nd)
 
-    letters = "".join(rng.permutation(list("abcdefgh"))[:nd]) if rng.random() < 0.5 else _SPATIAL[3 - nd :]
+    letters = "".join(rng.permutation(list("abcdefgh"))[:nd]) if rng.random() < 0.5 or nd > 3 else _SPATIAL[3 - nd :]
     dn: Any
     style = rng.integers(0, 3)
     if style == 0:
@@ -341,7 +345,7 @@ def random_case(rng: np.random.Generator, dtype: str = "float64", max_spatial: i
 
 
 def _nd_weights(max_spatial: int) -> list[float]:
-    w = [0.1, 0.35, 0.4, 0.15][: max_spatial + 1]
+    w = [0.1, 0.35, 0.4, 0.15, 0.1, 0.05][: max_spatial + 1]
     return [v / sum(w) for v in w]
 
 
@@ -459,7 +463,7 @@ def _random_layout(
     style = int(rng.integers(0, 3))
     if style == 0:
         return None, default[0], default[1]
-    letters = "".join(rng.permutation(list("abcdefgh"))[:nd]) if rng.random() < 0.5 else _SPATIAL[3 - nd :]
+    letters = "".join(rng.permutation(list("abcdefgh"))[:nd]) if rng.random() < 0.5 or nd > 3 else _SPATIAL[3 - nd :]
     lhs_spec = "".join(rng.permutation(list("NC" + letters)))
     rhs_spec = "".join(rng.permutation(list(kernel + letters)))
     out_spec = "".join(rng.permutation(list("NC" + letters)))
@@ -690,3 +694,32 @@ def random_local_cases(count: int, seed: int = 0, dtype: str = "float64", max_sp
     """``count`` random ``conv_general_dilated_local`` cases from one seed (reproducible)."""
     rng = np.random.default_rng(seed)
     return [random_local_case(rng, dtype, i, max_spatial) for i in range(count)]
+
+
+# -- the forward grid, reused for patches and local ----------------------------------
+
+def patches_case_of(case: ConvCase) -> PatchesCase:
+    """The patches of a forward case's geometry (its kernel's window as ``filter_shape``)."""
+    lhs, rhs = case.lhs_shape, case.rhs_shape
+    window = conv_spec(lhs, rhs, "float64", "float64", **{**case.kwargs(), "precision": None}).window
+    return PatchesCase(
+        name=f"patches-{case.name}", lhs_shape=lhs, filter_shape=window, window_strides=case.window_strides,
+        padding=case.padding, lhs_dilation=case.lhs_dilation, rhs_dilation=case.rhs_dilation,
+        dimension_numbers=case.dimension_numbers, dtype=case.dtype, seed=case.seed,
+    )
+
+
+def local_case_of(case: ConvCase) -> LocalCase:
+    """The local convolution of a forward case's geometry: one kernel per output
+    position, with the case's output features."""
+    p = patches_case_of(case)
+    conv = patches_spec(p.lhs_shape, "float64", **{k: v for k, v in p.kwargs().items() if k != "precision"}).conv
+    dn = conv.dimension_numbers
+    rhs = [0] * len(case.rhs_shape)
+    for axis, size in zip(dn.rhs_spec, (case.rhs_shape[dn.rhs_spec[0]], conv.out_features, *conv.out_spatial)):
+        rhs[axis] = size
+    return LocalCase(
+        name=f"local-{case.name}", lhs_shape=p.lhs_shape, rhs_shape=tuple(rhs), window_strides=p.window_strides,
+        padding=p.padding, filter_shape=p.filter_shape, lhs_dilation=p.lhs_dilation, rhs_dilation=p.rhs_dilation,
+        dimension_numbers=p.dimension_numbers, dtype=case.dtype, seed=case.seed,
+    )

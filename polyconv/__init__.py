@@ -34,6 +34,7 @@ from .errors import (
     UnsupportedDtypeError,
     UnsupportedFeatureError,
 )
+from .imports import when_imported
 from .ops import (
     conv_general_dilated,
     conv_general_dilated_local,
@@ -55,6 +56,16 @@ from .spec import (
 )
 
 __version__ = "0.1.0"
+
+# Frameworks whose polyconv backend must be ready before their first trace
+# (torch.compile records polyconv's functions as graph nodes only once the
+# torch backend has registered them): the backend loads as soon as the
+# framework is imported, which is cheap, since the framework is then loaded.
+def _prepare_torch() -> None:
+    _registry.try_load("torch")
+
+
+when_imported("torch", _prepare_torch)
 
 __all__ = [
     "Backend",

@@ -124,6 +124,17 @@ class Backend:
         on the device of ``like`` (the other operand) when one is given."""
         raise NotImplementedError
 
+    def from_numpy(self, a: Any, device: str | None = None) -> Any:
+        """A copy of the NumPy array ``a`` as this framework's array, on
+        ``device`` (the framework's default when None).  Used by the
+        conformance suite to feed the same operands to every backend."""
+        raise NotImplementedError
+
+    def to_numpy(self, x: Any) -> Any:
+        """A NumPy copy of this framework's array ``x`` (bfloat16 as
+        ``ml_dtypes.bfloat16``), fetched from any device."""
+        raise NotImplementedError
+
     def device(self, x: Any) -> str:
         """The device ``x`` lives on, as a string (``'cpu'``, ``'cuda:0'``)."""
         return "cpu"

@@ -30,7 +30,7 @@ from .backend import Backend, is_neutral
 from .errors import BackendNotFoundError, ConvTypeError, MixedArraysError
 from .registry import PolyconvPluginWarning, Registry, blocked_names, registry
 
-__all__ = ["use_backend", "current_backend", "resolve", "owner_of", "DEFAULT_BACKEND"]
+__all__ = ["use_backend", "current_backend", "resolve", "owner_of", "check_devices", "DEFAULT_BACKEND"]
 
 logger = logging.getLogger("polyconv")
 
@@ -138,7 +138,7 @@ def resolve(
     if forced is not None:
         be = reg.load(forced)
         _require_accepts(be, arrays, params, op, why)
-        _check_devices(be, arrays, params, op)
+        check_devices(be, arrays, params, op)
         if debug:
             logger.debug("%s: backend %r (%s)", op, be.name, why)
         return be
@@ -147,7 +147,7 @@ def resolve(
     if preferred:
         pref = _preferred_backend(preferred, reg)
         if pref is not None and all(is_neutral(a) or pref.accepts(a) for a in arrays):
-            _check_devices(pref, arrays, params, op)
+            check_devices(pref, arrays, params, op)
             if debug:
                 logger.debug("%s: backend %r (POLYCONV_BACKEND)", op, pref.name)
             return pref
@@ -181,7 +181,7 @@ def resolve(
     else:
         why = "array type"
     be = reg.load(owner)
-    _check_devices(be, arrays, params, op)
+    check_devices(be, arrays, params, op)
     if debug:
         logger.debug("%s: backend %r (%s)", op, be.name, why)
     return be
@@ -206,7 +206,7 @@ def _require_accepts(be: Backend, arrays: Sequence[Any], params: Sequence[str], 
             )
 
 
-def _check_devices(be: Backend, arrays: Sequence[Any], params: Sequence[str], op: str) -> None:
+def check_devices(be: Backend, arrays: Sequence[Any], params: Sequence[str], op: str) -> None:
     first: tuple[str, str] | None = None
     for param, a in zip(params, arrays):
         if is_neutral(a):

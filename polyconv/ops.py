@@ -9,13 +9,21 @@ spec against the backend's manifest, and only then calls the backend.
 
 from __future__ import annotations
 
-from typing import Any
+import marshal
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import derive
 from .backend import Backend, is_neutral
-from .dispatch import resolve
+from .dispatch import check_devices, current_backend, resolve
 from .errors import ConvShapeError, ConvTypeError
+from .registry import registry
 from .spec import (
+    ConvSpec,
+    LocalSpec,
+    PatchesSpec,
+    TransposeSpec,
     conv_spec,
     conv_transpose_spec,
     dtype_kind,
@@ -25,6 +33,8 @@ from .spec import (
     vjp_lhs_plan,
     vjp_rhs_plan,
 )
+
+T = TypeVar("T")
 
 __all__ = [
     "conv_general_dilated",
@@ -106,13 +116,15 @@ def conv_general_dilated(
     array([[[-1., -1., -1., -1., -1.]]])
     """
     op = "conv_general_dilated"
-    be, (lhs, rhs) = _prepare(op, (lhs, rhs), ("lhs", "rhs"), backend)
-    spec = conv_spec(
-        tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, window_strides, padding,
-        lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count, batch_group_count,
-        precision, preferred_element_type, op=op,
-    )
-    be.manifest.check(spec, be.name, op)
+    params = (window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+              batch_group_count, precision, preferred_element_type)
+
+    def parse(be: Backend, lhs: Any, rhs: Any) -> ConvSpec:
+        spec = conv_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
+        be.manifest.check(spec, be.name, op)
+        return spec
+
+    be, (lhs, rhs), spec = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
     return be.conv_general_dilated(lhs, rhs, spec)
 
 
@@ -172,12 +184,15 @@ def conv_transpose(
     array([ 1., 10.,  2., 20.,  3., 30.])
     """
     op = "conv_transpose"
-    be, (lhs, rhs) = _prepare(op, (lhs, rhs), ("lhs", "rhs"), backend)
-    spec = conv_transpose_spec(
-        tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, strides, padding, rhs_dilation,
-        dimension_numbers, transpose_kernel, precision, preferred_element_type, use_consistent_padding, op=op,
-    )
-    be.manifest.check(spec.conv, be.name, op)
+    params = (strides, padding, rhs_dilation, dimension_numbers, transpose_kernel, precision,
+              preferred_element_type, use_consistent_padding)
+
+    def parse(be: Backend, lhs: Any, rhs: Any) -> TransposeSpec:
+        spec = conv_transpose_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
+        be.manifest.check(spec.conv, be.name, op)
+        return spec
+
+    be, (lhs, rhs), spec = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
     native = _native(be, op)
     return native(lhs, rhs, spec) if native else derive.conv_transpose(be, lhs, rhs, spec)
 
@@ -212,12 +227,15 @@ def conv_general_dilated_patches(
            [1., 2., 3.]])
     """
     op = "conv_general_dilated_patches"
-    be, (lhs,) = _prepare(op, (lhs,), ("lhs",), backend)
-    spec = patches_spec(
-        tuple(lhs.shape), lhs.dtype, filter_shape, window_strides, padding, lhs_dilation, rhs_dilation,
-        dimension_numbers, precision, preferred_element_type, op=op,
-    )
-    be.manifest.check(spec.conv, be.name, op)
+    params = (filter_shape, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, precision,
+              preferred_element_type)
+
+    def parse(be: Backend, lhs: Any) -> PatchesSpec:
+        spec = patches_spec(tuple(lhs.shape), lhs.dtype, *params, op=op)
+        be.manifest.check(spec.conv, be.name, op)
+        return spec
+
+    be, (lhs,), spec = _setup(op, (lhs,), ("lhs",), backend, params, parse)
     native = _native(be, op)
     return native(lhs, spec) if native else derive.patches(be, lhs, spec)
 
@@ -251,12 +269,14 @@ def conv_general_dilated_local(
     array([[[0., 2., 5.]]])
     """
     op = "conv_general_dilated_local"
-    be, (lhs, rhs) = _prepare(op, (lhs, rhs), ("lhs", "rhs"), backend)
-    spec = local_spec(
-        tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, window_strides, padding, filter_shape,
-        lhs_dilation, rhs_dilation, dimension_numbers, precision, op=op,
-    )
-    be.manifest.check(spec.patches.conv, be.name, op)
+    params = (window_strides, padding, filter_shape, lhs_dilation, rhs_dilation, dimension_numbers, precision)
+
+    def parse(be: Backend, lhs: Any, rhs: Any) -> LocalSpec:
+        spec = local_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
+        be.manifest.check(spec.patches.conv, be.name, op)
+        return spec
+
+    be, (lhs, rhs), spec = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
     native = _native(be, op)
     if native:
         return native(lhs, rhs, spec)
@@ -300,23 +320,27 @@ def conv_general_dilated_vjp(
     (array([[[1., 3., 3., 2.]]]), array([[[3., 6.]]]))
     """
     op = "conv_general_dilated_vjp"
-    be, (lhs, rhs, cotangent) = _prepare(op, (lhs, rhs, cotangent), ("lhs", "rhs", "cotangent"), backend)
-    spec = conv_spec(
-        tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, window_strides, padding, lhs_dilation,
-        rhs_dilation, dimension_numbers, feature_group_count, batch_group_count, precision,
-        preferred_element_type, op=op,
+    params = (window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+              batch_group_count, precision, preferred_element_type)
+
+    def parse(be: Backend, lhs: Any, rhs: Any, cotangent: Any) -> ConvSpec:
+        spec = conv_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
+        if tuple(cotangent.shape) != spec.out_shape:
+            raise ConvShapeError(
+                op, "cotangent", f"must have the shape of the convolution's output {spec.out_shape}",
+                got=f"shape {tuple(cotangent.shape)}",
+            )
+        if dtype_name(cotangent.dtype) != spec.out_dtype:
+            raise ConvTypeError(
+                op, "cotangent", f"must have the dtype of the convolution's output ({spec.out_dtype})",
+                got=dtype_name(cotangent.dtype),
+            )
+        be.manifest.check(spec, be.name, op)
+        return spec
+
+    be, (lhs, rhs, cotangent), spec = _setup(
+        op, (lhs, rhs, cotangent), ("lhs", "rhs", "cotangent"), backend, params, parse
     )
-    if tuple(cotangent.shape) != spec.out_shape:
-        raise ConvShapeError(
-            op, "cotangent", f"must have the shape of the convolution's output {spec.out_shape}",
-            got=f"shape {tuple(cotangent.shape)}",
-        )
-    if dtype_name(cotangent.dtype) != spec.out_dtype:
-        raise ConvTypeError(
-            op, "cotangent", f"must have the dtype of the convolution's output ({spec.out_dtype})",
-            got=dtype_name(cotangent.dtype),
-        )
-    be.manifest.check(spec, be.name, op)
     native = _native(be, op)
     if native:
         result: tuple[Any, Any] = native(lhs, rhs, cotangent, spec)
@@ -338,6 +362,65 @@ def _cotangent_dtype(primal: Any, cotangent: Any) -> Any:
     if dtype_kind(dtype_name(primal.dtype)) in "iub" and dtype_kind(dtype_name(cotangent.dtype)) in "fc":
         return cotangent.dtype
     return primal.dtype
+
+
+def _setup(
+    op: str,
+    arrays: tuple[Any, ...],
+    names: tuple[str, ...],
+    backend: str | None,
+    params: tuple[Any, ...],
+    parse: Callable[..., T],
+) -> tuple[Backend, list[Any], T]:
+    """The backend, the operands as its arrays, and the parsed spec.
+
+    The first call of a kind resolves the backend (:func:`_prepare`) and
+    parses the arguments (``parse(backend, *arrays)``, which raises polyconv
+    errors and checks the manifest).  Repeated calls with arrays of the same
+    types, shapes and dtypes and the same arguments (plain Python values,
+    compared with their types through :mod:`marshal`) in the same dispatch
+    context reuse that decision: only the device check runs again.  Calls
+    with Python lists, or with arguments marshal cannot encode, always take
+    the full path.
+    """
+    key = _call_key(op, arrays, backend, params)
+    if key is not None:
+        hit = registry.call_cache.get(key)
+        if hit is not None:
+            be, spec = hit
+            check_devices(be, arrays, names, op)
+            return be, list(arrays), spec
+    be, prepared = _prepare(op, arrays, names, backend)
+    spec = parse(be, *prepared)
+    if key is not None:
+        if len(registry.call_cache) >= _CALLS_SIZE:
+            registry.call_cache.clear()
+        registry.call_cache[key] = (be, spec)
+    return be, prepared, spec
+
+
+def _call_key(op: str, arrays: tuple[Any, ...], backend: str | None, params: tuple[Any, ...]) -> Any:
+    """A hashable key fixing every input of backend resolution and parsing, or None."""
+    if any(is_neutral(a) for a in arrays):
+        return None
+    try:
+        # ints, floats, bools, strings, None and sequences of them, with their types; marshal
+        # also writes any buffer (a NumPy scalar) as bytes, which the round trip tells apart
+        encoded = marshal.dumps(params)
+        if marshal.loads(encoded) != params:
+            return None
+        key = (
+            op, encoded, backend, current_backend(), os.environ.get("POLYCONV_BACKEND"),
+            os.environ.get("POLYCONV_BLOCK"),
+            *[(type(a), tuple(a.shape), a.dtype) for a in arrays],
+        )
+        hash(key)
+    except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; unhashable dtypes
+        return None
+    return key
+
+
+_CALLS_SIZE = 4096
 
 
 def _prepare(

@@ -67,6 +67,8 @@ class Registry:
         self._duplicates: list[BackendRecord] = []
         #: (array type, POLYCONV_BLOCK names) -> owning backend name; see dispatch.owner_of
         self.owner_cache: dict[tuple[type, frozenset[str]], str | None] = {}
+        #: Whole-call decisions of :mod:`polyconv.ops` (backend and parsed spec), by call signature.
+        self.call_cache: dict[Any, Any] = {}
 
     # -- listing -------------------------------------------------------------
     def _scan(self) -> dict[str, BackendRecord]:
@@ -127,6 +129,7 @@ class Registry:
             self._records = None
             self._duplicates = []
             self.owner_cache.clear()
+            self.call_cache.clear()
 
     # -- loading -------------------------------------------------------------
     def record(self, name: str) -> BackendRecord:

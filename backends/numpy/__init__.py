@@ -58,6 +58,12 @@ class NumpyBackend(Backend):
     def asarray(self, x: Any, like: Any = None) -> Any:
         return np.asarray(x)
 
+    def from_numpy(self, a: Any, device: str | None = None) -> Any:
+        return np.array(a, copy=True)
+
+    def to_numpy(self, x: Any) -> Any:
+        return np.array(x, copy=True)
+
     def version(self) -> str:
         return np.__version__
 

@@ -1,0 +1,181 @@
+"""The torch backend's ops: layouts and dtypes around :mod:`.lower`.
+
+Operands are permuted (views) into the canonical layout, cast to the plan's
+computation dtype (:mod:`.plan`), convolved by :mod:`.lower` (or
+:mod:`.exact` for integers where PyTorch has no integer convolution), cast
+to the result dtype and permuted (a view) into the output layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from polyconv import derive
+from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, dtype_bits, dtype_kind
+
+from . import exact, lower
+from .plan import Plan, plan
+
+__all__ = ["conv", "patches", "local"]
+
+
+def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return tuple(inv)
+
+
+@contextlib.contextmanager
+def _ieee_float32(torch: Any) -> Iterator[None]:
+    """No TF32 inside: cuDNN convolutions and cuBLAS matrix products in full
+    float32.  The caller's settings are restored on exit."""
+    settings = [
+        (owner, "fp32_precision", "ieee")
+        for owner in (getattr(torch.backends.cudnn, "conv", None), getattr(torch.backends.cuda, "matmul", None))
+        if owner is not None and hasattr(owner, "fp32_precision")
+    ]
+    if not settings:  # PyTorch before 2.9
+        settings = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    saved = [getattr(owner, attr) for owner, attr, _ in settings]
+    try:
+        for owner, attr, value in settings:
+            setattr(owner, attr, value)
+        yield
+    finally:
+        for (owner, attr, _), value in zip(settings, saved):
+            setattr(owner, attr, value)
+
+
+def _precision(torch: Any, precision: tuple[str, str] | None, compute: str, device_type: str) -> Any:
+    if (
+        precision is not None and "highest" in precision
+        and device_type == "cuda" and compute in ("float32", "complex64")
+    ):
+        return _ieee_float32(torch)
+    return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class _ConvPlan:
+    """Everything about one spec on one device type that does not depend on values."""
+
+    empty: bool
+    lhs_perm: tuple[int, ...] | None  # None: already canonical
+    rhs_perm: tuple[int, ...] | None
+    out_perm: tuple[int, ...] | None
+    compute: str
+    cast_lhs: bool
+    cast_rhs: bool
+    plan: Plan
+    contraction: int
+    run: Callable[[Any, Any], Any] | None
+
+
+def _perm(perm: tuple[int, ...]) -> tuple[int, ...] | None:
+    return None if perm == tuple(range(len(perm))) else perm
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_plan(spec: ConvSpec, device_type: str) -> _ConvPlan:
+    dn = spec.dimension_numbers
+    contraction = spec.in_features // spec.feature_group_count * math.prod(spec.window)
+    empty = 0 in spec.out_shape or 0 in spec.lhs_shape or contraction == 0  # nothing to add: zeros
+    p = plan(spec, contraction, device_type)
+    run = None if empty else lower.plan_canonical(
+        spec.nspatial, spec.window_strides, spec.padding, spec.lhs_dilation, spec.rhs_dilation,
+        spec.feature_group_count, spec.batch_group_count,
+    )
+    return _ConvPlan(
+        empty, _perm(dn.lhs_spec), _perm(dn.rhs_spec), _perm(_inverse(dn.out_spec)), p.compute,
+        p.compute != spec.dtype, p.compute != spec.dtype, p, contraction, run,
+    )
+
+
+def conv(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+    """``conv_general_dilated`` of two tensors for a validated spec."""
+    device_type = lhs.device.type
+    cp = _conv_plan(spec, device_type)
+    if cp.empty:
+        return lhs.new_zeros(spec.out_shape, dtype=getattr(torch, spec.out_dtype))
+    x = lhs if cp.lhs_perm is None else lhs.permute(cp.lhs_perm)
+    w = rhs if cp.rhs_perm is None else rhs.permute(cp.rhs_perm)
+    if cp.cast_lhs:
+        compute = getattr(torch, cp.compute)
+        x, w = x.to(compute), w.to(compute)
+    mode = cp.plan.mode
+    assert cp.run is not None
+    if mode == "int" and device_type != "cpu":  # no integer convolution off the CPU
+        out = exact.integer_conv(
+            cp.run, x, w, dtype_bits(spec.dtype), dtype_bits(spec.out_dtype), cp.contraction, "conv_general_dilated"
+        )
+    elif spec.precision is not None and device_type == "cuda":
+        with _precision(torch, spec.precision, cp.compute, device_type):
+            out = cp.run(x, w)
+    else:
+        out = cp.run(x, w)
+    if mode == "count" and spec.out_dtype == "bool":
+        out = out != 0
+    elif mode == "count" and dtype_kind(spec.out_dtype) in "iu":
+        out = out.long()  # exact counts; the cast below wraps them as XLA does
+    if out.dtype != (out_dtype := getattr(torch, spec.out_dtype)):
+        out = out.to(out_dtype)
+    return out if cp.out_perm is None else out.permute(cp.out_perm)
+
+
+def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec) -> Any:
+    """``conv_general_dilated_patches`` as strided windows (``Tensor.unfold``)
+    of the padded input: a copy, no arithmetic.  lhs dilation goes through the
+    convolution with an identity kernel (:func:`polyconv.derive.patches`)."""
+    conv_spec = spec.conv
+    dn = conv_spec.dimension_numbers
+    if any(d != 1 for d in conv_spec.lhs_dilation):
+        return derive.patches(be, lhs, spec)
+    out_dtype = getattr(torch, conv_spec.out_dtype)
+    if 0 in conv_spec.out_shape:
+        return lhs.new_zeros(conv_spec.out_shape, dtype=out_dtype)
+    n = conv_spec.nspatial
+    x = lower.pad(lhs.permute(dn.lhs_spec), conv_spec.padding)
+    for axis, (k, s, d) in enumerate(zip(spec.filter_shape, conv_spec.window_strides, conv_spec.rhs_dilation)):
+        x = x.unfold(2 + axis, (k - 1) * d + 1, s)[..., ::d]  # window appended as the last axis
+    # (N, C, *Y, *K) -> (N, C, *K, *Y) -> (N, C * prod(K), *Y): channel-major windows
+    x = x.permute(0, 1, *range(2 + n, 2 + 2 * n), *range(2, 2 + n))
+    x = x.reshape(x.shape[0], x.shape[1] * math.prod(spec.filter_shape), *conv_spec.out_spatial)
+    return x.to(out_dtype).permute(_inverse(dn.out_spec))
+
+
+def local(torch: Any, be: Any, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
+    """``conv_general_dilated_local``: the patches (:func:`patches`), then one
+    batched matrix product over the output positions, with the dtype policy
+    of :func:`conv` (PyTorch multiplies no bool matrices, and no integer ones
+    off the CPU)."""
+    dn = spec.dimension_numbers
+    n = len(dn.out_spec) - 2
+    pspec = spec.patches
+    out_dtype = getattr(torch, spec.patches.conv.dtype)
+    contraction = rhs.shape[dn.rhs_spec[1]]
+    if 0 in spec.out_shape or contraction == 0:
+        return lhs.new_zeros(spec.out_shape, dtype=out_dtype)
+    device_type = lhs.device.type
+    p = plan(pspec.conv, contraction, device_type)
+    compute = getattr(torch, p.compute)
+    pat = patches(torch, be, lhs, pspec)
+    # patches to (*Y, N, I), kernel to (*Y, I, O): a batched matrix product over positions
+    spatial = tuple(range(2, n + 2))
+    pat = pat.permute(tuple(dn.out_spec[a] for a in (*spatial, 0, 1))).to(compute)
+    ker = rhs.permute(tuple(dn.rhs_spec[a] for a in (*spatial, 1, 0))).to(compute)
+    if p.mode == "int" and device_type != "cpu":
+        bits = dtype_bits(pspec.conv.dtype)
+        out = exact.integer_conv(torch.matmul, pat, ker, bits, bits, contraction, "conv_general_dilated_local")
+    else:
+        with _precision(torch, spec.precision, p.compute, device_type):
+            out = torch.matmul(pat, ker)  # (*Y, N, O)
+    if p.mode == "count":
+        out = out != 0
+    canonical = out.to(out_dtype).permute(n, n + 1, *range(n))  # (N, O, *Y)
+    return canonical.permute(_inverse(dn.out_spec))

@@ -1,0 +1,201 @@
+"""One backend, one case: run it and judge it against the reference.
+
+Each ``check_*`` function takes a loaded backend and a plain-data case from
+:mod:`.cases`, makes the case's operands with :meth:`Backend.from_numpy`
+(optionally on a device), calls the public polyconv function with
+``backend=`` the backend's name, and returns an :class:`Outcome`:
+
+* ``pass``: the result is an array the backend owns, on the operands'
+  device, of the spec's shape and dtype, its values match the reference
+  within :mod:`.tolerances`, and the operands are unchanged;
+* ``unsupported``: the backend's manifest excludes the case (a dtype or
+  feature it does not declare) *and* the call raised the polyconv error the
+  manifest promises, before computing anything;
+* ``fail``: anything else, with a description.
+
+A declared feature that fails is a failure: the manifest decides what may be
+unsupported, not the backend's behaviour.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import polyconv
+from polyconv.backend import Backend
+from polyconv.errors import UnsupportedDtypeError, UnsupportedFeatureError
+from polyconv.spec import (
+    conv_spec,
+    conv_transpose_spec,
+    dtype_kind,
+    dtype_name,
+    local_spec,
+    patches_spec,
+    vjp_lhs_plan,
+    vjp_rhs_plan,
+)
+
+from . import tolerances
+from .cases import ConvCase, LocalCase, PatchesCase, TransposeCase, make_operand
+
+__all__ = ["Outcome", "check_conv", "check_transpose", "check_patches", "check_local", "check_vjp", "vjp_dtype"]
+
+_UNSUPPORTED = (UnsupportedDtypeError, UnsupportedFeatureError)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict on one case: ``status`` is ``'pass'``, ``'fail'`` or
+    ``'unsupported'``; ``detail`` says why (the mismatch, the error)."""
+
+    status: str
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.status != "fail"
+
+
+def _reduced_precision(be: Backend, device: str) -> bool:
+    """Reduced-precision tolerances apply on accelerators of backends that declare them."""
+    return "reduced_precision" in be.manifest.features and not device.startswith("cpu")
+
+
+def _run(
+    be: Backend,
+    operands: Sequence[np.ndarray],
+    call: Callable[..., Any],
+    manifest_check: Callable[[], None],
+    expected: Sequence[tuple[tuple[int, ...], str]],
+    judge: Callable[[list[np.ndarray], bool], str | None],
+    device: str | None,
+) -> Outcome:
+    try:
+        manifest_check()
+    except _UNSUPPORTED as exc:
+        promised: BaseException | None = exc
+    else:
+        promised = None
+
+    arrays = [be.from_numpy(a, device) for a in operands]
+    try:
+        result = call(*arrays)
+    except Exception as exc:
+        if promised is not None and type(exc) is type(promised) and str(exc) == str(promised):
+            return Outcome("unsupported", str(exc))
+        if promised is not None:
+            return Outcome(
+                "fail", f"the manifest excludes this case ({promised}), but the call raised "
+                f"{type(exc).__name__}: {exc}",
+            )
+        return Outcome("fail", "raised " + "".join(traceback.format_exception_only(type(exc), exc)).strip())
+    if promised is not None:
+        return Outcome("fail", f"the manifest excludes this case ({promised}), but the call returned a result")
+
+    for name, before, after in zip(("lhs", "rhs", "cotangent"), operands, arrays):
+        if not np.array_equal(be.to_numpy(after), before, equal_nan=True):
+            return Outcome("fail", f"the call modified its {name} operand")
+    results = list(result) if isinstance(result, tuple) else [result]
+    device_in = be.device(arrays[0])
+    for i, (out, (shape, dtype)) in enumerate(zip(results, expected)):
+        what = f"result {i}" if len(results) > 1 else "result"
+        if not be.owns(out):
+            return Outcome("fail", f"{what} is a {type(out).__module__}.{type(out).__qualname__}, "
+                           f"not an array of the {be.name!r} backend")
+        if be.device(out) != device_in:
+            return Outcome("fail", f"{what} is on device {be.device(out)!r}, the operands on {device_in!r}")
+        if tuple(out.shape) != tuple(shape):
+            return Outcome("fail", f"{what} has shape {tuple(out.shape)}, expected {tuple(shape)}")
+        if dtype_name(out.dtype) != dtype:
+            return Outcome("fail", f"{what} has dtype {dtype_name(out.dtype)}, expected {dtype}")
+    problem = judge([be.to_numpy(r) for r in results], _reduced_precision(be, device_in))
+    return Outcome("fail", problem) if problem else Outcome("pass")
+
+
+def check_conv(be: Backend, case: ConvCase, device: str | None = None) -> Outcome:
+    """``conv_general_dilated`` on ``case``."""
+    lhs, rhs = case.operands()
+    kw = case.kwargs()
+    spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **kw)
+    return _run(
+        be, (lhs, rhs), lambda x, w: polyconv.conv_general_dilated(x, w, **kw, backend=be.name),
+        lambda: be.manifest.check(spec, be.name, "conv_general_dilated"),
+        [(spec.out_shape, spec.out_dtype)],
+        lambda out, reduced: tolerances.check_close(out[0], lhs, rhs, spec, reduced), device,
+    )
+
+
+def check_transpose(be: Backend, case: TransposeCase, device: str | None = None) -> Outcome:
+    """``conv_transpose`` on ``case``."""
+    lhs, rhs = case.operands()
+    kw = case.kwargs()
+    spec = conv_transpose_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **kw)
+    return _run(
+        be, (lhs, rhs), lambda x, w: polyconv.conv_transpose(x, w, **kw, backend=be.name),
+        lambda: be.manifest.check(spec.conv, be.name, "conv_transpose"),
+        [(spec.conv.out_shape, spec.conv.out_dtype)],
+        lambda out, reduced: tolerances.check_transpose_close(out[0], lhs, rhs, spec, reduced), device,
+    )
+
+
+def check_patches(be: Backend, case: PatchesCase, device: str | None = None) -> Outcome:
+    """``conv_general_dilated_patches`` on ``case``."""
+    (lhs,) = case.operands()
+    kw = case.kwargs()
+    spec = patches_spec(lhs.shape, lhs.dtype, **kw)
+    return _run(
+        be, (lhs,), lambda x: polyconv.conv_general_dilated_patches(x, **kw, backend=be.name),
+        lambda: be.manifest.check(spec.conv, be.name, "conv_general_dilated_patches"),
+        [(spec.conv.out_shape, spec.conv.out_dtype)],
+        lambda out, reduced: tolerances.check_patches_close(out[0], lhs, spec, reduced), device,
+    )
+
+
+def check_local(be: Backend, case: LocalCase, device: str | None = None) -> Outcome:
+    """``conv_general_dilated_local`` on ``case``."""
+    lhs, rhs = case.operands()
+    kw = case.kwargs()
+    spec = local_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **kw)
+    return _run(
+        be, (lhs, rhs), lambda x, w: polyconv.conv_general_dilated_local(x, w, **kw, backend=be.name),
+        lambda: be.manifest.check(spec.patches.conv, be.name, "conv_general_dilated_local"),
+        [(spec.out_shape, spec.patches.conv.dtype)],
+        lambda out, reduced: tolerances.check_local_close(out[0], lhs, rhs, spec, reduced), device,
+    )
+
+
+def vjp_dtype(case: ConvCase) -> str:
+    """The dtype of both cotangents: the operands', except that integer and
+    bool operands with a floating output keep the floating dtype."""
+    spec = conv_spec(case.lhs_shape, case.rhs_shape, case.dtype, case.dtype, **case.kwargs())
+    if dtype_kind(spec.dtype) in "biu" and dtype_kind(spec.out_dtype) in "fc":
+        return spec.out_dtype
+    return spec.dtype
+
+
+def check_vjp(be: Backend, case: ConvCase, device: str | None = None) -> Outcome:
+    """``conv_general_dilated_vjp`` on ``case``, with a seeded random cotangent."""
+    lhs, rhs = case.operands()
+    kw = case.kwargs()
+    spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **kw)
+    g = make_operand(np.random.default_rng(case.seed + 5), spec.out_shape, spec.out_dtype)
+    dtype = vjp_dtype(case)
+
+    def manifest_check() -> None:
+        be.manifest.check(spec, be.name, "conv_general_dilated_vjp")
+        if "conv_general_dilated_vjp" not in be.manifest.ops:  # derived: two more convolutions
+            for plan in (vjp_lhs_plan(spec).conv, vjp_rhs_plan(spec).conv):
+                if plan is not None:
+                    be.manifest.check(plan, be.name, "conv_general_dilated_vjp")
+
+    def judge(out: list[np.ndarray], reduced: bool) -> str | None:
+        return tolerances.check_vjp_close(out[0], out[1], lhs, rhs, g, spec, reduced, out_dtype=dtype)
+
+    return _run(
+        be, (lhs, rhs, g), lambda x, w, ct: polyconv.conv_general_dilated_vjp(x, w, ct, **kw, backend=be.name),
+        manifest_check, [(lhs.shape, dtype), (rhs.shape, dtype)], judge, device,
+    )

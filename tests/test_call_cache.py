@@ -1,0 +1,70 @@
+"""Repeated calls reuse the backend decision and the parsed spec, and nothing else.
+
+``polyconv.ops`` keys each call on its operands' types, shapes and dtypes,
+its arguments (encoded with their types), the ``backend=`` keyword, the
+``use_backend`` context and the environment; a hit skips resolution and
+parsing but still checks devices.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import polyconv
+from polyconv.errors import ConvTypeError, MixedArraysError
+from polyconv.registry import registry
+
+X = np.arange(8.0).reshape(1, 1, 8)
+W = np.ones((1, 1, 3))
+
+
+def test_a_repeated_call_hits_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry.call_cache.clear()
+    first = polyconv.conv_general_dilated(X, W, (1,), "VALID")
+    assert len(registry.call_cache) == 1
+
+    def no_parse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a cached call was parsed again")
+
+    monkeypatch.setattr(polyconv.ops, "conv_spec", no_parse)
+    monkeypatch.setattr(polyconv.ops, "resolve", no_parse)
+    np.testing.assert_array_equal(polyconv.conv_general_dilated(X + 1, W, (1,), "VALID"), first + 3)
+
+
+@pytest.mark.parametrize("strides", [(1.0,), (True,), (np.int64(1),), [1.0], (np.float64(1.0),)])
+def test_arguments_equal_to_a_cached_one_but_of_another_type_are_parsed(strides: Any) -> None:
+    polyconv.conv_general_dilated(X, W, (1,), "SAME")
+    if isinstance(strides[0], np.integer):  # NumPy integers are integers
+        polyconv.conv_general_dilated(X, W, strides, "SAME")
+        return
+    with pytest.raises(ConvTypeError, match="window_strides"):
+        polyconv.conv_general_dilated(X, W, strides, "SAME")
+
+
+def test_the_dispatch_context_is_part_of_the_key(toy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POLYCONV_BACKEND", raising=False)
+    x, w = X.astype(np.float32), W.astype(np.float32)
+    assert isinstance(polyconv.conv_general_dilated(x, w, (1,), "SAME"), np.ndarray)
+    with pytest.raises(MixedArraysError, match="'toy' backend"):
+        with polyconv.use_backend("toy"):
+            polyconv.conv_general_dilated(x, w, (1,), "SAME")
+    with pytest.raises(MixedArraysError, match="'toy' backend"):
+        polyconv.conv_general_dilated(x, w, (1,), "SAME", backend="toy")
+
+
+def test_devices_are_checked_on_every_call() -> None:
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: meta tensors stand for a second device")
+    x, w = torch.ones(1, 1, 8), torch.ones(1, 1, 3)
+    polyconv.conv_general_dilated(x, w, (1,), "SAME")
+    with pytest.raises(MixedArraysError, match="on device 'cpu' but rhs is on device 'meta'"):
+        polyconv.conv_general_dilated(x, w.to("meta"), (1,), "SAME")
+
+
+def test_refresh_forgets_the_decisions() -> None:
+    polyconv.conv_general_dilated(X, W, (1,), "SAME")
+    assert registry.call_cache
+    registry.refresh()
+    assert not registry.call_cache
