@@ -10,6 +10,7 @@ the documentation table and the conformance suite's expectations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,3 +151,11 @@ class Backend:
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
         """The primitive: run the validated ``spec`` on two arrays it owns."""
         raise NotImplementedError
+
+    def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
+        """Optional: a function of the operands alone that runs ``op`` for
+        ``spec``, with everything that depends only on the spec worked out in
+        advance.  polyconv caches it with the call's other decisions and calls
+        it instead of the op's method on repeated calls.  None (the default):
+        use the method."""
+        return None

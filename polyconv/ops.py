@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import derive
-from .backend import Backend, is_neutral
+from .backend import NEUTRAL_TYPES, Backend, is_neutral
 from .dispatch import check_devices, current_backend, resolve
 from .errors import ConvShapeError, ConvTypeError
 from .registry import registry
@@ -124,8 +124,8 @@ def conv_general_dilated(
         be.manifest.check(spec, be.name, op)
         return spec
 
-    be, (lhs, rhs), spec = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
-    return be.conv_general_dilated(lhs, rhs, spec)
+    be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
+    return runner(lhs, rhs) if runner is not None else be.conv_general_dilated(lhs, rhs, spec)
 
 
 def conv_transpose(
@@ -192,7 +192,7 @@ def conv_transpose(
         be.manifest.check(spec.conv, be.name, op)
         return spec
 
-    be, (lhs, rhs), spec = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
+    be, (lhs, rhs), spec, _ = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
     native = _native(be, op)
     return native(lhs, rhs, spec) if native else derive.conv_transpose(be, lhs, rhs, spec)
 
@@ -235,7 +235,7 @@ def conv_general_dilated_patches(
         be.manifest.check(spec.conv, be.name, op)
         return spec
 
-    be, (lhs,), spec = _setup(op, (lhs,), ("lhs",), backend, params, parse)
+    be, (lhs,), spec, _ = _setup(op, (lhs,), ("lhs",), backend, params, parse)
     native = _native(be, op)
     return native(lhs, spec) if native else derive.patches(be, lhs, spec)
 
@@ -276,7 +276,7 @@ def conv_general_dilated_local(
         be.manifest.check(spec.patches.conv, be.name, op)
         return spec
 
-    be, (lhs, rhs), spec = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
+    be, (lhs, rhs), spec, _ = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
     native = _native(be, op)
     if native:
         return native(lhs, rhs, spec)
@@ -338,7 +338,7 @@ def conv_general_dilated_vjp(
         be.manifest.check(spec, be.name, op)
         return spec
 
-    be, (lhs, rhs, cotangent), spec = _setup(
+    be, (lhs, rhs, cotangent), spec, _ = _setup(
         op, (lhs, rhs, cotangent), ("lhs", "rhs", "cotangent"), backend, params, parse
     )
     native = _native(be, op)
@@ -371,8 +371,9 @@ def _setup(
     backend: str | None,
     params: tuple[Any, ...],
     parse: Callable[..., T],
-) -> tuple[Backend, list[Any], T]:
-    """The backend, the operands as its arrays, and the parsed spec.
+) -> tuple[Backend, list[Any], T, Callable[..., Any] | None]:
+    """The backend, the operands as its arrays, the parsed spec, and the
+    backend's runner for it (:meth:`Backend.runner`), if it has one.
 
     The first call of a kind resolves the backend (:func:`_prepare`) and
     parses the arguments (``parse(backend, *arrays)``, which raises polyconv
@@ -387,37 +388,48 @@ def _setup(
     if key is not None:
         hit = registry.call_cache.get(key)
         if hit is not None:
-            be, spec = hit
+            be, spec, runner = hit
             check_devices(be, arrays, names, op)
-            return be, list(arrays), spec
+            return be, list(arrays), spec, runner
     be, prepared = _prepare(op, arrays, names, backend)
     spec = parse(be, *prepared)
+    make_runner = getattr(be, "runner", None)  # duck-typed backends may lack it
+    runner = make_runner(op, spec) if make_runner is not None else None
     if key is not None:
         if len(registry.call_cache) >= _CALLS_SIZE:
             registry.call_cache.clear()
-        registry.call_cache[key] = (be, spec)
-    return be, prepared, spec
+        registry.call_cache[key] = (be, spec, runner)
+    return be, prepared, spec, runner
 
 
 def _call_key(op: str, arrays: tuple[Any, ...], backend: str | None, params: tuple[Any, ...]) -> Any:
     """A hashable key fixing every input of backend resolution and parsing, or None."""
-    if any(is_neutral(a) for a in arrays):
-        return None
+    for a in arrays:
+        if isinstance(a, NEUTRAL_TYPES):
+            return None
     try:
         # ints, floats, bools, strings, None and sequences of them, with their types; marshal
         # also writes any buffer (a NumPy scalar) as bytes, which the round trip tells apart
         encoded = marshal.dumps(params)
         if marshal.loads(encoded) != params:
             return None
-        key = (
-            op, encoded, backend, current_backend(), os.environ.get("POLYCONV_BACKEND"),
-            os.environ.get("POLYCONV_BLOCK"),
-            *[(type(a), tuple(a.shape), a.dtype) for a in arrays],
-        )
+        key = (op, encoded, backend, current_backend(), *_environment(),
+               *[(type(a), a.shape, a.dtype) for a in arrays])
         hash(key)
     except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; unhashable dtypes
         return None
     return key
+
+
+_ENV_DATA = getattr(os.environ, "_data", None)
+_ENV_FAST = os.name == "posix" and type(_ENV_DATA) is dict  # CPython keeps POSIX's environment as bytes
+
+
+def _environment() -> tuple[Any, Any]:
+    """``POLYCONV_BACKEND`` and ``POLYCONV_BLOCK`` as they are now (as a cache key only)."""
+    if _ENV_FAST:
+        return _ENV_DATA.get(b"POLYCONV_BACKEND"), _ENV_DATA.get(b"POLYCONV_BLOCK")  # type: ignore[union-attr]
+    return os.environ.get("POLYCONV_BACKEND"), os.environ.get("POLYCONV_BLOCK")
 
 
 _CALLS_SIZE = 4096

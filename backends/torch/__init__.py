@@ -118,6 +118,13 @@ class TorchBackend(Backend):
 
         return conv(self._t(), lhs, rhs, spec)
 
+    def runner(self, op: str, spec: Any) -> Any:
+        if op != "conv_general_dilated":
+            return None
+        from .run import conv_runner
+
+        return conv_runner(self._t(), spec)
+
     def conv_general_dilated_patches(self, lhs: Any, spec: PatchesSpec) -> Any:
         from .run import patches
 

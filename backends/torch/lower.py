@@ -117,15 +117,14 @@ def plan_canonical(
     conv = _CONV[n]
     native = tuple(max(0, min(lo, hi)) for lo, hi in padding)
     rest = [(lo - p, hi - p) for (lo, hi), p in zip(padding, native)]
-    kwargs = {"stride": strides, "padding": native, "dilation": rhs_dilation, "groups": feature_groups}
     if any(lo or hi for lo, hi in rest):
         def padded(x: Any, w: Any) -> Any:
-            return conv(pad(x, rest), w, **kwargs)
+            return conv(pad(x, rest), w, None, strides, native, rhs_dilation, feature_groups)
 
         return padded
 
     def direct(x: Any, w: Any) -> Any:
-        return conv(x, w, **kwargs)
+        return conv(x, w, None, strides, native, rhs_dilation, feature_groups)
 
     return direct
 

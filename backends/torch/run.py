@@ -21,7 +21,7 @@ from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, dtype_bits, dtype_ki
 from . import exact, lower
 from .plan import Plan, plan
 
-__all__ = ["conv", "patches", "local"]
+__all__ = ["conv", "conv_runner", "patches", "local"]
 
 
 def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
@@ -126,6 +126,29 @@ def conv(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     if out.dtype != (out_dtype := getattr(torch, spec.out_dtype)):
         out = out.to(out_dtype)
     return out if cp.out_perm is None else out.permute(cp.out_perm)
+
+
+def conv_runner(torch: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
+    """:func:`conv` for one spec as a function of the operands.  CPU tensors
+    of a dtype PyTorch convolves as it is (the common case) go straight to
+    the planned native call; everything else takes :func:`conv`."""
+    cp = _conv_plan(spec, "cpu")
+
+    def general(lhs: Any, rhs: Any) -> Any:
+        return conv(torch, lhs, rhs, spec)
+
+    if cp.empty or cp.cast_lhs or cp.plan.mode != "float" or cp.compute != spec.out_dtype or cp.run is None:
+        return general
+    lhs_perm, rhs_perm, out_perm, run = cp.lhs_perm, cp.rhs_perm, cp.out_perm, cp.run
+
+    def planned(lhs: Any, rhs: Any) -> Any:
+        if lhs.device.type != "cpu":
+            return conv(torch, lhs, rhs, spec)
+        x = lhs if lhs_perm is None else lhs.permute(lhs_perm)
+        out = run(x, rhs if rhs_perm is None else rhs.permute(rhs_perm))
+        return out if out_perm is None else out.permute(out_perm)
+
+    return planned
 
 
 def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec) -> Any:
