@@ -25,7 +25,7 @@ from polyconv.conformance import cases, checks
 
 from polyconv.registry import registry
 
-BACKENDS = ("numpy", "torch", "jax")
+BACKENDS = ("numpy", "torch", "jax", "array_api")
 
 _GRID = cases.grid()
 _DTYPE_GRID = cases.dtype_grid()
