@@ -1,8 +1,9 @@
-"""Command line: ``python -m polyconv info | demo``.
+"""Command line: ``python -m polyconv info | demo | bench``.
 
 ``info`` prints the registered backends as a table (``--json`` for machine
 output); ``demo`` runs a small worked convolution on the default backend
-and checks it against the reference semantics.
+and checks it against the reference semantics; ``bench`` times polyconv
+beside each framework's own convolution (:mod:`polyconv.bench`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main_args  # imports frameworks: only when asked for
+
+    return int(main_args(args.backend, args.json, args.budget, args.threads, args.only))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m polyconv``."""
     parser = argparse.ArgumentParser(prog="python -m polyconv", description=__doc__.splitlines()[0])
@@ -89,6 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="run a small worked convolution and check it")
     p_demo.add_argument("--backend", default=None, help="backend name (default: by array type)")
     p_demo.set_defaults(func=_demo)
+    p_bench = sub.add_parser("bench", help="time polyconv beside each framework's own convolution")
+    p_bench.add_argument("--backend", default=None, help="one backend (default: numpy, torch and jax if installed)")
+    p_bench.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
+    p_bench.add_argument("--budget", type=float, default=2.0, help="seconds of timing per shape and pair")
+    p_bench.add_argument("--threads", type=int, default=None, help="PyTorch's thread count (default: its own)")
+    p_bench.add_argument("--only", default=None, help="only the shapes whose name contains this text")
+    p_bench.set_defaults(func=_bench)
     args: Any = parser.parse_args(argv)
     return int(args.func(args))
 

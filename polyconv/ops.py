@@ -389,7 +389,11 @@ def _setup(
         hit = registry.call_cache.get(key)
         if hit is not None:
             be, spec, runner = hit
-            check_devices(be, arrays, names, op)
+            if len(arrays) > 1:
+                device = be.device(arrays[0])
+                for a in arrays[1:]:
+                    if be.device(a) != device:
+                        check_devices(be, arrays, names, op)  # raises, naming both
             return be, list(arrays), spec, runner
     be, prepared = _prepare(op, arrays, names, backend)
     spec = parse(be, *prepared)

@@ -1,0 +1,64 @@
+"""python -m polyconv bench: each pair computes the same convolution, and the report is complete.
+
+Timings are never asserted: only that both sides of every pair agree, so a
+ratio compares like with like.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polyconv import bench
+from polyconv.cli import main
+
+
+def _small(shape: bench.Shape) -> bench.Shape:
+    """The shape with a batch of 1, 3 channels per group at most, and spatial sizes of at most 9."""
+    g = shape.groups
+    c_in = min(shape.lhs[1], 3 * g)
+    lhs = (1, c_in, *(min(s, 9) for s in shape.lhs[2:]))
+    if shape.transpose:
+        rhs = (c_in, min(shape.rhs[1], 2), *shape.rhs[2:])
+    else:
+        rhs = (min(shape.rhs[0], 2 * g), c_in // g, *shape.rhs[2:])
+    return dataclasses.replace(shape, lhs=lhs, rhs=rhs)
+
+
+@pytest.mark.parametrize("shape", bench.SUITE, ids=lambda s: s.name)
+def test_every_pair_computes_the_same_convolution(shape: bench.Shape) -> None:
+    pytest.importorskip("torch", reason="the bench's native side for the NumPy and torch backends is PyTorch")
+    small = _small(shape)
+    rng = np.random.default_rng(0)
+    for backend in ("numpy", "torch", "jax"):
+        if backend == "jax":
+            pytest.importorskip("jax", reason="JAX is not installed")
+        for _, mine, native in bench._pairs(backend, small, rng):
+            got, want = np.asarray(mine()), np.asarray(native())
+            assert got.shape == want.shape == (1, *want.shape[1:2], *small.out_spatial())
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_flops_count_products_with_input_elements() -> None:
+    s = bench.Shape("x", (2, 4, 10), (6, 2, 3), groups=2, padding=1)
+    assert s.out_spatial() == (10,) and s.flops() == 2 * 2 * 6 * 10 * 2 * 3
+
+
+def test_cli_writes_a_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--backend", "numpy", "--only", "tiny", "--budget", "0.05", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["matmul_gflops"] > 0
+    assert {r["shape"] for r in report["results"]} == {"tiny 1ch 8x8 3x3"}
+    for r in report["results"]:
+        assert r["ratio"] == pytest.approx(r["polyconv_s"] / r["native_s"])
+    assert "median ratio numpy" in capsys.readouterr().out
+
+
+def test_cli_refuses_an_unavailable_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--backend", "nosuch"]) == 2
+    assert "not available here" in capsys.readouterr().err
