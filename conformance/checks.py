@@ -81,7 +81,12 @@ def _run(
     else:
         promised = None
 
-    arrays = [be.from_numpy(a, device) for a in operands]
+    try:
+        arrays = [be.from_numpy(a, device) for a in operands]
+    except UnsupportedDtypeError as exc:  # the framework cannot even hold these operands
+        if isinstance(promised, UnsupportedDtypeError):
+            return Outcome("unsupported", f"{promised} (from_numpy: {exc})")
+        return Outcome("fail", f"from_numpy raised {exc}, but the manifest declares the case supported")
     try:
         result = call(*arrays)
     except Exception as exc:

@@ -68,6 +68,8 @@ def local(be: Backend, lhs: Any, rhs: Any, spec: LocalSpec, patches_of: Any = No
     spatial = tuple(range(2, n + 2))
     pat = xp.permute_dims(pat, tuple(dn.out_spec[a] for a in (*spatial, 0, 1)))
     ker = xp.permute_dims(rhs, tuple(dn.rhs_spec[a] for a in (*spatial, 1, 0)))
+    if pat.dtype == xp.bool:  # the standard's matmul is numeric: count the true products instead
+        pat, ker = xp.astype(pat, xp.int32), xp.astype(ker, xp.int32)
     out = xp.matmul(pat, ker)  # (*Y, N, O)
     if out.dtype != lhs.dtype:  # NumPy's matmul promotes bfloat16 to float32
         out = xp.astype(out, lhs.dtype)

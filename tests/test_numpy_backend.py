@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from polyconv.backends.numpy import gemm
+from polyconv.backends import gemm
 from polyconv.conformance import cases, tolerances
 
 import polyconv

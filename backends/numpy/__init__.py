@@ -1,5 +1,8 @@
 """The NumPy backend: convolution on the CPU through BLAS matrix products.
 
+The algorithm is the shared gather-GEMM of :mod:`polyconv.backends.gemm`,
+run with the ``numpy`` namespace (array-api-compat's wrapper of it on NumPy 1.x).
+
 Registered as ``numpy`` in the entry-point group ``polyconv.backends``.
 """
 
@@ -14,7 +17,7 @@ import numpy as np
 from polyconv.backend import Backend, Manifest
 from polyconv.spec import ConvSpec
 
-from . import gemm
+from ..gemm import conv_general_dilated
 
 __all__ = ["NumpyBackend", "backend"]
 
@@ -68,7 +71,7 @@ class NumpyBackend(Backend):
         return np.__version__
 
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
-        return gemm.conv_general_dilated(np, np.asarray(lhs), np.asarray(rhs), spec)
+        return conv_general_dilated(np, np.asarray(lhs), np.asarray(rhs), spec)
 
 
 backend = NumpyBackend()

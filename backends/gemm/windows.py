@@ -23,6 +23,8 @@ def axis_table(
     p = (np.arange(out, dtype=np.int64) * stride)[:, None] + (
         np.arange(window, dtype=np.int64) * rhs_dilation - low
     )[None, :]
+    if lhs_dilation == 1:
+        return np.where((p >= 0) & (p < size), p, size)
     q, r = np.divmod(p, lhs_dilation)
     valid = (p >= 0) & (r == 0) & (q < size)
     return np.where(valid, q, size)
