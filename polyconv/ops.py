@@ -417,8 +417,12 @@ def _call_key(op: str, arrays: tuple[Any, ...], backend: str | None, params: tup
         encoded = marshal.dumps(params)
         if marshal.loads(encoded) != params:
             return None
-        key = (op, encoded, backend, current_backend(), *_environment(),
-               *[(type(a), a.shape, a.dtype) for a in arrays])
+        if len(arrays) == 2:  # the common case, spelled out: this runs on every call
+            a, b = arrays
+            operands: tuple[Any, ...] = (type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
+        else:
+            operands = tuple((type(a), a.shape, a.dtype) for a in arrays)
+        key = (op, encoded, backend, current_backend(), *_environment(), *operands)
         hash(key)
     except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; unhashable dtypes
         return None
