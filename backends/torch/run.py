@@ -70,8 +70,7 @@ class _ConvPlan:
     rhs_perm: tuple[int, ...] | None
     out_perm: tuple[int, ...] | None
     compute: str
-    cast_lhs: bool
-    cast_rhs: bool
+    cast: bool  # the operands to the computation dtype
     plan: Plan
     contraction: int
     run: Callable[[Any, Any], Any] | None
@@ -93,7 +92,7 @@ def _conv_plan(spec: ConvSpec, device_type: str) -> _ConvPlan:
     )
     return _ConvPlan(
         empty, _perm(dn.lhs_spec), _perm(dn.rhs_spec), _perm(_inverse(dn.out_spec)), p.compute,
-        p.compute != spec.dtype, p.compute != spec.dtype, p, contraction, run,
+        p.compute != spec.dtype, p, contraction, run,
     )
 
 
@@ -105,7 +104,7 @@ def conv(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
         return lhs.new_zeros(spec.out_shape, dtype=getattr(torch, spec.out_dtype))
     x = lhs if cp.lhs_perm is None else lhs.permute(cp.lhs_perm)
     w = rhs if cp.rhs_perm is None else rhs.permute(cp.rhs_perm)
-    if cp.cast_lhs:
+    if cp.cast:
         compute = getattr(torch, cp.compute)
         x, w = x.to(compute), w.to(compute)
     mode = cp.plan.mode
@@ -137,7 +136,7 @@ def conv_runner(torch: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
     def general(lhs: Any, rhs: Any) -> Any:
         return conv(torch, lhs, rhs, spec)
 
-    if cp.empty or cp.cast_lhs or cp.plan.mode != "float" or cp.compute != spec.out_dtype or cp.run is None:
+    if cp.empty or cp.cast or cp.plan.mode != "float" or cp.compute != spec.out_dtype or cp.run is None:
         return general
     lhs_perm, rhs_perm, out_perm, run = cp.lhs_perm, cp.rhs_perm, cp.out_perm, cp.run
 
