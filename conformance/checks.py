@@ -43,7 +43,11 @@ from polyconv.spec import (
 from . import tolerances
 from .cases import ConvCase, LocalCase, PatchesCase, TransposeCase, make_operand
 
-__all__ = ["Outcome", "check_conv", "check_transpose", "check_patches", "check_local", "check_vjp", "vjp_dtype"]
+__all__ = [
+    "Outcome", "Check", "run", "run_batched", "vjp_dtype",
+    "conv_check", "transpose_check", "patches_check", "local_check", "vjp_check",
+    "check_conv", "check_transpose", "check_patches", "check_local", "check_vjp",
+]
 
 _UNSUPPORTED = (UnsupportedDtypeError, UnsupportedFeatureError)
 
@@ -65,30 +69,38 @@ def _reduced_precision(be: Backend, device: str) -> bool:
     return "reduced_precision" in be.manifest.features and not device.startswith("cpu")
 
 
-def _run(
-    be: Backend,
-    operands: Sequence[np.ndarray],
-    call: Callable[..., Any],
-    manifest_check: Callable[[], None],
-    expected: Sequence[tuple[tuple[int, ...], str]],
-    judge: Callable[[list[np.ndarray], bool], str | None],
-    device: str | None,
-) -> Outcome:
-    try:
-        manifest_check()
-    except _UNSUPPORTED as exc:
-        promised: BaseException | None = exc
-    else:
-        promised = None
+@dataclass(frozen=True)
+class Check:
+    """One prepared case: NumPy operands, the polyconv call on the backend's
+    arrays, the manifest's verdict, the expected ``(shape, dtype)`` of each
+    result, and the judge of their values (NumPy results, reduced precision)."""
 
+    operands: tuple[np.ndarray, ...]
+    call: Callable[..., Any]
+    manifest_check: Callable[[], None]
+    expected: tuple[tuple[tuple[int, ...], str], ...]
+    judge: Callable[[list[np.ndarray], bool], str | None]
+
+    def promised(self) -> BaseException | None:
+        """The polyconv error the manifest promises for this case, or None."""
+        try:
+            self.manifest_check()
+        except _UNSUPPORTED as exc:
+            return exc
+        return None
+
+
+def run(be: Backend, check: Check, device: str | None = None) -> Outcome:
+    """Run one prepared case eagerly and judge it."""
+    promised = check.promised()
     try:
-        arrays = [be.from_numpy(a, device) for a in operands]
+        arrays = [be.from_numpy(a, device) for a in check.operands]
     except UnsupportedDtypeError as exc:  # the framework cannot even hold these operands
         if isinstance(promised, UnsupportedDtypeError):
             return Outcome("unsupported", f"{promised} (from_numpy: {exc})")
         return Outcome("fail", f"from_numpy raised {exc}, but the manifest declares the case supported")
     try:
-        result = call(*arrays)
+        result = check.call(*arrays)
     except Exception as exc:
         if promised is not None and type(exc) is type(promised) and str(exc) == str(promised):
             return Outcome("unsupported", str(exc))
@@ -100,13 +112,48 @@ def _run(
         return Outcome("fail", "raised " + "".join(traceback.format_exception_only(type(exc), exc)).strip())
     if promised is not None:
         return Outcome("fail", f"the manifest excludes this case ({promised}), but the call returned a result")
+    return _verify(be, check, arrays, result)
 
-    for name, before, after in zip(("lhs", "rhs", "cotangent"), operands, arrays):
+
+def run_batched(
+    be: Backend, checks: Sequence[Check], transform: Callable[[Callable[..., Any]], Callable[..., Any]],
+    device: str | None = None,
+) -> list[Outcome]:
+    """Run many prepared cases as one function, wrapped by ``transform``
+    (``jax.jit``: one compilation for the whole batch), and judge each.
+
+    Cases the manifest excludes run eagerly (they must raise).  If the batch
+    as a whole fails, every case runs eagerly, so the failure is pinned on
+    its case.
+    """
+    outcomes: list[Outcome | None] = [None] * len(checks)
+    live = []
+    for i, check in enumerate(checks):
+        if check.promised() is not None:
+            outcomes[i] = run(be, check, device)
+        else:
+            live.append(i)
+    try:
+        arrays = [[be.from_numpy(a, device) for a in checks[i].operands] for i in live]
+
+        def everything(*groups: Any) -> list[Any]:
+            return [checks[i].call(*group) for i, group in zip(live, groups)]
+
+        results = transform(everything)(*arrays)
+    except Exception:
+        return [o if o is not None else run(be, c, device) for o, c in zip(outcomes, checks)]
+    for i, group, result in zip(live, arrays, results):
+        outcomes[i] = _verify(be, checks[i], group, result)
+    return [o for o in outcomes if o is not None]
+
+
+def _verify(be: Backend, check: Check, arrays: Sequence[Any], result: Any) -> Outcome:
+    for name, before, after in zip(("lhs", "rhs", "cotangent"), check.operands, arrays):
         if not np.array_equal(be.to_numpy(after), before, equal_nan=True):
             return Outcome("fail", f"the call modified its {name} operand")
-    results = list(result) if isinstance(result, tuple) else [result]
+    results = list(result) if isinstance(result, (tuple, list)) else [result]
     device_in = be.device(arrays[0])
-    for i, (out, (shape, dtype)) in enumerate(zip(results, expected)):
+    for i, (out, (shape, dtype)) in enumerate(zip(results, check.expected)):
         what = f"result {i}" if len(results) > 1 else "result"
         if not be.accepts(out):  # owns, or for a fallback backend: takes
             return Outcome("fail", f"{what} is a {type(out).__module__}.{type(out).__qualname__}, "
@@ -117,59 +164,59 @@ def _run(
             return Outcome("fail", f"{what} has shape {tuple(out.shape)}, expected {tuple(shape)}")
         if dtype_name(out.dtype) != dtype:
             return Outcome("fail", f"{what} has dtype {dtype_name(out.dtype)}, expected {dtype}")
-    problem = judge([be.to_numpy(r) for r in results], _reduced_precision(be, device_in))
+    problem = check.judge([be.to_numpy(r) for r in results], _reduced_precision(be, device_in))
     return Outcome("fail", problem) if problem else Outcome("pass")
 
 
-def check_conv(be: Backend, case: ConvCase, device: str | None = None) -> Outcome:
+def conv_check(be: Backend, case: ConvCase) -> Check:
     """``conv_general_dilated`` on ``case``."""
     lhs, rhs = case.operands()
     kw = case.kwargs()
     spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **kw)
-    return _run(
-        be, (lhs, rhs), lambda x, w: polyconv.conv_general_dilated(x, w, **kw, backend=be.name),
+    return Check(
+        (lhs, rhs), lambda x, w: polyconv.conv_general_dilated(x, w, **kw, backend=be.name),
         lambda: be.manifest.check(spec, be.name, "conv_general_dilated"),
-        [(spec.out_shape, spec.out_dtype)],
-        lambda out, reduced: tolerances.check_close(out[0], lhs, rhs, spec, reduced), device,
+        ((spec.out_shape, spec.out_dtype),),
+        lambda out, reduced: tolerances.check_close(out[0], lhs, rhs, spec, reduced),
     )
 
 
-def check_transpose(be: Backend, case: TransposeCase, device: str | None = None) -> Outcome:
+def transpose_check(be: Backend, case: TransposeCase) -> Check:
     """``conv_transpose`` on ``case``."""
     lhs, rhs = case.operands()
     kw = case.kwargs()
     spec = conv_transpose_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **kw)
-    return _run(
-        be, (lhs, rhs), lambda x, w: polyconv.conv_transpose(x, w, **kw, backend=be.name),
+    return Check(
+        (lhs, rhs), lambda x, w: polyconv.conv_transpose(x, w, **kw, backend=be.name),
         lambda: be.manifest.check(spec.conv, be.name, "conv_transpose"),
-        [(spec.conv.out_shape, spec.conv.out_dtype)],
-        lambda out, reduced: tolerances.check_transpose_close(out[0], lhs, rhs, spec, reduced), device,
+        ((spec.conv.out_shape, spec.conv.out_dtype),),
+        lambda out, reduced: tolerances.check_transpose_close(out[0], lhs, rhs, spec, reduced),
     )
 
 
-def check_patches(be: Backend, case: PatchesCase, device: str | None = None) -> Outcome:
+def patches_check(be: Backend, case: PatchesCase) -> Check:
     """``conv_general_dilated_patches`` on ``case``."""
     (lhs,) = case.operands()
     kw = case.kwargs()
     spec = patches_spec(lhs.shape, lhs.dtype, **kw)
-    return _run(
-        be, (lhs,), lambda x: polyconv.conv_general_dilated_patches(x, **kw, backend=be.name),
+    return Check(
+        (lhs,), lambda x: polyconv.conv_general_dilated_patches(x, **kw, backend=be.name),
         lambda: be.manifest.check(spec.conv, be.name, "conv_general_dilated_patches"),
-        [(spec.conv.out_shape, spec.conv.out_dtype)],
-        lambda out, reduced: tolerances.check_patches_close(out[0], lhs, spec, reduced), device,
+        ((spec.conv.out_shape, spec.conv.out_dtype),),
+        lambda out, reduced: tolerances.check_patches_close(out[0], lhs, spec, reduced),
     )
 
 
-def check_local(be: Backend, case: LocalCase, device: str | None = None) -> Outcome:
+def local_check(be: Backend, case: LocalCase) -> Check:
     """``conv_general_dilated_local`` on ``case``."""
     lhs, rhs = case.operands()
     kw = case.kwargs()
     spec = local_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **kw)
-    return _run(
-        be, (lhs, rhs), lambda x, w: polyconv.conv_general_dilated_local(x, w, **kw, backend=be.name),
+    return Check(
+        (lhs, rhs), lambda x, w: polyconv.conv_general_dilated_local(x, w, **kw, backend=be.name),
         lambda: be.manifest.check(spec.patches.conv, be.name, "conv_general_dilated_local"),
-        [(spec.out_shape, spec.patches.conv.dtype)],
-        lambda out, reduced: tolerances.check_local_close(out[0], lhs, rhs, spec, reduced), device,
+        ((spec.out_shape, spec.patches.conv.dtype),),
+        lambda out, reduced: tolerances.check_local_close(out[0], lhs, rhs, spec, reduced),
     )
 
 
@@ -182,7 +229,7 @@ def vjp_dtype(case: ConvCase) -> str:
     return spec.dtype
 
 
-def check_vjp(be: Backend, case: ConvCase, device: str | None = None) -> Outcome:
+def vjp_check(be: Backend, case: ConvCase) -> Check:
     """``conv_general_dilated_vjp`` on ``case``, with a seeded random cotangent."""
     lhs, rhs = case.operands()
     kw = case.kwargs()
@@ -200,7 +247,32 @@ def check_vjp(be: Backend, case: ConvCase, device: str | None = None) -> Outcome
     def judge(out: list[np.ndarray], reduced: bool) -> str | None:
         return tolerances.check_vjp_close(out[0], out[1], lhs, rhs, g, spec, reduced, out_dtype=dtype)
 
-    return _run(
-        be, (lhs, rhs, g), lambda x, w, ct: polyconv.conv_general_dilated_vjp(x, w, ct, **kw, backend=be.name),
-        manifest_check, [(lhs.shape, dtype), (rhs.shape, dtype)], judge, device,
+    return Check(
+        (lhs, rhs, g), lambda x, w, ct: polyconv.conv_general_dilated_vjp(x, w, ct, **kw, backend=be.name),
+        manifest_check, [(lhs.shape, dtype), (rhs.shape, dtype)], judge,
     )
+
+
+def check_conv(be: Backend, case: ConvCase, device: str | None = None) -> Outcome:
+    """Run :func:`conv_check` eagerly."""
+    return run(be, conv_check(be, case), device)
+
+
+def check_transpose(be: Backend, case: TransposeCase, device: str | None = None) -> Outcome:
+    """Run :func:`transpose_check` eagerly."""
+    return run(be, transpose_check(be, case), device)
+
+
+def check_patches(be: Backend, case: PatchesCase, device: str | None = None) -> Outcome:
+    """Run :func:`patches_check` eagerly."""
+    return run(be, patches_check(be, case), device)
+
+
+def check_local(be: Backend, case: LocalCase, device: str | None = None) -> Outcome:
+    """Run :func:`local_check` eagerly."""
+    return run(be, local_check(be, case), device)
+
+
+def check_vjp(be: Backend, case: ConvCase, device: str | None = None) -> Outcome:
+    """Run :func:`vjp_check` eagerly."""
+    return run(be, vjp_check(be, case), device)

@@ -153,9 +153,10 @@ class Backend:
         raise NotImplementedError
 
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
-        """Optional: a function of the operands alone that runs ``op`` for
-        ``spec``, with everything that depends only on the spec worked out in
-        advance.  polyconv caches it with the call's other decisions and calls
-        it instead of the op's method on repeated calls.  None (the default):
-        use the method."""
+        """Optional: a function of the op's array arguments alone (``lhs, rhs``;
+        ``lhs`` for patches; ``lhs, rhs, cotangent`` for the VJP) that runs
+        ``op`` for ``spec``, with everything that depends only on the spec
+        worked out in advance.  polyconv caches it with the call's other
+        decisions and calls it instead of the op's method or derivation.
+        None (the default): use the method, or derive the op."""
         return None

@@ -192,7 +192,9 @@ def conv_transpose(
         be.manifest.check(spec.conv, be.name, op)
         return spec
 
-    be, (lhs, rhs), spec, _ = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
+    be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
+    if runner is not None:
+        return runner(lhs, rhs)
     native = _native(be, op)
     return native(lhs, rhs, spec) if native else derive.conv_transpose(be, lhs, rhs, spec)
 
@@ -235,7 +237,9 @@ def conv_general_dilated_patches(
         be.manifest.check(spec.conv, be.name, op)
         return spec
 
-    be, (lhs,), spec, _ = _setup(op, (lhs,), ("lhs",), backend, params, parse)
+    be, (lhs,), spec, runner = _setup(op, (lhs,), ("lhs",), backend, params, parse)
+    if runner is not None:
+        return runner(lhs)
     native = _native(be, op)
     return native(lhs, spec) if native else derive.patches(be, lhs, spec)
 
@@ -276,7 +280,9 @@ def conv_general_dilated_local(
         be.manifest.check(spec.patches.conv, be.name, op)
         return spec
 
-    be, (lhs, rhs), spec, _ = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
+    be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
+    if runner is not None:
+        return runner(lhs, rhs)
     native = _native(be, op)
     if native:
         return native(lhs, rhs, spec)
@@ -338,12 +344,16 @@ def conv_general_dilated_vjp(
         be.manifest.check(spec, be.name, op)
         return spec
 
-    be, (lhs, rhs, cotangent), spec, _ = _setup(
+    be, (lhs, rhs, cotangent), spec, runner = _setup(
         op, (lhs, rhs, cotangent), ("lhs", "rhs", "cotangent"), backend, params, parse
     )
+    result: tuple[Any, Any]
+    if runner is not None:
+        result = runner(lhs, rhs, cotangent)
+        return result
     native = _native(be, op)
     if native:
-        result: tuple[Any, Any] = native(lhs, rhs, cotangent, spec)
+        result = native(lhs, rhs, cotangent, spec)
         return result
     lhs_plan, rhs_plan = vjp_lhs_plan(spec), vjp_rhs_plan(spec)
     for plan in (lhs_plan.conv, rhs_plan.conv):

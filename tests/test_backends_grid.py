@@ -10,8 +10,11 @@ against the reference, the operands checked unchanged.  A case the backend's
 manifest excludes must raise the promised polyconv error; that counts as
 checked, not skipped.  Backends that are not installed skip with the reason.
 
-JAX runs with 64-bit types enabled for the module, so its float64, int64 and
-complex128 cases compute in those types.
+JAX compiles every new shape (about 70 ms each on the CPU, whatever the
+size), so its grids run under ``jax.jit`` in batches of cases, one
+compilation per batch (:func:`polyconv.conformance.checks.run_batched`), plus
+an eager sample of every grid; JAX runs with 64-bit types enabled, so its
+float64, int64 and complex128 cases compute in those types.
 """
 
 from __future__ import annotations
@@ -25,29 +28,24 @@ from polyconv.conformance import cases, checks
 
 from polyconv.registry import registry
 
-BACKENDS = ("numpy", "torch", "jax", "array_api")
+BACKENDS = ("numpy", "torch", "array_api")  # case by case, eagerly; JAX below
 
 _GRID = cases.grid()
 _DTYPE_GRID = cases.dtype_grid()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def be(request: pytest.FixtureRequest) -> Iterator[Any]:
-    name = request.param
+def _load(name: str) -> Any:
     backend = registry.try_load(name)
     if backend is None:
         rec = registry.records().get(name)
         why = rec.reason if rec is not None else "not registered (its entry point is not installed)"
         pytest.skip(reason=f"backend {name!r} is not available: {why}")
-    if name == "jax":
-        import jax
+    return backend
 
-        previous = jax.config.read("jax_enable_x64")
-        jax.config.update("jax_enable_x64", True)
-        yield backend
-        jax.config.update("jax_enable_x64", previous)
-    else:
-        yield backend
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def be(request: pytest.FixtureRequest) -> Any:
+    return _load(request.param)
 
 
 def _needs(case: Any) -> None:
@@ -162,6 +160,91 @@ def test_vjp_random(be: Any, random_case_count: int) -> None:
     for i in range(random_case_count):
         case = cases.random_case(rng, dtype=str(rng.choice(dtypes)), index=i)
         _assert(checks.check_vjp(be, case), case)
+
+
+# -- JAX: every grid under jax.jit, in batches, and an eager sample -----------------------
+
+@pytest.fixture(scope="module")
+def jax_be() -> Iterator[Any]:
+    backend = _load("jax")
+    import jax
+
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    yield backend
+    jax.config.update("jax_enable_x64", previous)
+
+
+def _jax_grid(name: str, count: int) -> list[tuple[Any, Any]]:
+    """``(check builder, case)`` pairs of one grid (random sets of ``count`` cases)."""
+    rng = np.random.default_rng
+    dtypes = [d for d in cases.DTYPES if d != "bfloat16"]
+    if name == "conv":
+        return [(checks.conv_check, c) for c in _GRID + _DTYPE_GRID]
+    if name == "conv-random":
+        r = rng(1234)
+        return [(checks.conv_check, cases.random_case(r, dtype=str(r.choice(dtypes)), index=i)) for i in range(count)]
+    if name == "transpose":
+        return [(checks.transpose_check, c) for c in cases.transpose_grid()]
+    if name == "transpose-random":
+        r = rng(31)
+        return [(checks.transpose_check, cases.random_transpose_case(r, str(r.choice(dtypes)), i))
+                for i in range(count)]
+    if name == "patches":
+        plain = [c for c in _DTYPE_GRID if c.preferred_element_type is None]
+        return [(checks.patches_check, cases.patches_case_of(c)) for c in _GRID + plain]
+    if name == "local":
+        plain = [c for c in _DTYPE_GRID if c.preferred_element_type is None]
+        return [(checks.local_check, cases.local_case_of(c)) for c in _GRID + plain]
+    if name == "patches-local-random":
+        n = count // 2
+        return ([(checks.patches_check, c) for c in cases.random_patches_cases(n, seed=41)]
+                + [(checks.local_check, c) for c in cases.random_local_cases(n, seed=43)])
+    if name == "vjp":
+        return [(checks.vjp_check, c) for c in _GRID + _DTYPE_GRID]
+    if name == "vjp-random":
+        r = rng(47)
+        vjp_dtypes = [d for d in dtypes if d != "bool"]
+        return [(checks.vjp_check, cases.random_case(r, dtype=str(r.choice(vjp_dtypes)), index=i))
+                for i in range(count)]
+    raise ValueError(name)
+
+
+_JAX_GRIDS = ("conv", "conv-random", "transpose", "transpose-random", "patches", "local",
+              "patches-local-random", "vjp", "vjp-random")
+
+
+def _jit(options: dict[str, Any]) -> Any:
+    """``jax.jit``, compiled with XLA ``options`` for the arguments of the first call."""
+    import jax
+
+    def transform(f: Any) -> Any:
+        jitted = jax.jit(f)
+        return lambda *args: jitted.lower(*args).compile(options)(*args)
+
+    return transform
+
+
+@pytest.mark.parametrize("grid", _JAX_GRIDS)
+def test_jax_grid_under_jit(jax_be: Any, grid: str, random_case_count: int) -> None:
+    # a quarter of the other backends' random cases: each costs a compilation here (x10 when thorough)
+    pairs = _jax_grid(grid, random_case_count // 4)
+    # Compiling is most of the time; LLVM optimisation level 0 compiles about 3x faster, but the
+    # patches' identity-kernel convolutions (many feature groups) then run 10x slower than they compile.
+    transform = _jit({} if "patches" in grid or "local" in grid else {"xla_backend_optimization_level": 0})
+    batch = 64
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start:start + batch]
+        outcomes = checks.run_batched(jax_be, [build(jax_be, case) for build, case in chunk], transform)
+        for outcome, (_, case) in zip(outcomes, chunk):
+            _assert(outcome, case)
+
+
+@pytest.mark.parametrize("grid", [g for g in _JAX_GRIDS if "random" not in g])
+def test_jax_grid_eager_sample(jax_be: Any, grid: str) -> None:
+    """Every 16th case of each curated grid, op by op as a user calls it."""
+    for build, case in _jax_grid(grid, 0)[::16]:
+        _assert(checks.run(jax_be, build(jax_be, case)), case)
 
 
 # -- the checks themselves can fail -----------------------------------------------------
