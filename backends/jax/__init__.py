@@ -1,0 +1,304 @@
+"""The JAX backend: every op lowered to ``jax.lax``'s own function.
+
+Registered as ``jax`` in the entry-point group ``polyconv.backends``.
+
+Each op calls the ``jax.lax`` function of the same name with the arguments
+polyconv has already parsed and validated (explicit padding pairs, canonical
+strides and dilations, :class:`jax.lax.ConvDimensionNumbers`, precision and
+``preferred_element_type`` mapped to JAX's), so every error is polyconv's and
+the computation is exactly JAX's.  Nothing converts to NumPy or branches on
+array values: the backend is transparent under ``jax.jit``, ``jax.grad``,
+``jax.vmap``, ``jax.checkpoint`` and with sharded inputs.
+
+Three departures from a bare pass-through, each computing the documented
+result with ``jax.lax`` operations: integer and bool gradients (``jax.vjp``
+refuses them) and patches without channels (JAX asks XLA for zero groups) go
+through :mod:`polyconv.derive`; complex64 operands accumulated in complex128
+are converted first (XLA:CPU accumulates them in complex64).
+
+Importing this module does not import JAX; JAX is imported the first time a
+method needs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from polyconv import derive
+from polyconv.backend import Backend, Manifest
+from polyconv.errors import ConvArgumentError, UnsupportedDtypeError
+from polyconv.spec import (
+    ConvSpec,
+    LocalSpec,
+    PatchesSpec,
+    TransposeSpec,
+    dtype_kind,
+    dtype_name,
+    vjp_lhs_plan,
+    vjp_rhs_plan,
+)
+
+from ._lowering import SpecCache, jax_modules, lax_conv_args, local_args, make_runner, patches_args, transpose_args
+
+__all__ = ["JaxBackend", "backend", "AnyDevice"]
+
+_DTYPES = (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
+)
+
+_OPS = (
+    "conv_general_dilated",
+    "conv_transpose",
+    "conv_general_dilated_patches",
+    "conv_general_dilated_local",
+    "conv_general_dilated_vjp",
+)
+
+
+Run = Callable[..., Any]
+
+
+def _always(run: Run | None) -> Run:
+    assert run is not None, "a lax function was expected"
+    return run
+
+
+class AnyDevice(str):
+    """The device name of an array that JAX places where the computation runs.
+
+    Tracers (inside ``jit``, ``grad``, ``vmap``...) have no device of their
+    own, and uncommitted arrays (made without ``jax.device_put``) are moved by
+    JAX to the device of the committed operands, so neither can be on the
+    "wrong" device.  Their name compares equal to every device name, so
+    polyconv's check that all operands share one device only ever compares
+    committed arrays, exactly the arrays JAX itself refuses to mix.  The text
+    is the array's current device (or ``'traced'``), for messages.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str)
+
+    def __ne__(self, other: object) -> bool:
+        return not isinstance(other, str)
+
+    __hash__ = str.__hash__
+
+
+_TRACED = AnyDevice("traced")
+
+
+class JaxBackend(Backend):
+    """Runs on ``jax.Array`` (concrete arrays, sharded arrays and tracers) on
+    every JAX device, through ``jax.lax``."""
+
+    name = "jax"
+
+    def __init__(self) -> None:
+        self.manifest = Manifest(
+            dtypes=frozenset(_DTYPES),
+            devices=("cpu", "gpu", "tpu"),
+            ops=frozenset(_OPS),
+            features=frozenset({
+                "lhs_dilation", "feature_group_count", "batch_group_count", "preferred_element_type",
+                "autodiff", "jit", "vmap",
+            }),
+            notes=(
+                "every op is jax.lax's own function; precision is passed to XLA as jax.lax.Precision",
+                "64-bit dtypes need jax_enable_x64 (with it off, JAX arrays are never 64-bit)",
+                "tracers and uncommitted arrays go where JAX places them; committed arrays on two "
+                "devices are a MixedArraysError",
+                "gradients of integer and bool operands (which jax.vjp refuses) are computed as two "
+                "more jax.lax convolutions (polyconv.derive)",
+                "complex64 operands with preferred_element_type complex128 are converted to complex128 "
+                "first: XLA:CPU would accumulate them in complex64",
+                "patches and local convolutions without channels (which JAX refuses) go through "
+                "polyconv.derive",
+            ),
+        )
+        self._conv: SpecCache[Run] = SpecCache(
+            lambda s: _always(make_runner(lax_conv_args(s), s.preferred_element_type, "conv_general_dilated")))
+        self._transpose: SpecCache[Run] = SpecCache(
+            lambda s: _always(make_runner(transpose_args(s), s.conv.preferred_element_type, "conv_transpose")))
+        self._patches: SpecCache[Run | None] = SpecCache(
+            lambda s: make_runner(patches_args(s), s.conv.preferred_element_type, "conv_general_dilated_patches"))
+        self._local: SpecCache[Run | None] = SpecCache(
+            lambda s: make_runner(local_args(s), None, "conv_general_dilated_local"))
+        self._vjp: SpecCache[Run] = SpecCache(self._vjp_runner)
+        self._devices: dict[int, tuple[Any, str, AnyDevice]] = {}
+        self._device_names: dict[Any, tuple[str, AnyDevice]] = {}
+
+    # -- arrays ------------------------------------------------------------------
+
+    def owns(self, x: Any) -> bool:
+        jax = sys.modules.get("jax")
+        if jax is None:
+            return False
+        array = getattr(jax, "Array", None)  # None while jax is still importing
+        return array is not None and isinstance(x, array)
+
+    def asarray(self, x: Any, like: Any = None) -> Any:
+        """``jax.numpy.asarray(x)``, put on ``like``'s device when ``like`` is
+        committed to one device (else JAX places it, as it would the operand)."""
+        jax, _, jnp = jax_modules()
+        arr = jnp.asarray(x)
+        sharding = getattr(like, "sharding", None)  # None for tracers
+        if sharding is not None and like.committed and len(sharding.device_set) == 1:
+            arr = jax.device_put(arr, next(iter(sharding.device_set)))
+        return arr
+
+    def from_numpy(self, a: Any, device: str | None = None) -> Any:
+        jax, _, jnp = jax_modules()
+        name = dtype_name(a.dtype)
+        if jax.dtypes.canonicalize_dtype(a.dtype) != a.dtype:
+            raise UnsupportedDtypeError(
+                "from_numpy", "a", "has a 64-bit dtype, which JAX holds only with jax_enable_x64 on "
+                "(jax.config.update('jax_enable_x64', True))", got=name,
+            )
+        arr = jnp.array(a, copy=True)
+        return arr if device is None else jax.device_put(arr, _jax_device(jax, device))
+
+    def to_numpy(self, x: Any) -> Any:
+        import numpy as np
+
+        return np.array(x, copy=True)
+
+    def device(self, x: Any) -> str:
+        """``'cpu:0'``, ``'gpu:1'``..., or for an array sharded over several
+        devices their names joined by commas; tracers and uncommitted arrays
+        get an :class:`AnyDevice` name (see there)."""
+        try:
+            sharding = x.sharding
+        except (AttributeError, TypeError):  # a tracer has no sharding of its own
+            return _TRACED
+        # keyed on the sharding object's identity (the entry keeps it alive), so
+        # the usual call does not run JAX's Python-level sharding hash
+        hit = self._devices.get(id(sharding))
+        if hit is None or hit[0] is not sharding:
+            hit = self._device_entry(x, sharding)
+        return hit[1] if x.committed else hit[2]
+
+    def _device_entry(self, x: Any, sharding: Any) -> tuple[Any, str, AnyDevice]:
+        names = self._device_names.get(sharding)  # equal shardings share their names
+        if names is None:
+            name = ",".join(f"{d.platform}:{d.id}" for d in sorted(x.devices(), key=lambda d: (d.platform, d.id)))
+            names = (name, AnyDevice(name))
+            if len(self._device_names) >= 256:
+                self._device_names.clear()
+            self._device_names[sharding] = names
+        entry = (sharding, *names)
+        if len(self._devices) >= 1024:
+            self._devices.clear()
+        self._devices[id(sharding)] = entry
+        return entry
+
+    def version(self) -> str | None:
+        jax = sys.modules.get("jax")
+        if jax is not None and hasattr(jax, "__version__"):
+            return str(jax.__version__)
+        try:
+            return importlib.metadata.version("jax")
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def unavailable_reason(self) -> str | None:
+        for module in ("jax", "jaxlib"):
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed (pip install jax)"
+        return None
+
+    # -- the ops -------------------------------------------------------------------
+
+    def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
+        """The ``jax.lax`` call of ``op`` for ``spec``, as a function of the operands alone."""
+        if op == "conv_general_dilated":
+            return self._conv(spec)
+        if op == "conv_transpose":
+            return self._transpose(spec)
+        if op == "conv_general_dilated_patches":
+            return self._patches(spec) or functools.partial(derive.patches, self, spec=spec)
+        if op == "conv_general_dilated_local":
+            return self._local(spec) or functools.partial(self.conv_general_dilated_local, spec=spec)
+        if op == "conv_general_dilated_vjp":
+            return self._vjp(spec)
+        return None
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        """``jax.lax.conv_general_dilated`` with the parsed arguments."""
+        return self._conv(spec)(lhs, rhs)
+
+    def conv_transpose(self, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
+        """``jax.lax.conv_transpose`` with the parsed padding (both conventions
+        arrive as the transposed convolution's own explicit pads)."""
+        return self._transpose(spec)(lhs, rhs)
+
+    def conv_general_dilated_patches(self, lhs: Any, spec: PatchesSpec) -> Any:
+        """``jax.lax.conv_general_dilated_patches`` with the parsed arguments.
+
+        Without channels (where JAX would ask XLA for zero feature groups) the
+        result, empty, comes from the identity-kernel convolution."""
+        run = self._patches(spec)
+        return run(lhs) if run is not None else derive.patches(self, lhs, spec)
+
+    def conv_general_dilated_local(self, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
+        """``jax.lax.conv_general_dilated_local`` with the parsed arguments
+        (without channels, patches and a batched product as in
+        :func:`polyconv.derive.local`)."""
+        run = self._local(spec)
+        if run is not None:
+            return run(lhs, rhs)
+        return derive.local(self, lhs, rhs, spec, self.conv_general_dilated_patches)
+
+    def conv_general_dilated_vjp(self, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> tuple[Any, Any]:
+        """Both cotangents from ``jax.vjp`` of ``jax.lax.conv_general_dilated``.
+
+        Integer and bool operands, which JAX does not differentiate, get the
+        same transposed convolutions through :mod:`polyconv.derive`, with the
+        dtypes :func:`polyconv.conv_general_dilated_vjp` documents."""
+        result: tuple[Any, Any] = self._vjp(spec)(lhs, rhs, cotangent)
+        return result
+
+    def _vjp_runner(self, spec: ConvSpec) -> Callable[..., tuple[Any, Any]]:
+        forward = self._conv(spec)
+        if dtype_kind(spec.dtype) in "fc":
+            jax = jax_modules()[0]
+
+            def vjp(lhs: Any, rhs: Any, cotangent: Any) -> tuple[Any, Any]:
+                _, pullback = jax.vjp(forward, lhs, rhs)
+                lhs_ct, rhs_ct = pullback(cotangent)
+                return lhs_ct, rhs_ct
+
+            return vjp
+        lhs_plan, rhs_plan = vjp_lhs_plan(spec), vjp_rhs_plan(spec)
+        floating = dtype_kind(spec.out_dtype) in "fc"  # a floating cotangent keeps its dtype
+
+        def derived(lhs: Any, rhs: Any, cotangent: Any) -> tuple[Any, Any]:
+            return (
+                derive.vjp_lhs(self, rhs, cotangent, lhs_plan, cotangent.dtype if floating else lhs.dtype),
+                derive.vjp_rhs(self, lhs, rhs, cotangent, rhs_plan, cotangent.dtype if floating else rhs.dtype),
+            )
+
+        return derived
+
+
+def _jax_device(jax: Any, device: Any) -> Any:
+    """A ``jax.Device`` from a device or a name such as ``'cpu'``, ``'gpu:1'``."""
+    if not isinstance(device, str):
+        return device
+    platform, _, index = device.partition(":")
+    try:
+        return jax.devices(platform)[int(index or 0)]
+    except (RuntimeError, ValueError, IndexError):
+        raise ConvArgumentError(
+            "from_numpy", "device", f"must name a JAX device ({', '.join(map(str, jax.devices()))})", device
+        ) from None
+
+
+backend = JaxBackend()
