@@ -122,23 +122,28 @@ def matmul_rate(seconds: float = 1.0) -> float:
 
 # -- the calls --------------------------------------------------------------------------
 
-def _polyconv_call(shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:
-    import polyconv
-
+def _lax_style_call(ops: Any, shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:
+    """The shape's convolution through ``ops``: polyconv or ``jax.lax``, which take the same arguments."""
     n = shape.nspatial
+    spatial = "DHW"[3 - n:]
+    # the transposed convolution's weight is the forward convolution's: O = the input's channels
+    dn = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
     if shape.transpose:
         # PyTorch's transposed convolution with padding p is the convolution of the input
         # dilated by the stride, padded by d*(k-1) - p on each side, with the flipped kernel
-        k = shape.rhs[2:]
-        pads = tuple((shape.dilation * (kk - 1) - shape.padding,
-                      shape.dilation * (kk - 1) - shape.padding + shape.output_padding) for kk in k)
-        layout = "NC" + "DHW"[3 - n:]
-        dn = (layout, "OI" + "DHW"[3 - n:], layout)  # the weight is the forward conv's (O = C_in)
-        return lambda: polyconv.conv_transpose(lhs, rhs, (shape.stride,) * n, pads, rhs_dilation=(shape.dilation,) * n,
-                                               dimension_numbers=dn, transpose_kernel=True)
-    pads = ((shape.padding, shape.padding),) * n
-    return lambda: polyconv.conv_general_dilated(
-        lhs, rhs, (shape.stride,) * n, pads, rhs_dilation=(shape.dilation,) * n, feature_group_count=shape.groups)
+        pads = tuple((shape.dilation * (k - 1) - shape.padding,
+                      shape.dilation * (k - 1) - shape.padding + shape.output_padding) for k in shape.rhs[2:])
+        return lambda: ops.conv_transpose(lhs, rhs, (shape.stride,) * n, pads, rhs_dilation=(shape.dilation,) * n,
+                                          dimension_numbers=dn, transpose_kernel=True)
+    return lambda: ops.conv_general_dilated(
+        lhs, rhs, (shape.stride,) * n, ((shape.padding, shape.padding),) * n, rhs_dilation=(shape.dilation,) * n,
+        dimension_numbers=dn, feature_group_count=shape.groups)
+
+
+def _polyconv_call(shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:
+    import polyconv
+
+    return _lax_style_call(polyconv, shape, lhs, rhs)
 
 
 def _torch_call(shape: Shape, x: Any, w: Any) -> Callable[[], Any]:
@@ -153,29 +158,11 @@ def _torch_call(shape: Shape, x: Any, w: Any) -> Callable[[], Any]:
     return lambda: f(x, w, stride=shape.stride, padding=shape.padding, dilation=shape.dilation, groups=shape.groups)
 
 
-def _jax_lax_call(shape: Shape, x: Any, w: Any) -> Callable[[], Any]:
+def _jitted(ops: Any, shape: Shape, x: Any, w: Any) -> Callable[[], Any]:
+    """:func:`_lax_style_call` of ``ops`` under ``jax.jit``, waiting for the result."""
     import jax
 
-    n = shape.nspatial
-    layout = "NC" + "DHW"[3 - n:]
-    if shape.transpose:
-        k = shape.rhs[2:]
-        pads = tuple((shape.dilation * (kk - 1) - shape.padding,
-                      shape.dilation * (kk - 1) - shape.padding + shape.output_padding) for kk in k)
-        f = jax.jit(lambda a, b: jax.lax.conv_transpose(
-            a, b, (shape.stride,) * n, pads, rhs_dilation=(shape.dilation,) * n,
-            dimension_numbers=(layout, "OI" + "DHW"[3 - n:], layout), transpose_kernel=True))
-    else:
-        f = jax.jit(lambda a, b: jax.lax.conv_general_dilated(
-            a, b, (shape.stride,) * n, ((shape.padding, shape.padding),) * n, rhs_dilation=(shape.dilation,) * n,
-            dimension_numbers=(layout, "OI" + "DHW"[3 - n:], layout), feature_group_count=shape.groups))
-    return lambda: f(x, w).block_until_ready()
-
-
-def _jitted_polyconv(shape: Shape, x: Any, w: Any) -> Callable[[], Any]:
-    import jax
-
-    f = jax.jit(lambda a, b: _polyconv_call(shape, a, b)())
+    f = jax.jit(lambda a, b: _lax_style_call(ops, shape, a, b)())
     return lambda: f(x, w).block_until_ready()
 
 
@@ -194,7 +181,11 @@ def _pairs(backend: str, shape: Shape, rng: Any) -> list[tuple[str, Callable[[],
         import jax.numpy as jnp
 
         jx, jw = jnp.asarray(x), jnp.asarray(w)
-        return [("jax.lax (jit)", _jitted_polyconv(shape, jx, jw), _jax_lax_call(shape, jx, jw))]
+        import jax
+
+        import polyconv
+
+        return [("jax.lax (jit)", _jitted(polyconv, shape, jx, jw), _jitted(jax.lax, shape, jx, jw))]
     if backend == "numpy":
         out = []
         mine = _polyconv_call(shape, x, w)
@@ -203,9 +194,10 @@ def _pairs(backend: str, shape: Shape, rng: Any) -> list[tuple[str, Callable[[],
 
             out.append(("torch CPU", mine, _torch_call(shape, torch.from_numpy(x), torch.from_numpy(w))))
         if _importable("jax"):
+            import jax
             import jax.numpy as jnp
 
-            out.append(("jax.lax CPU (jit)", mine, _jax_lax_call(shape, jnp.asarray(x), jnp.asarray(w))))
+            out.append(("jax.lax CPU (jit)", mine, _jitted(jax.lax, shape, jnp.asarray(x), jnp.asarray(w))))
         return out
     raise ValueError(f"no benchmark for backend {backend!r}")
 

@@ -15,7 +15,7 @@ The other operations have their own plain-data cases, made the same way:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,8 +55,8 @@ _SPATIAL = "DHW"
 
 class _SeededCase:
     """What every case class shares: operands drawn from the case's seed, in
-    the order of ``_operands`` (signed values, see :func:`make_operand`), and
-    the case's name as its string."""
+    the order of ``_operands`` (signed values, see :func:`make_operand`), the
+    op's other arguments as keywords, and the case's name as its string."""
 
     _operands: ClassVar[tuple[str, ...]] = ("lhs_shape", "rhs_shape")
     name: str
@@ -67,6 +67,12 @@ class _SeededCase:
         """NumPy operands of the case's dtype, drawn from its seed."""
         rng = np.random.default_rng(self.seed)
         return tuple(make_operand(rng, getattr(self, shape), self.dtype) for shape in self._operands)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the case's op other than the operands: every
+        field but the operands' shapes, the name, the seed, the dtype and the tags."""
+        skip = {*self._operands, "name", "seed", "dtype", "tags"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
     def __str__(self) -> str:
         return self.name
@@ -92,19 +98,6 @@ class ConvCase(_SeededCase):
     seed: int = 0
     tags: frozenset[str] = field(default=frozenset(), compare=False)
 
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``conv_general_dilated`` other than the operands."""
-        return {
-            "window_strides": self.window_strides,
-            "padding": self.padding,
-            "lhs_dilation": self.lhs_dilation,
-            "rhs_dilation": self.rhs_dilation,
-            "dimension_numbers": self.dimension_numbers,
-            "feature_group_count": self.feature_group_count,
-            "batch_group_count": self.batch_group_count,
-            "precision": self.precision,
-            "preferred_element_type": self.preferred_element_type,
-        }
 
     def with_dtype(self, dtype: str, preferred: str | None = None) -> ConvCase:
         """The same geometry in another dtype."""
@@ -376,18 +369,6 @@ class TransposeCase(_SeededCase):
     seed: int = 0
     tags: frozenset[str] = field(default=frozenset(), compare=False)
 
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``conv_transpose`` other than the operands."""
-        return {
-            "strides": self.strides,
-            "padding": self.padding,
-            "rhs_dilation": self.rhs_dilation,
-            "dimension_numbers": self.dimension_numbers,
-            "transpose_kernel": self.transpose_kernel,
-            "precision": self.precision,
-            "preferred_element_type": self.preferred_element_type,
-            "use_consistent_padding": self.use_consistent_padding,
-        }
 
 
 @dataclass(frozen=True)
@@ -409,18 +390,6 @@ class PatchesCase(_SeededCase):
     seed: int = 0
     tags: frozenset[str] = field(default=frozenset(), compare=False)
 
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``conv_general_dilated_patches`` other than ``lhs``."""
-        return {
-            "filter_shape": self.filter_shape,
-            "window_strides": self.window_strides,
-            "padding": self.padding,
-            "lhs_dilation": self.lhs_dilation,
-            "rhs_dilation": self.rhs_dilation,
-            "dimension_numbers": self.dimension_numbers,
-            "precision": self.precision,
-            "preferred_element_type": self.preferred_element_type,
-        }
 
 
 @dataclass(frozen=True)
@@ -441,17 +410,6 @@ class LocalCase(_SeededCase):
     seed: int = 0
     tags: frozenset[str] = field(default=frozenset(), compare=False)
 
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``conv_general_dilated_local`` other than the operands."""
-        return {
-            "window_strides": self.window_strides,
-            "padding": self.padding,
-            "filter_shape": self.filter_shape,
-            "lhs_dilation": self.lhs_dilation,
-            "rhs_dilation": self.rhs_dilation,
-            "dimension_numbers": self.dimension_numbers,
-            "precision": self.precision,
-        }
 
 
 def _random_layout(

@@ -32,6 +32,28 @@ BACKENDS = ("numpy", "torch", "array_api")  # case by case, eagerly; JAX below
 
 _GRID = cases.grid()
 _DTYPE_GRID = cases.dtype_grid()
+_PLAIN_DTYPE_GRID = [c for c in _DTYPE_GRID if c.preferred_element_type is None]  # patches and local have none
+_RANDOM_DTYPES = [d for d in cases.DTYPES if d != "bfloat16"]
+
+
+def _random_convs(count: int, seed: int, dtypes: list[str] = _RANDOM_DTYPES) -> list[cases.ConvCase]:
+    rng = np.random.default_rng(seed)
+    return [cases.random_case(rng, dtype=str(rng.choice(dtypes)), index=i) for i in range(count)]
+
+
+def _random_transposes(count: int) -> list[cases.TransposeCase]:
+    rng = np.random.default_rng(31)
+    return [cases.random_transpose_case(rng, str(rng.choice(_RANDOM_DTYPES)), i) for i in range(count)]
+
+
+def _random_vjps(count: int) -> list[cases.ConvCase]:
+    return _random_convs(count, 47, [d for d in _RANDOM_DTYPES if d != "bool"])
+
+
+def _random_patches_and_locals(count: int) -> list[tuple[Any, Any]]:
+    """``(check builder, case)``: ``count`` random patches cases, then as many local ones."""
+    return ([(checks.patches_check, c) for c in cases.random_patches_cases(count, seed=41)]
+            + [(checks.local_check, c) for c in cases.random_local_cases(count, seed=43)])
 
 
 def _load(name: str) -> Any:
@@ -71,10 +93,7 @@ def test_conv_every_dtype(be: Any, case: cases.ConvCase) -> None:
 
 
 def test_conv_random_in_every_dtype(be: Any, random_case_count: int) -> None:
-    rng = np.random.default_rng(1234)
-    dtypes = [d for d in cases.DTYPES if d != "bfloat16"]
-    for i in range(random_case_count):
-        case = cases.random_case(rng, dtype=str(rng.choice(dtypes)), index=i)
+    for case in _random_convs(random_case_count, 1234):
         _assert(checks.check_conv(be, case), case)
 
 
@@ -94,10 +113,7 @@ def test_transpose_grid(be: Any, case: cases.TransposeCase) -> None:
 
 
 def test_transpose_random_in_every_dtype(be: Any, random_case_count: int) -> None:
-    rng = np.random.default_rng(31)
-    dtypes = [d for d in cases.DTYPES if d != "bfloat16"]
-    for i in range(random_case_count):
-        case = cases.random_transpose_case(rng, str(rng.choice(dtypes)), i)
+    for case in _random_transposes(random_case_count):
         _assert(checks.check_transpose(be, case), case)
 
 
@@ -125,7 +141,7 @@ def test_local_grid(be: Any, case: cases.ConvCase) -> None:
     _assert(checks.check_local(be, local), local)
 
 
-@pytest.mark.parametrize("case", [c for c in _DTYPE_GRID if c.preferred_element_type is None], ids=str)
+@pytest.mark.parametrize("case", _PLAIN_DTYPE_GRID, ids=str)
 def test_patches_and_local_every_dtype(be: Any, case: cases.ConvCase) -> None:
     _needs(case)
     for derived, check in ((cases.patches_case_of(case), checks.check_patches),
@@ -134,11 +150,8 @@ def test_patches_and_local_every_dtype(be: Any, case: cases.ConvCase) -> None:
 
 
 def test_patches_and_local_random(be: Any, random_case_count: int) -> None:
-    count = max(300, random_case_count // 2)
-    for case in cases.random_patches_cases(count, seed=41):
-        _assert(checks.check_patches(be, case), case)
-    for local in cases.random_local_cases(count, seed=43):
-        _assert(checks.check_local(be, local), local)
+    for build, case in _random_patches_and_locals(max(300, random_case_count // 2)):
+        _assert(checks.run(be, build(be, case)), case)
 
 
 # -- gradients --------------------------------------------------------------------------
@@ -155,10 +168,7 @@ def test_vjp_every_dtype(be: Any, case: cases.ConvCase) -> None:
 
 
 def test_vjp_random(be: Any, random_case_count: int) -> None:
-    rng = np.random.default_rng(47)
-    dtypes = [d for d in cases.DTYPES if d not in ("bfloat16", "bool")]
-    for i in range(random_case_count):
-        case = cases.random_case(rng, dtype=str(rng.choice(dtypes)), index=i)
+    for case in _random_vjps(random_case_count):
         _assert(checks.check_vjp(be, case), case)
 
 
@@ -177,37 +187,18 @@ def jax_be() -> Iterator[Any]:
 
 def _jax_grid(name: str, count: int) -> list[tuple[Any, Any]]:
     """``(check builder, case)`` pairs of one grid (random sets of ``count`` cases)."""
-    rng = np.random.default_rng
-    dtypes = [d for d in cases.DTYPES if d != "bfloat16"]
-    if name == "conv":
-        return [(checks.conv_check, c) for c in _GRID + _DTYPE_GRID]
-    if name == "conv-random":
-        r = rng(1234)
-        return [(checks.conv_check, cases.random_case(r, dtype=str(r.choice(dtypes)), index=i)) for i in range(count)]
-    if name == "transpose":
-        return [(checks.transpose_check, c) for c in cases.transpose_grid()]
-    if name == "transpose-random":
-        r = rng(31)
-        return [(checks.transpose_check, cases.random_transpose_case(r, str(r.choice(dtypes)), i))
-                for i in range(count)]
-    if name == "patches":
-        plain = [c for c in _DTYPE_GRID if c.preferred_element_type is None]
-        return [(checks.patches_check, cases.patches_case_of(c)) for c in _GRID + plain]
-    if name == "local":
-        plain = [c for c in _DTYPE_GRID if c.preferred_element_type is None]
-        return [(checks.local_check, cases.local_case_of(c)) for c in _GRID + plain]
-    if name == "patches-local-random":
-        n = count // 2
-        return ([(checks.patches_check, c) for c in cases.random_patches_cases(n, seed=41)]
-                + [(checks.local_check, c) for c in cases.random_local_cases(n, seed=43)])
-    if name == "vjp":
-        return [(checks.vjp_check, c) for c in _GRID + _DTYPE_GRID]
-    if name == "vjp-random":
-        r = rng(47)
-        vjp_dtypes = [d for d in dtypes if d != "bool"]
-        return [(checks.vjp_check, cases.random_case(r, dtype=str(r.choice(vjp_dtypes)), index=i))
-                for i in range(count)]
-    raise ValueError(name)
+    grids: dict[str, Any] = {
+        "conv": lambda: [(checks.conv_check, c) for c in _GRID + _DTYPE_GRID],
+        "conv-random": lambda: [(checks.conv_check, c) for c in _random_convs(count, 1234)],
+        "transpose": lambda: [(checks.transpose_check, c) for c in cases.transpose_grid()],
+        "transpose-random": lambda: [(checks.transpose_check, c) for c in _random_transposes(count)],
+        "patches": lambda: [(checks.patches_check, cases.patches_case_of(c)) for c in _GRID + _PLAIN_DTYPE_GRID],
+        "local": lambda: [(checks.local_check, cases.local_case_of(c)) for c in _GRID + _PLAIN_DTYPE_GRID],
+        "patches-local-random": lambda: _random_patches_and_locals(count // 2),
+        "vjp": lambda: [(checks.vjp_check, c) for c in _GRID + _DTYPE_GRID],
+        "vjp-random": lambda: [(checks.vjp_check, c) for c in _random_vjps(count)],
+    }
+    return grids[name]()
 
 
 _JAX_GRIDS = ("conv", "conv-random", "transpose", "transpose-random", "patches", "local",

@@ -89,9 +89,8 @@ def conv_canonical(
         return _by_first_axis(x, w, strides, padding, lhs_dilation, rhs_dilation, groups)
     if any(d != 1 for d in lhs_dilation):
         return _transposed(x, w, strides, padding, lhs_dilation, rhs_dilation, groups)
-    native = [max(0, min(lo, hi)) for lo, hi in padding]
-    x = pad(x, [(lo - p, hi - p) for (lo, hi), p in zip(padding, native)])
-    return _CONV[n](x, w, stride=tuple(strides), padding=tuple(native), dilation=tuple(rhs_dilation), groups=groups)
+    simple = plan_canonical(n, tuple(strides), tuple(padding), tuple(lhs_dilation), tuple(rhs_dilation), groups, 1)
+    return simple(x, w)
 
 
 def plan_canonical(
