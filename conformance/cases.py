@@ -286,7 +286,8 @@ def dtype_grid(dtypes: tuple[str, ...] = DTYPES) -> list[ConvCase]:
 # -- random cases -------------------------------------------------------------
 
 def random_case(rng: np.random.Generator, dtype: str = "float64", max_spatial: int = 3, index: int = 0) -> ConvCase:
-    """A random valid case over the whole parameter space of ``conv_general_dilated``.
+    """A random valid case over the whole parameter space of ``conv_general_dilated``
+    (``preferred_element_type`` too, for one case in five whose dtype has a wider one).
 
     Operands stay small (a few thousand elements) so thousands of cases run
     in seconds.
@@ -321,6 +322,8 @@ def random_case(rng: np.random.Generator, dtype: str = "float64", max_spatial: i
         lhs_shape = tuple(lhs_sizes[c] for c in lhs_spec)
         rhs_shape = tuple(rhs_sizes[c] for c in rhs_spec)
         dn = conv_dimension_numbers(lhs_shape, rhs_shape, dn)
+    preferred = [b for a, b in _PREFERRED if a == dtype]
+    pref = str(rng.choice(preferred)) if preferred and rng.random() < 0.2 else None
     return ConvCase(
         name=f"random-{index}",
         lhs_shape=tuple(lhs_sizes[c] for c in lhs_spec),
@@ -332,6 +335,7 @@ def random_case(rng: np.random.Generator, dtype: str = "float64", max_spatial: i
         dimension_numbers=dn,
         feature_group_count=fgc,
         batch_group_count=bgc,
+        preferred_element_type=pref,
         dtype=dtype,
         seed=int(rng.integers(0, 2**31)),
     )

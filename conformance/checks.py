@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,12 +40,13 @@ from polyconv.spec import (
     vjp_rhs_plan,
 )
 
-from . import tolerances
+from . import reference, tolerances
 from .cases import ConvCase, LocalCase, PatchesCase, TransposeCase, make_operand
+from .reproduce import snippet
 
 __all__ = [
     "Outcome", "Check", "run", "run_batched", "vjp_dtype",
-    "conv_check", "transpose_check", "patches_check", "local_check", "vjp_check",
+    "conv_check", "transpose_check", "patches_check", "local_check", "vjp_check", "autodiff_check",
     "check_conv", "check_transpose", "check_patches", "check_local", "check_vjp",
 ]
 
@@ -59,9 +60,16 @@ class Outcome:
 
     status: str
     detail: str = ""
+    snippet: str = ""  # for a failure: Python source that reproduces it (see :mod:`.reproduce`)
 
     def __bool__(self) -> bool:
         return self.status != "fail"
+
+    def report(self) -> str:
+        """The detail, and for a failure the snippet that reproduces it."""
+        if self.status != "fail" or not self.snippet:
+            return self.detail
+        return f"{self.detail}\n\nTo reproduce:\n\n{self.snippet}\n"
 
 
 def _reduced_precision(be: Backend, device: str) -> bool:
@@ -80,6 +88,10 @@ class Check:
     manifest_check: Callable[[], None]
     expected: tuple[tuple[tuple[int, ...], str], ...]
     judge: Callable[[list[np.ndarray], bool], str | None]
+    kind: str = "conv"  # what :func:`.reproduce.snippet` reruns
+    case: Any = None
+    backend: str = ""
+    expect: Callable[[], Sequence[np.ndarray]] | None = None  # the reference's results, for failure messages
 
     def promised(self) -> BaseException | None:
         """The polyconv error the manifest promises for this case, or None."""
@@ -90,11 +102,35 @@ class Check:
         return None
 
 
-def run(be: Backend, check: Check, device: str | None = None) -> Outcome:
-    """Run one prepared case eagerly and judge it."""
+def run(be: Backend, check: Check, device: str | None = None, strided: bool = False) -> Outcome:
+    """Run one prepared case eagerly and judge it.  ``strided``: the operands are
+    strided views (every other element of the last axis of a larger array)."""
+    return _with_snippet(_run(be, check, device, strided), check, device, jit=False, strided=strided)
+
+
+def _with_snippet(outcome: Outcome, check: Check, device: str | None, jit: bool, strided: bool = False) -> Outcome:
+    if outcome.status != "fail" or check.case is None:
+        return outcome
+    return replace(outcome, snippet=snippet(check.kind, check.backend, check.case, device, jit, strided=strided))
+
+
+def make_array(be: Backend, a: np.ndarray, device: str | None, strided: bool = False) -> Any:
+    """``a`` as an array of ``be``; with ``strided``, a view taking every other
+    element of the last axis of a backend array twice as long (0-d arrays stay whole)."""
+    if not strided or a.ndim == 0:
+        return be.from_numpy(a, device)
+    return be.from_numpy(np.repeat(a, 2, axis=-1), device)[..., ::2]
+
+
+def _run(be: Backend, check: Check, device: str | None = None, strided: bool = False) -> Outcome:
     promised = check.promised()
+    if strided:
+        try:
+            make_array(be, np.zeros((1, 1)), device, strided)
+        except TypeError as exc:
+            return Outcome("unsupported", f"the backend's arrays have no strided views (slicing raised {exc})")
     try:
-        arrays = [be.from_numpy(a, device) for a in check.operands]
+        arrays = [make_array(be, a, device, strided) for a in check.operands]
     except UnsupportedDtypeError as exc:  # the framework cannot even hold these operands
         if isinstance(promised, UnsupportedDtypeError):
             return Outcome("unsupported", f"{promised} (from_numpy: {exc})")
@@ -117,10 +153,11 @@ def run(be: Backend, check: Check, device: str | None = None) -> Outcome:
 
 def run_batched(
     be: Backend, checks: Sequence[Check], transform: Callable[[Callable[..., Any]], Callable[..., Any]],
-    device: str | None = None,
+    device: str | None = None, strided: bool = False,
 ) -> list[Outcome]:
     """Run many prepared cases as one function, wrapped by ``transform``
-    (``jax.jit``: one compilation for the whole batch), and judge each.
+    (``jax.jit``: one compilation for the whole batch), and judge each
+    (``strided``: on strided views, see :func:`run`).
 
     Cases the manifest excludes run eagerly (they must raise).  If the batch
     as a whole fails, every case runs eagerly, so the failure is pinned on
@@ -130,20 +167,28 @@ def run_batched(
     live = []
     for i, check in enumerate(checks):
         if check.promised() is not None:
-            outcomes[i] = run(be, check, device)
+            outcomes[i] = run(be, check, device, strided)
         else:
             live.append(i)
     try:
-        arrays = [[be.from_numpy(a, device) for a in checks[i].operands] for i in live]
+        arrays = [[make_array(be, a, device, strided) for a in checks[i].operands] for i in live]
 
         def everything(*groups: Any) -> list[Any]:
             return [checks[i].call(*group) for i, group in zip(live, groups)]
 
         results = transform(everything)(*arrays)
     except Exception:
-        return [o if o is not None else run(be, c, device) for o, c in zip(outcomes, checks)]
+        return [o if o is not None else run(be, c, device, strided) for o, c in zip(outcomes, checks)]
     for i, group, result in zip(live, arrays, results):
-        outcomes[i] = _verify(be, checks[i], group, result)
+        outcome = _verify(be, checks[i], group, result)
+        if not outcome:  # the eager call shows whether only the compiled one is wrong
+            eager = _run(be, checks[i], device, strided)
+            jit_only = bool(eager)
+            outcome = replace(outcome if jit_only else eager,
+                              detail=("under jit only (the eager call passes): " if jit_only else "")
+                              + (outcome if jit_only else eager).detail)
+            outcome = _with_snippet(outcome, checks[i], device, jit=jit_only, strided=strided)
+        outcomes[i] = outcome
     return [o for o in outcomes if o is not None]
 
 
@@ -151,7 +196,10 @@ def _verify(be: Backend, check: Check, arrays: Sequence[Any], result: Any) -> Ou
     for name, before, after in zip(("lhs", "rhs", "cotangent"), check.operands, arrays):
         if not np.array_equal(be.to_numpy(after), before, equal_nan=True):
             return Outcome("fail", f"the call modified its {name} operand")
-    results = list(result) if isinstance(result, (tuple, list)) else [result]
+    several = len(check.expected) > 1
+    results = list(result) if several and isinstance(result, (tuple, list)) else [result]
+    if len(results) != len(check.expected):
+        return Outcome("fail", f"returned {len(results)} results, expected {len(check.expected)}")
     device_in = be.device(arrays[0])
     for i, (out, (shape, dtype)) in enumerate(zip(results, check.expected)):
         what = f"result {i}" if len(results) > 1 else "result"
@@ -164,8 +212,22 @@ def _verify(be: Backend, check: Check, arrays: Sequence[Any], result: Any) -> Ou
             return Outcome("fail", f"{what} has shape {tuple(out.shape)}, expected {tuple(shape)}")
         if dtype_name(out.dtype) != dtype:
             return Outcome("fail", f"{what} has dtype {dtype_name(out.dtype)}, expected {dtype}")
-    problem = check.judge([be.to_numpy(r) for r in results], _reduced_precision(be, device_in))
-    return Outcome("fail", problem) if problem else Outcome("pass")
+    received = [be.to_numpy(r) for r in results]
+    problem = check.judge(received, _reduced_precision(be, device_in))
+    if not problem:
+        return Outcome("pass")
+    if check.expect is not None:
+        expected = check.expect()
+        for i, (got, want) in enumerate(zip(received, expected)):
+            what = f"result {i}" if len(received) > 1 else "result"
+            problem += f"\nreceived {what}: {_brief(got)}\nexpected {what}: {_brief(want)}"
+    return Outcome("fail", problem)
+
+
+def _brief(a: np.ndarray) -> str:
+    """A few values of ``a``, on one line."""
+    return np.array2string(np.asarray(a), threshold=12, edgeitems=3, precision=6, max_line_width=10**6).replace(
+        "\n", "")
 
 
 def conv_check(be: Backend, case: ConvCase) -> Check:
@@ -178,6 +240,7 @@ def conv_check(be: Backend, case: ConvCase) -> Check:
         lambda: be.manifest.check(spec, be.name, "conv_general_dilated"),
         ((spec.out_shape, spec.out_dtype),),
         lambda out, reduced: tolerances.check_close(out[0], lhs, rhs, spec, reduced),
+        "conv", case, be.name, lambda: [reference.conv_from_spec(lhs, rhs, spec)],
     )
 
 
@@ -191,6 +254,7 @@ def transpose_check(be: Backend, case: TransposeCase) -> Check:
         lambda: be.manifest.check(spec.conv, be.name, "conv_transpose"),
         ((spec.conv.out_shape, spec.conv.out_dtype),),
         lambda out, reduced: tolerances.check_transpose_close(out[0], lhs, rhs, spec, reduced),
+        "transpose", case, be.name, lambda: [reference.transpose_from_spec(lhs, rhs, spec)],
     )
 
 
@@ -204,6 +268,7 @@ def patches_check(be: Backend, case: PatchesCase) -> Check:
         lambda: be.manifest.check(spec.conv, be.name, "conv_general_dilated_patches"),
         ((spec.conv.out_shape, spec.conv.out_dtype),),
         lambda out, reduced: tolerances.check_patches_close(out[0], lhs, spec, reduced),
+        "patches", case, be.name, lambda: [reference.patches_from_spec(lhs, spec)],
     )
 
 
@@ -217,6 +282,7 @@ def local_check(be: Backend, case: LocalCase) -> Check:
         lambda: be.manifest.check(spec.patches.conv, be.name, "conv_general_dilated_local"),
         ((spec.out_shape, spec.patches.conv.dtype),),
         lambda out, reduced: tolerances.check_local_close(out[0], lhs, rhs, spec, reduced),
+        "local", case, be.name, lambda: [reference.local_from_spec(lhs, rhs, spec)],
     )
 
 
@@ -249,7 +315,36 @@ def vjp_check(be: Backend, case: ConvCase) -> Check:
 
     return Check(
         (lhs, rhs, g), lambda x, w, ct: polyconv.conv_general_dilated_vjp(x, w, ct, **kw, backend=be.name),
-        manifest_check, [(lhs.shape, dtype), (rhs.shape, dtype)], judge,
+        manifest_check, ((lhs.shape, dtype), (rhs.shape, dtype)), judge,
+        "vjp", case, be.name, lambda: reference.vjp_from_spec(lhs, rhs, g, spec),
+    )
+
+
+def autodiff_check(be: Backend, case: ConvCase) -> Check:
+    """The backend's own autodiff (:meth:`Backend.vjp`) of ``conv_general_dilated``
+    on ``case`` (real floating operands), against the reference VJP.  A backend
+    that does not declare ``'autodiff'`` has it unsupported."""
+    lhs, rhs = case.operands()
+    kw = case.kwargs()
+    spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **kw)
+    g = make_operand(np.random.default_rng(case.seed + 5), spec.out_shape, spec.out_dtype)
+
+    def manifest_check() -> None:
+        if "autodiff" not in be.manifest.features:
+            raise UnsupportedFeatureError(f"the {be.name!r} backend does not declare autodiff")
+        be.manifest.check(spec, be.name, "conv_general_dilated")
+
+    def forward(x: Any, w: Any) -> Any:
+        return polyconv.conv_general_dilated(x, w, **kw, backend=be.name)
+
+    def judge(out: list[np.ndarray], reduced: bool) -> str | None:
+        return tolerances.check_vjp_close(out[0], out[1], lhs, rhs, g, spec, reduced, out_dtype=spec.dtype)
+
+    # autodiff gives each primal's cotangent in the primal's dtype (the output cotangent is in the output's)
+    return Check(
+        (lhs, rhs, g), lambda x, w, ct: be.vjp(forward, (x, w), ct), manifest_check,
+        ((lhs.shape, spec.dtype), (rhs.shape, spec.dtype)), judge,
+        "autodiff", case, be.name, lambda: reference.vjp_from_spec(lhs, rhs, g, spec),
     )
 
 

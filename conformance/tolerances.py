@@ -109,6 +109,12 @@ def tolerance_for(
     return 2 * u_in + 4 * math.sqrt(max(products, 1)) * u_acc + UNIT_ROUNDOFF[out]
 
 
+def _abs(a: np.ndarray) -> np.ndarray:
+    """``|a|`` for the magnitude, without wrapping: ``abs`` of int8's -128 is -128
+    in int8, so integers are made float64 first (exact up to 2**53)."""
+    return np.abs(a.astype(np.float64)) if a.dtype.kind in "iu" else np.abs(a)
+
+
 def check_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precision: bool = False) -> str | None:
     """None if ``actual`` matches the reference for ``spec``, else a description
     of the worst mismatch.  ``actual``, ``lhs`` and ``rhs`` are NumPy arrays."""
@@ -119,7 +125,7 @@ def check_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precisi
     exact = reference.conv_from_spec(lhs, rhs, spec)
     if dtype_kind(spec.out_dtype) in "iub":  # exact
         return check_close_to(actual, exact, None, 0.0, spec.out_dtype)
-    magnitude = reference.conv_from_spec(np.abs(lhs), np.abs(rhs), spec).real
+    magnitude = reference.conv_from_spec(_abs(lhs), _abs(rhs), spec).real
     return check_close_to(actual, exact, magnitude, tolerance(spec, reduced_precision), spec.out_dtype)
 
 
@@ -181,7 +187,7 @@ def check_transpose_close(
     conv = tspec.conv
     if not _floating(conv.out_dtype):  # exact
         return check_close_to(actual, exact, None, 0.0, conv.out_dtype)
-    magnitude = reference.transpose_from_spec(np.abs(lhs), np.abs(rhs), tspec).real
+    magnitude = reference.transpose_from_spec(_abs(lhs), _abs(rhs), tspec).real
     return check_close_to(actual, exact, magnitude, tolerance(conv, reduced_precision), conv.out_dtype)
 
 
@@ -193,7 +199,7 @@ def check_patches_close(actual: Any, lhs: Any, pspec: PatchesSpec, reduced_preci
     conv = pspec.conv
     if not _floating(conv.out_dtype):  # exact
         return check_close_to(actual, exact, None, 0.0, conv.out_dtype)
-    magnitude = reference.patches_from_spec(np.abs(lhs), pspec).real
+    magnitude = reference.patches_from_spec(_abs(lhs), pspec).real
     return check_close_to(actual, exact, magnitude, tolerance(conv, reduced_precision), conv.out_dtype)
 
 
@@ -205,7 +211,7 @@ def check_local_close(actual: Any, lhs: Any, rhs: Any, lspec: LocalSpec, reduced
     conv = lspec.patches.conv
     if not _floating(conv.dtype):  # exact
         return check_close_to(actual, exact, None, 0.0, conv.dtype)
-    magnitude = reference.local_from_spec(np.abs(lhs), np.abs(rhs), lspec).real
+    magnitude = reference.local_from_spec(_abs(lhs), _abs(rhs), lspec).real
     products = conv.in_features * math.prod(lspec.patches.filter_shape)
     rel_tol = tolerance_for(products, conv.dtype, conv.dtype, lspec.precision, reduced_precision)
     return check_close_to(actual, exact, magnitude, rel_tol, conv.dtype)
@@ -229,7 +235,7 @@ def check_vjp_close(
     magnitude: tuple[Any, Any] = (None, None)
     rel_tol = (0.0, 0.0)  # integers: exact
     if _floating(out_dtype):
-        mag = reference.vjp_from_spec(np.abs(lhs), np.abs(rhs), np.abs(cotangent), spec)
+        mag = reference.vjp_from_spec(_abs(lhs), _abs(rhs), _abs(cotangent), spec)
         magnitude = (mag[0].real, mag[1].real)
         groups = max(spec.feature_group_count, spec.batch_group_count)
         products = (

@@ -10,7 +10,8 @@ the documentation table and the conformance suite's expectations.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,11 @@ class Manifest:
         ``'preferred_element_type'``...
     max_spatial_dims
         Largest number of spatial dimensions, or None for any.
+    derived
+        True (the default) when the ops missing from ``ops`` may be derived
+        from ``conv_general_dilated`` (:mod:`polyconv.derive` manipulates the
+        backend's arrays through their array-API namespace).  False for
+        arrays without one: only the ops in ``ops`` are supported.
     fallback
         True for a generic backend used for arrays nobody else owns.
     priority
@@ -61,9 +67,15 @@ class Manifest:
     fallback: bool = False
     priority: int = 0
     notes: tuple[str, ...] = field(default=())
+    derived: bool = True
 
     def check(self, spec: ConvSpec, backend: str, op: str) -> None:
         """Raise a polyconv error if this backend cannot run ``spec``."""
+        if not self.derived and op not in self.ops:
+            raise UnsupportedFeatureError(
+                f"{op}: the {backend!r} backend implements only {', '.join(sorted(self.ops))}, and its arrays "
+                "have no array-API namespace to derive the other ops with"
+            )
         if spec.dtype not in self.dtypes:
             raise UnsupportedDtypeError(
                 op, "lhs", f"has a dtype the {backend!r} backend does not support "
@@ -96,6 +108,7 @@ class Manifest:
             "ops": sorted(self.ops),
             "features": sorted(self.features),
             "max_spatial_dims": self.max_spatial_dims,
+            "derived": self.derived,
             "fallback": self.fallback,
             "notes": list(self.notes),
         }
@@ -148,9 +161,40 @@ class Backend:
         """Why the backend cannot run here (no framework, no GPU), or None."""
         return None
 
+    def details(self) -> str | None:
+        """Optional: one line on how the backend computes here (a library or
+        path it chose, say), for ``backend_info()`` and ``python -m polyconv
+        info``.  Must be cheap and import no framework.  None: nothing to add."""
+        return None
+
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
         """The primitive: run the validated ``spec`` on two arrays it owns."""
         raise NotImplementedError
+
+    #: True when every eager call compiles (JAX): the conformance suite then runs its
+    #: grids under :meth:`jit` in batches of cases, one compilation per batch, plus an
+    #: eager sample.  False: case by case, eagerly, and a sample under :meth:`jit`.
+    jit_batches: bool = False
+
+    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """For backends declaring the ``'jit'`` feature: ``fn`` compiled by the
+        framework's compiler (``jax.jit``, ``torch.compile``), taking and
+        returning this backend's arrays.  The conformance suite checks that
+        polyconv's functions give the same values under it."""
+        raise NotImplementedError(f"the {self.name!r} backend declares no 'jit' feature")
+
+    def vjp(self, fn: Callable[..., Any], primals: Sequence[Any], cotangent: Any) -> tuple[Any, ...]:
+        """For backends declaring the ``'autodiff'`` feature: the cotangents of
+        ``primals`` for ``fn(*primals)`` and the output cotangent ``cotangent``,
+        computed by the framework's own autodiff (``jax.vjp``, torch autograd).
+        The conformance suite checks them against the spec-level VJP."""
+        raise NotImplementedError(f"the {self.name!r} backend declares no 'autodiff' feature")
+
+    def conformance_session(self) -> contextlib.AbstractContextManager[Any]:
+        """What the backend switches on while the conformance suite runs, so
+        that it holds every dtype its manifest declares (JAX: 64-bit types).
+        Default: nothing."""
+        return contextlib.nullcontext()
 
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
         """Optional: a function of the op's array arguments alone (``lhs, rhs``;

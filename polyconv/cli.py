@@ -1,9 +1,11 @@
-"""Command line: ``python -m polyconv info | demo | bench``.
+"""Command line: ``python -m polyconv info | demo | bench | conformance``.
 
 ``info`` prints the registered backends as a table (``--json`` for machine
 output); ``demo`` runs a small worked convolution on the default backend
 and checks it against the reference semantics; ``bench`` times polyconv
-beside each framework's own convolution (:mod:`polyconv.bench`).
+beside each framework's own convolution (:mod:`polyconv.bench`);
+``conformance`` runs the conformance suite (:mod:`polyconv.conformance`) and
+prints the backend-by-feature matrix.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _info(args: argparse.Namespace) -> int:
             ",".join(caps.get("devices", [])) or "-",
             _dtype_summary(caps.get("dtypes", [])),
             row["distribution"] or "-",
-            row["reason"] or "",
+            row["reason"] or row.get("details") or "",
         ])
     print(f"polyconv {polyconv.__version__}: {len(info)} backend registration(s)")
     print(_table(rows, ["backend", "status", "version", "devices", "dtypes", "from", "note"]))
@@ -86,6 +88,15 @@ def _bench(args: argparse.Namespace) -> int:
     return int(main_args(args.backend, args.json, args.budget, args.threads, args.only))
 
 
+def _conformance(args: argparse.Namespace) -> int:
+    from .conformance.runner import main_args  # imports frameworks: only when asked for
+
+    command = "python -m polyconv conformance" + "".join(
+        f" --{k} {v}" for k, v in (("backend", args.backend), ("markdown", args.markdown)) if v)
+    return int(main_args(args.backend, args.json, args.markdown, args.thorough, args.device, command,
+                         args.features))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m polyconv``."""
     parser = argparse.ArgumentParser(prog="python -m polyconv", description=__doc__.splitlines()[0])
@@ -97,12 +108,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo.add_argument("--backend", default=None, help="backend name (default: by array type)")
     p_demo.set_defaults(func=_demo)
     p_bench = sub.add_parser("bench", help="time polyconv beside each framework's own convolution")
-    p_bench.add_argument("--backend", default=None, help="one backend (default: numpy, torch and jax if installed)")
+    p_bench.add_argument("--backend", default=None, help="one backend (default: every one available here)")
     p_bench.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
     p_bench.add_argument("--budget", type=float, default=2.0, help="seconds of timing per shape and pair")
     p_bench.add_argument("--threads", type=int, default=None, help="PyTorch's thread count (default: its own)")
     p_bench.add_argument("--only", default=None, help="only the shapes whose name contains this text")
     p_bench.set_defaults(func=_bench)
+    p_conf = sub.add_parser("conformance", help="run the conformance suite and print the backend-by-feature matrix")
+    p_conf.add_argument("--backend", default=None, metavar="NAME[,NAME...]",
+                        help="backends to check (default: every registered one)")
+    p_conf.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
+    p_conf.add_argument("--markdown", default=None, metavar="FILE", help="also write the matrix as Markdown")
+    p_conf.add_argument("--features", default=None, metavar="FEATURE[,FEATURE...]",
+                        help="only these columns (conv_general_dilated, conv_transpose, patches, local, vjp, "
+                        "autodiff, jit, errors, hypothesis)")
+    p_conf.add_argument("--thorough", action="store_true", help="10x more random cases (long runs)")
+    p_conf.add_argument("--device", default=None, help="device the operands are made on (default: the framework's)")
+    p_conf.set_defaults(func=_conformance)
     args: Any = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -1,7 +1,10 @@
 """The backend registry: entry points of the group ``polyconv.backends``.
 
 Entry points are listed without importing anything; a backend is loaded the
-first time it is needed.  A plugin that fails to load, or that registers a
+first time it is needed.  A backend object can also be registered from
+inside the process, without an entry point (:meth:`Registry.register`, for
+tests and backends made at run time), and removed again
+(:meth:`Registry.unregister`).  A plugin that fails to load, or that registers a
 name already taken, is reported (a warning and a status entry with the
 reason) and never stops the others from working.  ``POLYCONV_BLOCK``
 (comma-separated names) is read each time it matters.
@@ -65,6 +68,7 @@ class Registry:
         self._lock = threading.RLock()
         self._records: dict[str, BackendRecord] | None = None
         self._duplicates: list[BackendRecord] = []
+        self._in_process: dict[str, BackendRecord] = {}  # Registry.register, by name
         #: (array type, POLYCONV_BLOCK names) -> owning backend name; see dispatch.owner_of
         self.owner_cache: dict[tuple[type, frozenset[str]], str | None] = {}
         #: Whole-call decisions of :mod:`polyconv.ops` (backend and parsed spec), by call signature.
@@ -100,6 +104,7 @@ class Registry:
                 )
             else:
                 records[ep.name] = rec
+        records.update(self._in_process)  # taken names are refused by register()
         self._duplicates = duplicates
         return records
 
@@ -124,10 +129,72 @@ class Registry:
         return sorted(n for n in self.records() if n not in blocked)
 
     def refresh(self) -> None:
-        """Forget everything and scan the entry points again (after installing a plugin)."""
+        """Forget everything and scan the entry points again (after installing a
+        plugin).  Backends registered with :meth:`register` stay registered."""
         with self._lock:
             self._records = None
             self._duplicates = []
+            self.owner_cache.clear()
+            self.call_cache.clear()
+
+    # -- registering from inside the process ----------------------------------
+    def register(self, backend: Backend) -> None:
+        """Register the backend object ``backend`` under its ``name``, without an
+        entry point, until :meth:`unregister` (for tests, and for backends made
+        at run time).  It is loaded at once: its status is ``'ok'``, or
+        ``'unavailable'`` when ``unavailable_reason()`` gives a reason.
+
+        Raises ``ValueError`` when the name is empty or already registered (by
+        an entry point or by this method) and ``TypeError`` for an object that
+        is not a backend.
+
+        Examples
+        --------
+        >>> import numpy as np, polyconv
+        >>> from polyconv.backends.numpy import NumpyBackend
+        >>> class Mine(NumpyBackend):
+        ...     name = "mine"
+        ...     def owns(self, x): return False  # only by name
+        ...     def accepts(self, x): return isinstance(x, np.ndarray)
+        >>> registry.register(Mine())
+        >>> polyconv.conv_general_dilated(np.ones((1, 1, 3)), np.ones((1, 1, 2)), (1,), 'VALID', backend="mine")
+        array([[[2., 2.]]])
+        >>> registry.unregister("mine")
+        """
+        missing = [a for a in ("name", "manifest", "owns", "conv_general_dilated") if not hasattr(backend, a)]
+        if missing:
+            raise TypeError(f"{backend!r} is not a polyconv backend: it lacks {', '.join(missing)}")
+        name = backend.name
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a backend needs a non-empty name to be registered; got {name!r}")
+        target = f"{type(backend).__module__}:{type(backend).__qualname__}"
+        with self._lock:
+            recs = self.records()
+            if name in recs:
+                raise ValueError(f"backend name {name!r} is already registered ({recs[name].target})")
+            try:
+                reason = backend.unavailable_reason() if hasattr(backend, "unavailable_reason") else None
+            except Exception as exc:  # the same rule as for entry points
+                reason = f"unavailable_reason() raised {type(exc).__name__}: {exc}"
+            rec = BackendRecord(name, target, None, status="unavailable" if reason else "ok",
+                                reason=str(reason or ""), backend=backend)
+            self._in_process[name] = rec
+            recs[name] = rec
+            self.owner_cache.clear()
+            self.call_cache.clear()
+
+    def unregister(self, name: str) -> None:
+        """Remove the backend :meth:`register` registered as ``name``.
+
+        Raises ``ValueError`` for a name that is not registered that way
+        (entry points are removed by uninstalling, or hidden with
+        ``POLYCONV_BLOCK``)."""
+        with self._lock:
+            if name not in self._in_process:
+                raise ValueError(f"no backend named {name!r} was registered with register()")
+            del self._in_process[name]
+            if self._records is not None:
+                self._records.pop(name, None)
             self.owner_cache.clear()
             self.call_cache.clear()
 
@@ -215,7 +282,8 @@ class Registry:
     # -- information ---------------------------------------------------------
     def info(self) -> list[dict[str, Any]]:
         """One dict per registration: name, version, status, reason,
-        distribution, target and the manifest's capabilities."""
+        distribution, target, the manifest's capabilities and the backend's
+        ``details()`` (how it computes here; None when it has nothing to add)."""
         blocked = blocked_names()
         rows = []
         for name in sorted(self.records()):
@@ -230,12 +298,18 @@ class Registry:
 def _info_row(rec: BackendRecord, blocked: frozenset[str]) -> dict[str, Any]:
     is_blocked = rec.name in blocked and rec.status != "duplicate"
     be = rec.backend
-    version = None
+    version: str | None = None
+    details: str | None = None
     if be is not None and not is_blocked:
         try:
             version = be.version()
         except Exception as exc:  # a version lookup is information only
             version = f"? ({type(exc).__name__})"
+    if be is not None and not is_blocked and rec.status == "ok":
+        try:  # information only, like the version; plugins need not have it
+            details = be.details() if hasattr(be, "details") else None
+        except Exception as exc:
+            details = f"? ({type(exc).__name__})"
     return {
         "name": rec.name,
         "status": "blocked" if is_blocked else rec.status,
@@ -244,6 +318,7 @@ def _info_row(rec: BackendRecord, blocked: frozenset[str]) -> dict[str, Any]:
         "distribution": rec.distribution,
         "target": rec.target,
         "capabilities": be.manifest.as_dict() if be is not None and not is_blocked else None,
+        "details": details,
     }
 
 

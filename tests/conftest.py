@@ -1,8 +1,9 @@
-"""Shared test options.
+"""Shared test fixtures.
 
-``--polyconv-thorough`` multiplies the random-case counts by 10 for long
-runs; by default every random test draws a fixed, seeded set of cases, so CI
-is reproducible and bounded.
+``--polyconv-thorough`` (from polyconv's pytest plugin,
+:mod:`polyconv.conformance.plugin`) multiplies the random-case counts by 10
+for long runs; by default every random test draws a fixed, seeded set of
+cases, so CI is reproducible and bounded.
 """
 
 from __future__ import annotations
@@ -14,19 +15,13 @@ import pytest
 TOY_MISSING = "the test plugin polyconv-toy is not installed: run `pip install ./tests/plugins/polyconv_toy`"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--polyconv-thorough",
-        action="store_true",
-        default=False,
-        help="run 10x more random cases (long runs, not CI)",
-    )
-
-
 @pytest.fixture(scope="session")
 def random_case_count(request: pytest.FixtureRequest) -> int:
-    """How many random cases a random test draws: 500, or 5000 when thorough."""
-    return 5000 if request.config.getoption("--polyconv-thorough") else 500
+    """How many random cases a random test draws: 500, or 5000 with
+    ``--polyconv-thorough`` (an option of polyconv's pytest plugin)."""
+    from polyconv.conformance.plugin import thorough
+
+    return 5000 if thorough(request.config) else 500
 
 
 @pytest.fixture(scope="module")

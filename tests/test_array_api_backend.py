@@ -1,6 +1,6 @@
 """The generic array-API backend, on ``array_api_strict`` arrays.
 
-What the grid of ``test_backends_grid.py`` does not show: dispatch sends
+What the conformance suite's grids do not show: dispatch sends
 array-API arrays nobody owns here (and NumPy arrays still to NumPy); results
 are arrays of the operands' namespace on the operands' device, on the
 non-default devices of array-api-strict too; two devices are an error; dtypes

@@ -1,6 +1,6 @@
 """The JAX backend: native ``jax.lax`` lowering, transformations, devices, errors.
 
-Values on every grid are checked in tests/test_backends_grid.py; this file
+Values on every grid are checked by the conformance suite (conformance/, run by pytest); this file
 checks what is particular to JAX: that each op lowers to exactly the HLO of
 the direct ``jax.lax`` call, that ``jit``, ``grad``, ``vmap`` and
 ``checkpoint`` see through polyconv (against the reference), that parsing is

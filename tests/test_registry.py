@@ -180,7 +180,8 @@ def test_refresh_forgets_loaded_backends_and_loads_again_lazily(toy: Any) -> Non
 
 def test_backend_info_numpy_row() -> None:
     row = _row("numpy")
-    assert set(row) == {"name", "status", "reason", "version", "distribution", "target", "capabilities"}
+    assert set(row) == {"name", "status", "reason", "version", "distribution", "target", "capabilities", "details"}
+    assert row["details"] is None
     assert row["status"] == "ok"
     assert row["reason"] == ""
     assert row["version"] == np.__version__
@@ -503,3 +504,64 @@ def test_a_plugin_whose_owns_raises_does_not_break_the_others(fake_dist: FakeDis
     with pytest.warns(PolyconvPluginWarning, match=message):
         y = _conv1d(X, W)
     np.testing.assert_array_equal(y, EXPECTED)
+
+
+# -- registering from inside the process -----------------------------------------
+
+class _ByName(polyconv.Backend):
+    """A backend on NumPy arrays, usable only by name (it owns no array type)."""
+
+    name = "in-process"
+    manifest = polyconv.Manifest(dtypes=frozenset({"float64"}))
+
+    def owns(self, x: Any) -> bool:
+        return False
+
+    def accepts(self, x: Any) -> bool:
+        return isinstance(x, np.ndarray)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: Any) -> Any:
+        from polyconv.conformance import reference
+
+        return reference.conv_from_spec(lhs, rhs, spec)
+
+
+def test_register_and_unregister_a_backend_object() -> None:
+    be = _ByName()
+    registry.register(be)
+    try:
+        assert "in-process" in registry.names()
+        assert registry.load("in-process") is be
+        np.testing.assert_array_equal(_conv1d(X, W, backend="in-process"), EXPECTED)
+        assert _row("in-process")["status"] == "ok"
+        assert _row("in-process")["target"].endswith(":_ByName")
+        registry.refresh()  # a rescan of the entry points keeps it
+        assert registry.load("in-process") is be
+    finally:
+        registry.unregister("in-process")
+    assert "in-process" not in registry.names()
+    with pytest.raises(polyconv.BackendNotFoundError, match="no backend named 'in-process'"):
+        _conv1d(X, W, backend="in-process")
+
+
+def test_register_refuses_taken_names_and_non_backends() -> None:
+    taken = _ByName()
+    taken.name = "numpy"
+    with pytest.raises(ValueError, match="backend name 'numpy' is already registered"):
+        registry.register(taken)
+    with pytest.raises(TypeError, match="is not a polyconv backend: it lacks"):
+        registry.register(object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no backend named 'numpy' was registered with register"):
+        registry.unregister("numpy")  # entry points are not removed this way
+    assert registry.load("numpy").name == "numpy"
+
+
+def test_a_registered_backend_that_cannot_run_here_is_unavailable() -> None:
+    be = _ByName()
+    be.unavailable_reason = lambda: "no such device"  # type: ignore[method-assign]
+    registry.register(be)
+    try:
+        with pytest.raises(polyconv.BackendUnavailableError, match="cannot run here: no such device"):
+            registry.load("in-process")
+    finally:
+        registry.unregister("in-process")

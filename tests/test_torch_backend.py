@@ -1,6 +1,6 @@
 """The torch backend: native lowering, autograd, devices, precision, torch.compile.
 
-Values on every grid are checked in tests/test_backends_grid.py; this file
+Values on every grid are checked by the conformance suite (conformance/, run by pytest); this file
 checks what is particular to PyTorch.
 """
 

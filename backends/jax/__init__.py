@@ -214,6 +214,36 @@ class JaxBackend(Backend):
                 return f"{module} is not installed (pip install jax)"
         return None
 
+    # -- compilation, autodiff, the conformance suite ------------------------------
+
+    jit_batches = True  # every eager call compiles: the conformance suite batches its cases under jit
+
+    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``jax.jit(fn)``."""
+        jax, _, _ = jax_modules()
+        return jax.jit(fn)
+
+    def vjp(self, fn: Callable[..., Any], primals: Any, cotangent: Any) -> tuple[Any, ...]:
+        """``jax.vjp(fn, *primals)[1](cotangent)``."""
+        jax, _, _ = jax_modules()
+        return tuple(jax.vjp(fn, *primals)[1](cotangent))
+
+    def conformance_session(self) -> Any:
+        """64-bit types on (``jax_enable_x64``) while the suite runs, restored after."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def x64() -> Any:
+            jax, _, _ = jax_modules()
+            previous = jax.config.read("jax_enable_x64")
+            jax.config.update("jax_enable_x64", True)
+            try:
+                yield
+            finally:
+                jax.config.update("jax_enable_x64", previous)
+
+        return x64()
+
     # -- the ops -------------------------------------------------------------------
 
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:

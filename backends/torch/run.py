@@ -96,12 +96,23 @@ def _conv_plan(spec: ConvSpec, device_type: str) -> _ConvPlan:
     )
 
 
+def _zeros(torch: Any, shape: tuple[int, ...], dtype: Any, *operands: Any) -> Any:
+    """Zeros of ``shape``: a result with nothing to sum.  When autograd records,
+    they are tied to the operands through empty sums (exactly zero, also for
+    infinite or NaN operands), so ``backward`` reaches the operands with zero
+    gradients instead of failing on a result outside the graph."""
+    out = operands[0].new_zeros(shape, dtype=dtype)
+    if torch.is_grad_enabled() and any(x.requires_grad for x in operands):
+        out = out + sum(x.reshape(-1)[:0].sum() for x in operands).to(dtype)
+    return out
+
+
 def conv(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     """``conv_general_dilated`` of two tensors for a validated spec."""
     device_type = lhs.device.type
     cp = _conv_plan(spec, device_type)
     if cp.empty:
-        return lhs.new_zeros(spec.out_shape, dtype=getattr(torch, spec.out_dtype))
+        return _zeros(torch, spec.out_shape, getattr(torch, spec.out_dtype), lhs, rhs)
     x = lhs if cp.lhs_perm is None else lhs.permute(cp.lhs_perm)
     w = rhs if cp.rhs_perm is None else rhs.permute(cp.rhs_perm)
     if cp.cast:
@@ -160,7 +171,7 @@ def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec) -> Any:
         return derive.patches(be, lhs, spec)
     out_dtype = getattr(torch, conv_spec.out_dtype)
     if 0 in conv_spec.out_shape:
-        return lhs.new_zeros(conv_spec.out_shape, dtype=out_dtype)
+        return _zeros(torch, conv_spec.out_shape, out_dtype, lhs)
     n = conv_spec.nspatial
     x = lower.pad(lhs.permute(dn.lhs_spec), conv_spec.padding)
     for axis, (k, s, d) in enumerate(zip(spec.filter_shape, conv_spec.window_strides, conv_spec.rhs_dilation)):
@@ -182,7 +193,7 @@ def local(torch: Any, be: Any, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
     out_dtype = getattr(torch, spec.patches.conv.dtype)
     contraction = rhs.shape[dn.rhs_spec[1]]
     if 0 in spec.out_shape or contraction == 0:
-        return lhs.new_zeros(spec.out_shape, dtype=out_dtype)
+        return _zeros(torch, spec.out_shape, out_dtype, lhs, rhs)
     device_type = lhs.device.type
     p = plan(pspec.conv, contraction, device_type)
     compute = getattr(torch, p.compute)

@@ -8,8 +8,9 @@ plugin.  A backend plugin is three things:
 2. that object: a :class:`polyconv.Backend` with a ``name`` equal to the
    entry-point name, a :class:`polyconv.Manifest` declaring what it supports,
    ``owns`` (which arrays are its own), ``asarray`` (Python lists into its
-   arrays), ``device`` and the one primitive ``conv_general_dilated(lhs, rhs,
-   spec)``;
+   arrays), ``device``, ``from_numpy`` and ``to_numpy`` (how the conformance
+   suite makes operands and reads results) and the one primitive
+   ``conv_general_dilated(lhs, rhs, spec)``;
 3. a module that is cheap to import: it may not import its framework at
    import time.  (The "framework" here is the :class:`ToyArray` defined below,
    so nothing beyond NumPy and polyconv is imported.)
@@ -84,6 +85,10 @@ class ToyBackend(polyconv.Backend):
         # lhs_dilation, grouped convolutions and preferred_element_type before
         # this backend is called.
         features=frozenset(),
+        # ToyArray has no array-API namespace, so polyconv cannot derive the
+        # other ops (conv_transpose, patches, local, the VJP) from the
+        # primitive: they are declared unsupported.
+        derived=False,
         notes=("a test fixture: computes with polyconv's reference semantics",),
     )
 
@@ -98,6 +103,14 @@ class ToyBackend(polyconv.Backend):
 
     def device(self, x: Any) -> str:
         return str(x.device)
+
+    # The conformance suite feeds every backend the same NumPy operands and
+    # reads results back through these two.
+    def from_numpy(self, a: Any, device: str | None = None) -> ToyArray:
+        return ToyArray(np.array(a, copy=True), device=device or "toy:0")
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.array(x.numpy(), copy=True)
 
     def version(self) -> str:
         return __version__

@@ -1,0 +1,156 @@
+"""The pytest plugin of the conformance suite (entry point ``pytest11: polyconv``).
+
+Installed with polyconv, so any project can run the suite on a backend
+without a copy of polyconv's tests::
+
+    pytest --pyargs polyconv.conformance --polyconv-backend=NAME
+
+Options (each also an environment variable, for CI):
+
+``--polyconv-backend NAME[,NAME...]`` / ``POLYCONV_CONFORMANCE_BACKEND``
+    The backends to check; all registered backends when none is named (an
+    unavailable one is then skipped with its reason; one named explicitly
+    that is unavailable fails).
+``--polyconv-thorough`` / ``POLYCONV_CONFORMANCE_THOROUGH=1``
+    Ten times more random cases and randomised Hypothesis runs.
+``--polyconv-device DEVICE`` / ``POLYCONV_CONFORMANCE_DEVICE``
+    Where operands are made (``cuda:1``...); the framework's default otherwise.
+
+Every item of :mod:`.suite` is one test (``backend/feature/group/case``).
+A failure prints its detail and a reproducer; a case the manifest excludes
+passes as *unsupported* after raising the promised error, and the run ends
+with the backend-by-feature matrix, unsupported counts included.
+
+This module is imported by every pytest session where polyconv is
+installed, so it imports nothing heavy until the suite is collected.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+__all__ = ["selected_backends", "thorough", "disable_xla_algsimp"]
+
+ENV_BACKEND = "POLYCONV_CONFORMANCE_BACKEND"
+ENV_THOROUGH = "POLYCONV_CONFORMANCE_THOROUGH"
+ENV_DEVICE = "POLYCONV_CONFORMANCE_DEVICE"
+
+
+def disable_xla_algsimp() -> None:
+    """Append ``--xla_disable_hlo_passes=algsimp`` to ``XLA_FLAGS``: XLA:CPU in
+    JAX 0.10 aborts the process in its algebraic simplifier on some
+    lhs-dilated convolutions with a kernel larger than the input in another
+    dimension, which random cases find.  Effective before JAX's first
+    computation."""
+    flag = "--xla_disable_hlo_passes=algsimp"
+    flags = os.environ.get("XLA_FLAGS", "")
+    if flag not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("polyconv", "polyconv conformance suite")
+    group.addoption("--polyconv-backend", default=None, metavar="NAME[,NAME...]",
+                    help=f"backends to check (default: every registered one; env {ENV_BACKEND})")
+    group.addoption("--polyconv-thorough", action="store_true", default=False,
+                    help=f"10x more random cases, randomised Hypothesis (long runs, not CI; env {ENV_THOROUGH}=1)")
+    group.addoption("--polyconv-device", default=None, metavar="DEVICE",
+                    help=f"device the operands are made on (env {ENV_DEVICE})")
+
+
+def selected_backends(config: pytest.Config) -> tuple[list[str], bool]:
+    """``(names, explicit)``: the backends asked for, or every registered one."""
+    value = config.getoption("--polyconv-backend") or os.environ.get(ENV_BACKEND, "")
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if names:
+        return names, True
+    from polyconv.registry import registry
+
+    return sorted(registry.records()), False
+
+
+def thorough(config: pytest.Config) -> bool:
+    """Whether ``--polyconv-thorough`` (or its environment variable) is on."""
+    return bool(config.getoption("--polyconv-thorough")) or os.environ.get(ENV_THOROUGH, "") not in ("", "0")
+
+
+class _State:
+    """The suites of the session (one per backend) and the tally of outcomes."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from .report import Tally
+
+        self.config = config
+        self.suites: dict[str, Any] = {}
+        self.unavailable: dict[str, str] = {}
+        self.tally = Tally()
+
+    def suite(self, name: str) -> Any:
+        if name not in self.suites and name not in self.unavailable:
+            from polyconv.registry import registry
+
+            from .suite import Suite
+
+            be = registry.try_load(name)
+            if be is None:
+                rec = registry.records().get(name)
+                self.unavailable[name] = rec.reason if rec is not None and rec.reason else "not registered"
+            else:
+                device = self.config.getoption("--polyconv-device") or os.environ.get(ENV_DEVICE) or None
+                self.suites[name] = Suite(be, thorough(self.config), device)
+        return self.suites.get(name)
+
+
+_STATE = pytest.StashKey[_State]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    disable_xla_algsimp()
+    config.stash[_STATE] = _State(config)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "polyconv_item" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash[_STATE]
+    names, explicit = selected_backends(metafunc.config)
+    params = []
+    for name in names:
+        suite = state.suite(name)
+        if suite is None:
+            params.append(pytest.param((name, None, explicit), id=f"{name}/unavailable"))
+            continue
+        params += [pytest.param((name, item, explicit), id=f"{name}/{item.id}") for item in suite.items]
+    metafunc.parametrize("polyconv_item", params)
+
+
+def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool]) -> None:
+    """The body of the suite's one test: run the item, tally it, fail with the report."""
+    state = config.stash[_STATE]
+    name, item, explicit = polyconv_item
+    if item is None:
+        reason = state.unavailable.get(name, "")
+        state.tally.notes[name] = f"unavailable: {reason}"
+        message = f"backend {name!r} is not available: {reason}"
+        if explicit:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    suite = state.suites[name]
+    outcome = suite.outcome(item)
+    state.tally.add(name, item.feature, outcome.status, item.id, outcome.detail)
+    state.tally.seconds[name] = suite.seconds
+    if outcome.status == "fail":
+        pytest.fail(f"{name}: {item.id}: {outcome.report()}", pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or not (state.tally.counts or state.tally.notes):
+        return
+    from .report import terminal
+
+    terminalreporter.section("polyconv conformance")
+    terminalreporter.write_line(terminal(state.tally))

@@ -1,0 +1,113 @@
+"""Self-contained Python snippets that reproduce one conformance case.
+
+Every failure the suite reports carries one: the case as plain data (its
+operands are drawn from its seed, signed values), the exact polyconv call on
+the backend's arrays (under the backend's ``jit`` or through its ``vjp`` when
+that is what failed), the reference's result, and both printed.  Pasting it
+into a Python prompt where polyconv and the backend are installed shows the
+failure without the test suite.
+
+Examples
+--------
+>>> from polyconv.conformance import cases
+>>> case = cases.ConvCase("tiny", (1, 1, 4), (1, 1, 2), (1,), "VALID", seed=3)
+>>> print(snippet("conv", "numpy", case))  # doctest: +ELLIPSIS
+import numpy as np
+import polyconv
+from polyconv.conformance import cases, reference
+from polyconv.registry import registry
+from polyconv.spec import ConvDimensionNumbers, conv_spec
+<BLANKLINE>
+np.set_printoptions(precision=17, threshold=200)
+be = registry.load('numpy')
+case = cases.ConvCase(name='tiny', lhs_shape=(1, 1, 4), ...)
+operands = case.operands()  # NumPy arrays, drawn from the case's seed
+args = [be.from_numpy(a, None) for a in operands]
+kw = case.kwargs()
+...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["snippet", "KINDS"]
+
+# kind -> (the polyconv call on ``args``, the reference's expected value on ``operands``)
+_CALLS = {
+    "conv": ("polyconv.conv_general_dilated(*args, **kw, backend={be!r})",
+             "reference.conv_general_dilated(*operands, **kw)"),
+    "transpose": ("polyconv.conv_transpose(*args, **kw, backend={be!r})",
+                  "reference.conv_transpose(*operands, **kw)"),
+    "patches": ("polyconv.conv_general_dilated_patches(*args, **kw, backend={be!r})",
+                "reference.conv_general_dilated_patches(*operands, **kw)"),
+    "local": ("polyconv.conv_general_dilated_local(*args, **kw, backend={be!r})",
+              "reference.conv_general_dilated_local(*operands, **kw)"),
+    "vjp": ("polyconv.conv_general_dilated_vjp(*args, **kw, backend={be!r})",
+            "reference.conv_general_dilated_vjp(*operands, **kw)"),
+}
+#: The kinds of case a snippet can reproduce: the ops, and ``'autodiff'`` (the
+#: backend's own autodiff of ``conv_general_dilated``).
+KINDS = (*_CALLS, "autodiff")
+
+
+def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: bool = False,
+            cotangent_seed: int | None = None, strided: bool = False) -> str:
+    """The Python source that reruns ``case`` of ``kind`` on ``backend`` and
+    prints the received and expected values.
+
+    ``jit``: call through the backend's ``jit``.  ``strided``: the operands
+    are strided views (every other element of a longer last axis).
+    ``cotangent_seed``: for
+    ``'vjp'`` and ``'autodiff'``, the seed the output cotangent is drawn from
+    (the suite uses the case's seed plus 5).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    lines = [
+        "import numpy as np",
+        "import polyconv",
+        "from polyconv.conformance import cases, reference",
+        "from polyconv.registry import registry",
+        "from polyconv.spec import ConvDimensionNumbers, conv_spec",
+        "",
+        "np.set_printoptions(precision=17, threshold=200)",
+        f"be = registry.load({backend!r})",
+        f"case = cases.{case!r}",
+        "operands = case.operands()  # NumPy arrays, drawn from the case's seed",
+    ]
+    if kind in ("vjp", "autodiff"):
+        seed = case.seed + 5 if cotangent_seed is None else cotangent_seed
+        lines += [
+            "lhs, rhs = operands",
+            "spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())",
+            f"cotangent = cases.make_operand(np.random.default_rng({seed}), spec.out_shape, spec.out_dtype)",
+            "operands = (*operands, cotangent)",
+        ]
+    if strided:
+        lines.append(f"args = [be.from_numpy(np.repeat(a, 2, axis=-1), {device!r})[..., ::2] if a.ndim else "
+                     f"be.from_numpy(a, {device!r}) for a in operands]  # strided views")
+    else:
+        lines.append(f"args = [be.from_numpy(a, {device!r}) for a in operands]")
+    lines += [
+        "kw = case.kwargs()",
+    ]
+    if kind == "autodiff":
+        lines += [
+            f"f = lambda x, w: polyconv.conv_general_dilated(x, w, **kw, backend={backend!r})",
+            "call = lambda x, w, ct: be.vjp(f, (x, w), ct)",
+        ]
+        expected = "reference.conv_general_dilated_vjp(*operands, **kw)"
+    else:
+        call, expected = _CALLS[kind]
+        lines.append(f"call = lambda *args: {call.format(be=backend)}")
+    lines += [
+        f"result = {'be.jit(call)' if jit else 'call'}(*args)",
+        "results = result if isinstance(result, (tuple, list)) else (result,)",
+        f"expected = {expected}",
+        "expected = expected if isinstance(expected, tuple) else (expected,)",
+        "for got, want in zip(results, expected):",
+        "    print('received:', repr(be.to_numpy(got)), sep='\\n')",
+        "    print('expected (reference, exact):', repr(want), sep='\\n')",
+    ]
+    return "\n".join(lines)

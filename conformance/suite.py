@@ -1,0 +1,261 @@
+"""The conformance suite of one backend: its items, and running them.
+
+:func:`items` lists everything the suite checks on a backend, as
+:class:`Item` s, each in one *feature* (a column of the report's matrix):
+
+``conv_general_dilated``, ``conv_transpose``, ``patches``, ``local``
+    The curated grids of :mod:`.cases` (every layout family, 0-3 spatial
+    dims, every padding kind, dilations, groups, batch groups, zero sizes;
+    the transposed-convolution grid), the dtype grid (every dtype, with and
+    without ``preferred_element_type``), seeded random cases over the whole
+    parameter space, and 4-5 spatial dims; a quarter of the forward grid
+    again on strided (non-contiguous) operands.
+``vjp``
+    ``conv_general_dilated_vjp`` on the forward grids and random cases.
+``autodiff``
+    For backends declaring it: the framework's own autodiff
+    (:meth:`~polyconv.Backend.vjp`) of ``conv_general_dilated`` against the
+    reference VJP, on the real floating cases of the grids.
+``jit``
+    For backends declaring it: a sample of every grid under the backend's
+    compiler (:meth:`~polyconv.Backend.jit`), batched.
+``errors``
+    Every bad call of :mod:`.bad_calls` raises the NumPy backend's error.
+``hypothesis``
+    One Hypothesis property per op (and autodiff), over the strategies of
+    :mod:`.strategies`; a failure is shrunk to a minimal case.
+
+Each item's :class:`~.checks.Outcome` is ``pass``, ``fail`` (with a
+reproducer) or ``unsupported`` (the manifest excludes the case and the call
+raised the promised polyconv error).  Backends whose every eager call
+compiles (:attr:`~polyconv.Backend.jit_batches`, JAX) run the value grids
+under ``jit`` in batches, one compilation per batch, plus an eager sample;
+they draw a quarter of the random cases, and every other case of the
+curated grids of patches, local, vjp and autodiff.
+
+Examples
+--------
+>>> from polyconv.registry import registry
+>>> suite = Suite(registry.load("numpy"))
+>>> first = suite.items[0]
+>>> first.feature, suite.outcome(first).status
+('conv_general_dilated', 'pass')
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from polyconv.backend import Backend
+
+from . import bad_calls, cases, checks
+
+__all__ = ["FEATURES", "Item", "Suite", "items", "case_counts"]
+
+#: The features (columns of the matrix), in order.
+FEATURES = (
+    "conv_general_dilated", "conv_transpose", "patches", "local", "vjp", "autodiff", "jit", "errors", "hypothesis",
+)
+
+_BATCH = 64  # cases per compiled batch
+_JIT_SAMPLE = 24  # every n-th case of each curated grid runs under the backend's jit
+_EAGER_SAMPLE = 16  # for batching backends, every n-th case of each curated grid also runs eagerly
+# for batching backends, every other case of these features' curated grids (each case costs a compilation)
+_BATCHED_SAMPLED = ("patches", "local", "vjp", "autodiff")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing the suite checks on a backend.
+
+    ``build`` makes the :class:`~.checks.Check` (or for ``errors`` the bad
+    call is ``case``; for ``hypothesis`` ``build`` is None and ``case`` names
+    the op).  Items with the same ``batch`` run together as one compiled
+    function.
+    """
+
+    feature: str
+    id: str
+    case: Any
+    build: Callable[[Backend, Any], checks.Check] | None = None
+    batch: str | None = None
+    jit: bool = False
+    strided: bool = False
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def case_counts(thorough: bool = False, batched: bool = False) -> dict[str, int]:
+    """How many seeded random cases each random set draws: ten times more when
+    ``thorough``; a quarter for batching backends (every case is compiled)."""
+    counts = {"conv": 500, "transpose": 500, "patches_local": 300, "vjp": 500, "nd45": 60, "hypothesis": 30}
+    if batched:
+        counts = {k: (v if k == "hypothesis" else max(v // 4, 15)) for k, v in counts.items()}
+    return {k: v * 10 for k, v in counts.items()} if thorough else counts
+
+
+_RANDOM_DTYPES = [d for d in cases.DTYPES if d != "bfloat16"]
+
+
+def _random_convs(count: int, seed: int, dtypes: list[str]) -> list[cases.ConvCase]:
+    rng = np.random.default_rng(seed)
+    return [cases.random_case(rng, dtype=str(rng.choice(dtypes)), index=i) for i in range(count)]
+
+
+def _has_ml_dtypes() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ml_dtypes") is not None
+
+
+def _real_float(case: cases.ConvCase) -> bool:
+    return case.dtype in ("float16", "bfloat16", "float32", "float64") and case.preferred_element_type is None
+
+
+def items(be: Backend, thorough: bool = False) -> list[Item]:
+    """Everything the suite checks on ``be`` (see the module docstring)."""
+    batched = be.jit_batches
+    n = case_counts(thorough, batched)
+    usable = (lambda c: True) if _has_ml_dtypes() else (
+        lambda c: "bfloat16" not in (c.dtype, getattr(c, "preferred_element_type", None)))
+    grid, dtype_grid = cases.grid(), [c for c in cases.dtype_grid() if usable(c)]
+    plain_dtype_grid = [c for c in dtype_grid if c.preferred_element_type is None]
+    rng = np.random.default_rng(99)
+    nd45 = [cases.random_case(rng, dtype="float64", max_spatial=5, index=i) for i in range(n["nd45"])]
+    rng = np.random.default_rng(31)
+    transposes = [cases.random_transpose_case(rng, str(rng.choice(_RANDOM_DTYPES)), i)
+                  for i in range(n["transpose"])]
+    transposes += [cases.TransposeCase(
+        name=f"transpose-{nd}d", lhs_shape=(1, *([3] * nd), 2), rhs_shape=(*([2] * nd), 3, 2),
+        strides=(2,) * nd, padding="SAME", transpose_kernel=True, seed=nd) for nd in (4, 5)]
+
+    # (feature, group, builder, cases); groups named "grid"/"dtypes" are curated (sampled for jit/eager)
+    sets: list[tuple[str, str, Any, list[Any]]] = [
+        ("conv_general_dilated", "grid", checks.conv_check, grid),
+        ("conv_general_dilated", "dtypes", checks.conv_check, dtype_grid),
+        ("conv_general_dilated", "random", checks.conv_check, _random_convs(n["conv"], 1234, _RANDOM_DTYPES)),
+        ("conv_general_dilated", "nd45", checks.conv_check, nd45),
+        ("conv_transpose", "grid", checks.transpose_check, cases.transpose_grid()),
+        ("conv_transpose", "random", checks.transpose_check, transposes),
+        ("patches", "grid", checks.patches_check, [cases.patches_case_of(c) for c in grid]),
+        ("patches", "dtypes", checks.patches_check, [cases.patches_case_of(c) for c in plain_dtype_grid]),
+        ("patches", "random", checks.patches_check, cases.random_patches_cases(n["patches_local"], seed=41)),
+        ("local", "grid", checks.local_check, [cases.local_case_of(c) for c in grid]),
+        ("local", "dtypes", checks.local_check, [cases.local_case_of(c) for c in plain_dtype_grid]),
+        ("local", "random", checks.local_check, cases.random_local_cases(n["patches_local"], seed=43)),
+        ("vjp", "grid", checks.vjp_check, grid),
+        ("vjp", "dtypes", checks.vjp_check, dtype_grid),
+        ("vjp", "random", checks.vjp_check,
+         _random_convs(n["vjp"], 47, [d for d in _RANDOM_DTYPES if d != "bool"])),
+    ]
+    if "autodiff" in be.manifest.features:
+        real_vjps = [c for c in _random_convs(n["vjp"], 47, ["float32", "float64"])]
+        sets += [
+            ("autodiff", "grid", checks.autodiff_check, [c for c in grid if _real_float(c)]),
+            ("autodiff", "dtypes", checks.autodiff_check, [c for c in dtype_grid if _real_float(c)]),
+            ("autodiff", "random", checks.autodiff_check, real_vjps),
+        ]
+
+    out: list[Item] = []
+    for feature, group, build, group_cases in sets:
+        prefix = f"{feature}/{group}"
+        if batched and group in ("grid", "dtypes") and feature in _BATCHED_SAMPLED:
+            group_cases = group_cases[::2]
+        for i, case in enumerate(group_cases):
+            batch = f"{prefix}/{i // _BATCH}" if batched else None
+            out.append(Item(feature, f"{prefix}/{case.name}", case, build, batch, jit=batched))
+        if batched and group in ("grid", "dtypes"):
+            out += [Item(feature, f"{prefix}/eager/{case.name}", case, build)
+                    for case in group_cases[::_EAGER_SAMPLE]]
+    # non-contiguous operands: every 4th case of the forward grid on strided views
+    out += [Item("conv_general_dilated", f"conv_general_dilated/strided/{case.name}", case, checks.conv_check,
+                 f"conv_general_dilated/strided/{i // _BATCH}" if batched else None, jit=batched, strided=True)
+            for i, case in enumerate(grid[::4])]
+    if "jit" in be.manifest.features:
+        sample = [(feature, build, case) for feature, group, build, group_cases in sets
+                  if group in ("grid", "dtypes") for case in group_cases[::_JIT_SAMPLE]]
+        out += [Item("jit", f"jit/{feature}/{case.name}", case, build, f"jit/{feature}", jit=True)
+                for feature, build, case in sample]
+    out += [Item("errors", f"errors/{bad.name}", bad) for bad in bad_calls.BAD_CALLS]
+    props = ["conv", "transpose", "patches", "local", "vjp"]
+    if "autodiff" in be.manifest.features:
+        props.append("autodiff")
+    out += [Item("hypothesis", f"hypothesis/{op}", op) for op in props]
+    return out
+
+
+class Suite:
+    """The items of one backend, and their outcomes (each computed once, a
+    batch at a time where items share one).
+
+    Parameters
+    ----------
+    be
+        The backend.
+    thorough
+        Ten times more random cases and Hypothesis examples (and Hypothesis
+        randomised rather than derandomised).
+    device
+        Where operands are made (:meth:`~polyconv.Backend.from_numpy`); None
+        for the framework's default.
+    features
+        Only the items of these features (all by default).
+    """
+
+    def __init__(self, be: Backend, thorough: bool = False, device: str | None = None,
+                 features: Collection[str] | None = None) -> None:
+        self.be = be
+        self.thorough = thorough
+        self.device = device
+        self.items = [i for i in items(be, thorough) if features is None or i.feature in features]
+        self._outcomes: dict[str, checks.Outcome] = {}
+        self._batches: dict[str, list[Item]] = {}
+        for item in self.items:
+            if item.batch is not None:
+                self._batches.setdefault(item.batch, []).append(item)
+        self.seconds = 0.0
+
+    def outcome(self, item: Item) -> checks.Outcome:
+        """The outcome of ``item`` (running it, or its whole batch, if not yet run)."""
+        if item.id not in self._outcomes:
+            start = time.perf_counter()
+            with self.be.conformance_session():
+                if item.batch is not None:
+                    self._run_batch(self._batches[item.batch])
+                else:
+                    self._outcomes[item.id] = self._run(item)
+            self.seconds += time.perf_counter() - start
+        return self._outcomes[item.id]
+
+    def run(self, progress: Callable[[int, int, Item], None] | None = None) -> Iterator[tuple[Item, checks.Outcome]]:
+        """Every item with its outcome, in order; ``progress(i, total, item)`` before each."""
+        for i, item in enumerate(self.items):
+            if progress is not None:
+                progress(i, len(self.items), item)
+            yield item, self.outcome(item)
+
+    def _run(self, item: Item) -> checks.Outcome:
+        if item.feature == "errors":
+            return bad_calls.check_bad_call(self.be, item.case, self.device)
+        if item.feature == "hypothesis":
+            from .properties import check_property
+
+            return check_property(self.be, item.case, self.thorough, self.device)
+        assert item.build is not None
+        try:
+            check = item.build(self.be, item.case)
+        except Exception as exc:  # a case the suite cannot even prepare is the suite's bug: say so
+            return checks.Outcome("fail", f"preparing the case failed: {exc!r}")
+        return checks.run(self.be, check, self.device, item.strided)
+
+    def _run_batch(self, batch: list[Item]) -> None:
+        prepared = [item.build(self.be, item.case) for item in batch if item.build is not None]
+        outcomes = checks.run_batched(self.be, prepared, self.be.jit, self.device, batch[0].strided)
+        for item, outcome in zip(batch, outcomes):
+            self._outcomes[item.id] = outcome

@@ -1,0 +1,412 @@
+"""Deliberately wrong backends: the mutation proof of the conformance suite.
+
+Each mutant is a real :class:`polyconv.Backend` that computes on NumPy arrays
+with the NumPy backend's strategies (or, where the bug makes the spec
+inconsistent with itself, with :mod:`polyconv.conformance.reference`) but has
+exactly one bug, described by the first line of its docstring.  The
+:class:`Control` is the same wrapper without a bug: it must pass everything
+the mutants fail (``tests/test_mutants.py``).
+
+Mutants take plain ``numpy.ndarray`` operands but own no array type
+(``owns`` is False, so dispatch by type never picks them); they run only when
+asked for by name (``backend=``, ``use_backend``), which ``accepts`` allows.
+They are registered for a test's duration with
+:meth:`polyconv.registry.Registry.register`, never through an entry point.
+
+Each class also says how the suite must catch it: ``caught_by`` (the feature
+that must fail), ``also`` (other features allowed to fail because they are
+derived from the broken op), ``reason`` (a regular expression every failure's
+detail must match) and ``probe`` (the ``(feature, group)`` item groups of the
+suite the test runs on it: the ones that can see the bug, plus cheap groups
+that must still pass).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import numpy as np
+from polyconv.backends.numpy import NumpyBackend, strategy
+
+from polyconv import derive
+from polyconv.backend import Backend, Manifest
+from polyconv.spec import ConvSpec, LocalSpec, TransposeSpec, dtype_kind, vjp_lhs_plan, vjp_rhs_plan
+
+__all__ = ["Control", "Mutant", "MUTANTS", "CONV_GRID", "CONV_DTYPES", "ERRORS"]
+
+CONV_GRID = ("conv_general_dilated", "grid")
+CONV_DTYPES = ("conv_general_dilated", "dtypes")
+ERRORS = ("errors", "errors")
+
+_NUMPY_MANIFEST = NumpyBackend().manifest
+
+
+def _reference(lhs: np.ndarray, rhs: np.ndarray, spec: ConvSpec) -> Any:
+    """The reference's value of ``spec`` (which may be inconsistent: its
+    ``out_shape`` is kept, whatever the other fields say), in the output dtype."""
+    from polyconv.conformance import reference
+
+    return reference.cast_result(reference.conv_from_spec(lhs, rhs, spec), spec.out_dtype)
+
+
+def _reorder(a: np.ndarray, axis: int, order: list[int]) -> np.ndarray:
+    """``a`` with the entries of ``axis`` taken in ``order``."""
+    return np.take(a, np.asarray(order, dtype=np.intp), axis=axis)
+
+
+class Control(Backend):
+    """No bug: the NumPy backend's strategies behind the mutants' wrapper."""
+
+    name = "mutant-control"
+    #: Native ops besides the primitive (a mutant breaking a derived op implements it).
+    native_ops: ClassVar[frozenset[str]] = frozenset()
+    caught_by: ClassVar[str] = ""
+    also: ClassVar[frozenset[str]] = frozenset()
+    reason: ClassVar[str] = ""
+    probe: ClassVar[tuple[tuple[str, str], ...]] = (CONV_GRID, CONV_DTYPES, ERRORS)
+
+    def __init__(self) -> None:
+        self.manifest = Manifest(
+            dtypes=_NUMPY_MANIFEST.dtypes,
+            devices=("cpu",),
+            ops=frozenset({"conv_general_dilated"}) | self.native_ops,
+            features=_NUMPY_MANIFEST.features,
+            notes=("a test fixture of tests/test_mutants.py",),
+        )
+
+    @classmethod
+    def bug(cls) -> str:
+        """The one-line description of the bug (the docstring's first line)."""
+        return (cls.__doc__ or "").strip().splitlines()[0]
+
+    def owns(self, x: Any) -> bool:
+        return False  # never chosen by type: the NumPy backend owns ndarrays
+
+    def accepts(self, x: Any) -> bool:
+        return isinstance(x, np.ndarray)
+
+    def asarray(self, x: Any, like: Any = None) -> Any:
+        return np.asarray(x)
+
+    def from_numpy(self, a: Any, device: str | None = None) -> Any:
+        return np.array(a, copy=True)
+
+    def to_numpy(self, x: Any) -> Any:
+        return np.array(x, copy=True)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        return strategy.convolve(lhs, rhs, spec)
+
+
+class Mutant(Control):
+    """Base of the mutants: a :class:`Control` with one bug (see each subclass)."""
+
+    name = "mutant"
+    caught_by = "conv_general_dilated"
+    also = frozenset({"conv_transpose", "patches", "local", "vjp"})
+    reason = r"elements (out of tolerance|differ)"
+
+
+class PaddingSwapped(Mutant):
+    """Applies each axis's (low, high) padding as (high, low)."""
+
+    name = "mutant-padding-swapped"
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        swapped = tuple((hi, lo) for lo, hi in spec.padding)  # same output size, shifted window
+        return strategy.convolve(lhs, rhs, replace(spec, padding=swapped))
+
+
+class KernelFlipped(Mutant):
+    """Flips the kernel's spatial axes: true convolution, not jax.lax's cross-correlation."""
+
+    name = "mutant-kernel-flipped"
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        flipped = np.flip(rhs, axis=spec.dimension_numbers.rhs_spec[2:])
+        return strategy.convolve(lhs, np.ascontiguousarray(flipped), spec)
+
+
+class RhsDilationIgnored(Mutant):
+    """Ignores rhs_dilation (an undilated kernel), cropping its larger output to the expected shape."""
+
+    name = "mutant-rhs-dilation-ignored"
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        return _reference(lhs, rhs, replace(spec, rhs_dilation=(1,) * spec.nspatial))
+
+
+class StrideOffByOne(Mutant):
+    """Steps windows by stride - 1 (a 0-based stride) for strides above 1, cropping to the expected shape."""
+
+    name = "mutant-stride-off-by-one"
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        strides = tuple(max(s - 1, 1) for s in spec.window_strides)
+        return _reference(lhs, rhs, replace(spec, window_strides=strides))
+
+
+class FeatureGroupsSwapped(Mutant):
+    """Pairs feature group g's kernels with the input channels of group G-1-g (groups in reverse order)."""
+
+    name = "mutant-feature-groups-swapped"
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        g = spec.feature_group_count
+        if g > 1:
+            cg = spec.in_features // g
+            order = [(g - 1 - b) * cg + c for b in range(g) for c in range(cg)]
+            lhs = _reorder(lhs, spec.dimension_numbers.lhs_spec[1], order)
+        return strategy.convolve(lhs, rhs, spec)
+
+
+class BatchGroupsInterleaved(Mutant):
+    """Takes batch group g as batch elements g, g+G, g+2G... (interleaved) instead of a contiguous block."""
+
+    name = "mutant-batch-groups-interleaved"
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        g = spec.batch_group_count
+        if g > 1:
+            nb = spec.batch // g
+            order = [n * g + b for b in range(g) for n in range(nb)]
+            lhs = _reorder(lhs, spec.dimension_numbers.lhs_spec[0], order)
+        return strategy.convolve(lhs, rhs, spec)
+
+
+class Float32Upcast(Mutant):
+    """Returns float32 results as float64 (computes wide and forgets to cast back)."""
+
+    name = "mutant-float32-upcast"
+    also = frozenset({"patches", "local", "vjp", "conv_transpose"})
+    reason = r"has dtype float64, expected float32"
+    probe = (CONV_DTYPES, ("patches", "dtypes"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        out = strategy.convolve(lhs, rhs, spec)
+        return out.astype(np.float64) if spec.out_dtype == "float32" else out
+
+
+class LhsMutated(Mutant):
+    """Uses the lhs buffer as scratch space: zeroes the caller's input after computing."""
+
+    name = "mutant-lhs-mutated"
+    reason = r"the call modified its (lhs|cotangent) operand"
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        out = strategy.convolve(lhs, rhs, spec)
+        if lhs.flags.writeable:
+            lhs[...] = 0
+        return out
+
+
+class NegativePaddingValueError(Mutant):
+    """Raises a plain ValueError for negative (cropping) padding, a valid jax.lax input."""
+
+    name = "mutant-negative-padding-valueerror"
+    reason = r"raised ValueError: negative padding is not supported"
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        if any(p < 0 for pair in spec.padding for p in pair):
+            raise ValueError("negative padding is not supported")
+        return strategy.convolve(lhs, rhs, spec)
+
+
+class OutputLayoutMisread(Mutant):
+    """Reads the output spec as the lhs spec: writes the result in the input's layout."""
+
+    name = "mutant-output-layout-misread"
+    reason = r"has shape \(.*\), expected \(.*\)"
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        dn = spec.dimension_numbers
+        canonical = strategy.convolve(lhs, rhs, spec).transpose(dn.out_spec)  # (N, O, *Y)
+        return canonical.transpose(np.argsort(dn.lhs_spec))
+
+
+class TransposeKernelFlipIgnored(Mutant):
+    """conv_transpose(transpose_kernel=True) swaps the kernel's I and O axes but forgets the spatial flip.
+
+    (Ignoring ``transpose_kernel`` altogether cannot even give the spec's
+    shapes when I != O; a backend whose shapes come out right has at least
+    swapped the axes.)
+    """
+
+    name = "mutant-transpose-kernel-flip-ignored"
+    native_ops = frozenset({"conv_transpose"})
+    caught_by = "conv_transpose"
+    also = frozenset()
+    probe = (("conv_transpose", "grid"), CONV_DTYPES, ERRORS)
+
+    def conv_transpose(self, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
+        if spec.transpose_kernel:
+            rhs_spec = spec.conv.dimension_numbers.rhs_spec
+            rhs = np.ascontiguousarray(np.swapaxes(rhs, rhs_spec[0], rhs_spec[1]))
+        return self.conv_general_dilated(lhs, rhs, spec.conv)
+
+
+class LocalWindowOrder(Mutant):
+    """conv_general_dilated_local reads the kernel's patch axis spatial-major (tap, channel), not channel-major."""
+
+    name = "mutant-local-window-order"
+    native_ops = frozenset({"conv_general_dilated_local"})
+    caught_by = "local"
+    also = frozenset()
+    probe = (("local", "grid"), CONV_DTYPES, ("patches", "dtypes"), ERRORS)
+
+    def conv_general_dilated_local(self, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
+        channels = spec.patches.conv.in_features
+        taps = math.prod(spec.patches.filter_shape)
+        # correct: patch feature c * taps + t; this backend reads the kernel's t * C + c there
+        order = [t * channels + c for c in range(channels) for t in range(taps)]
+        rhs = _reorder(rhs, spec.dimension_numbers.rhs_spec[1], order)
+        return derive.local(self, lhs, rhs, spec)
+
+
+class PreferredElementTypeIgnored(Mutant):
+    """Declares preferred_element_type but ignores it: results keep the operands' dtype."""
+
+    name = "mutant-preferred-element-type-ignored"
+    also = frozenset({"vjp"})
+    reason = r"has dtype \w+, expected \w+"
+    probe = (CONV_DTYPES, ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        return strategy.convolve(lhs, rhs, replace(spec, preferred_element_type=None))
+
+
+class ComplexKernelConjugated(Mutant):
+    """Conjugates complex kernels (the textbook complex cross-correlation; jax.lax does not)."""
+
+    name = "mutant-complex-kernel-conjugated"
+    probe = (CONV_DTYPES, ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        return strategy.convolve(lhs, np.conj(rhs) if rhs.dtype.kind == "c" else rhs, spec)
+
+
+class IntegersInFloat64(Mutant):
+    """Accumulates integer convolutions in float64, which is inexact beyond 2**53 (no wrap-around)."""
+
+    name = "mutant-integers-in-float64"
+    probe = (CONV_DTYPES, ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        if dtype_kind(spec.out_dtype) not in "iu":
+            return strategy.convolve(lhs, rhs, spec)
+        wide = replace(spec, dtype="float64", preferred_element_type=None)
+        out = strategy.convolve(lhs.astype(np.float64), rhs.astype(np.float64), wide)
+        with np.errstate(invalid="ignore"):  # out-of-range values: whatever the cast gives
+            return out.astype(spec.out_dtype)
+
+
+class ReturnsList(Mutant):
+    """Returns the result as a nested Python list instead of an array."""
+
+    name = "mutant-returns-list"
+    reason = r"result( 0)? is a builtins\.list, not an array of the 'mutant-returns-list' backend"
+    probe = (CONV_GRID, ("patches", "dtypes"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        return strategy.convolve(lhs, rhs, spec).tolist()
+
+
+class IgnoresStrides(Mutant):
+    """Reads its operands in memory order as if they were C-contiguous (ignores strides).
+
+    The suite's own operands are always contiguous, so the ``conv_general_dilated``
+    feature cannot see this; the derived ops catch it, because they hand the
+    primitive flipped and permuted views.
+    """
+
+    name = "mutant-ignores-strides"
+    caught_by = "conv_transpose"
+    also = frozenset({"patches", "local", "vjp"})
+    probe = (("conv_transpose", "grid"), CONV_DTYPES, ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        lhs = lhs.ravel(order="K").reshape(lhs.shape)  # the values in memory order, read as C order
+        rhs = rhs.ravel(order="K").reshape(rhs.shape)
+        return strategy.convolve(lhs, rhs, spec)
+
+
+#: Every mutant, in the order of the issue's list, then the extras.
+MUTANTS: tuple[type[Mutant], ...] = (
+    PaddingSwapped,
+    KernelFlipped,
+    RhsDilationIgnored,
+    StrideOffByOne,
+    FeatureGroupsSwapped,
+    BatchGroupsInterleaved,
+    Float32Upcast,
+    LhsMutated,
+    NegativePaddingValueError,
+    OutputLayoutMisread,
+    TransposeKernelFlipIgnored,
+    LocalWindowOrder,
+    PreferredElementTypeIgnored,
+    ComplexKernelConjugated,
+    IntegersInFloat64,
+    ReturnsList,
+    IgnoresStrides,
+)
+
+
+# -- wrong result counts: one result in a tuple, a VJP with one result too many or too few --
+
+def _cotangent_dtype(primal: np.ndarray, cotangent: np.ndarray) -> np.dtype:
+    """polyconv's rule: an operand's cotangent has the operand's dtype, except that
+    integer and bool operands with a floating cotangent keep the cotangent's."""
+    if primal.dtype.kind in "iub" and cotangent.dtype.kind in "fc":
+        return cotangent.dtype
+    return primal.dtype
+
+
+class OneTupleTranspose(Mutant):
+    """conv_transpose (native) returns its result wrapped in a one-element tuple."""
+
+    name = "mutant-one-tuple-transpose"
+    native_ops = frozenset({"conv_transpose"})
+    caught_by = "conv_transpose"
+    also = frozenset()
+    reason = r"builtins\.tuple|\bresults?\b"
+    probe = (("conv_transpose", "grid"), ERRORS)
+
+    def conv_transpose(self, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
+        return (derive.conv_transpose(self, lhs, rhs, spec),)
+
+
+class VjpExtraResult(Mutant):
+    """conv_general_dilated_vjp (native) returns a third result after the two cotangents."""
+
+    name = "mutant-vjp-extra-result"
+    native_ops = frozenset({"conv_general_dilated_vjp"})
+    caught_by = "vjp"
+    also = frozenset()
+    reason = r"\bresults?\b"
+    probe = (("vjp", "dtypes"), ERRORS)
+
+    def conv_general_dilated_vjp(self, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> Any:
+        return (*self._cotangents(lhs, rhs, cotangent, spec), np.zeros(()))
+
+    def _cotangents(self, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> tuple[Any, Any]:
+        """The correct cotangents (polyconv's derivation)."""
+        return (
+            derive.vjp_lhs(self, rhs, cotangent, vjp_lhs_plan(spec), _cotangent_dtype(lhs, cotangent)),
+            derive.vjp_rhs(self, lhs, rhs, cotangent, vjp_rhs_plan(spec), _cotangent_dtype(rhs, cotangent)),
+        )
+
+
+class VjpMissingResult(VjpExtraResult):
+    """conv_general_dilated_vjp (native) returns only the lhs cotangent."""
+
+    name = "mutant-vjp-missing-result"
+
+    def conv_general_dilated_vjp(self, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> Any:
+        return self._cotangents(lhs, rhs, cotangent, spec)[:1]
+
+
+# The suite once let these three through (or crashed on them); _verify now counts results.
+MUTANTS = (*MUTANTS, OneTupleTranspose, VjpExtraResult, VjpMissingResult)

@@ -1,0 +1,117 @@
+"""The conformance suite as a product: its pytest plugin, its CLI, its reports.
+
+Each test runs the suite in a fresh process, as a backend author would, on
+the installed toy plugin (tests/plugins/polyconv_toy) and the NumPy backend,
+restricted to a few features so the whole file takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from polyconv.conformance import report, suite
+
+from polyconv.registry import registry
+
+
+def _run(args: list[str], env: dict[str, str] | None = None, cwd: Any = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("POLYCONV_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=full_env, cwd=cwd,
+                          timeout=300)
+
+
+def _pytest(*args: str, env: dict[str, str] | None = None, cwd: Any) -> subprocess.CompletedProcess[str]:
+    return _run(["-m", "pytest", "--pyargs", "polyconv.conformance", "-q", "-p", "no:cacheprovider", *args],
+                env, cwd)
+
+
+def test_pyargs_runs_the_suite_on_one_backend_and_prints_the_matrix(toy: Any, tmp_path: Path) -> None:
+    """Outside the repository (no conftest, no copy of polyconv's tests): the plugin alone."""
+    done = _pytest("--polyconv-backend=toy", "-k", "errors or hypothesis", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    n = len([i for i in suite.items(registry.load("toy")) if i.feature in ("errors", "hypothesis")])
+    assert f"{n} passed" in done.stdout
+    assert "polyconv conformance" in done.stdout
+    assert "toy      35 pass" in done.stdout and "numpy" not in done.stdout
+
+
+def test_backend_from_the_environment_variable(toy: Any, tmp_path: Path) -> None:
+    done = _pytest("-k", "errors", env={"POLYCONV_CONFORMANCE_BACKEND": "toy"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "35 passed" in done.stdout
+
+
+def test_unsupported_cases_are_reported_not_skipped(toy: Any, tmp_path: Path) -> None:
+    """The toy declares no lhs dilation or groups and no derived ops: those cases
+    pass as unsupported (the promised error was raised) and the matrix counts them."""
+    done = _pytest("--polyconv-backend=toy", "-k", "conv_transpose and grid", "-rs", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "skipped" not in done.stdout
+    assert "288 unsupported" in done.stdout
+
+
+def test_an_unavailable_backend_named_explicitly_fails(tmp_path: Path) -> None:
+    done = _pytest("--polyconv-backend=no_such_backend", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "backend 'no_such_backend' is not available" in done.stdout
+
+
+def test_thorough_draws_ten_times_more() -> None:
+    normal, thorough = suite.case_counts(), suite.case_counts(thorough=True)
+    assert all(thorough[k] == 10 * normal[k] for k in normal)
+    numpy_items = suite.items(registry.load("numpy"))
+    assert len(suite.items(registry.load("numpy"), thorough=True)) > 5 * len(numpy_items)
+
+
+def test_cli_matrix_json_and_markdown(toy: Any, tmp_path: Path) -> None:
+    out_json, out_md = tmp_path / "c.json", tmp_path / "c.md"
+    done = _run(["-m", "polyconv", "conformance", "--backend", "toy,numpy", "--features", "errors,conv_transpose",
+                 "--json", str(out_json), "--markdown", str(out_md)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "backend  conv_transpose" in done.stdout
+    data = json.loads(out_json.read_text())
+    assert data["matrix"]["toy"]["conv_transpose"] == {"unsupported": 790}
+    assert data["matrix"]["numpy"]["errors"] == {"pass": 35}
+    assert data["totals"]["fail"] == 0
+    md = out_md.read_text()
+    assert "| toy | 790 unsupported | 35 pass |" in md
+    assert "python -m polyconv conformance --backend toy,numpy" in md
+    assert "| float32 -> float32 | highest |" in md
+
+
+def test_cli_fails_on_an_unknown_feature() -> None:
+    done = _run(["-m", "polyconv", "conformance", "--features", "speed"])
+    assert done.returncode == 2 and "unknown feature(s) speed" in done.stderr
+
+
+def test_tally_renders_failures() -> None:
+    t = report.Tally()
+    t.add("mutant", "conv_general_dilated", "fail", "conv_general_dilated/grid/x", "1 of 4 elements out of tolerance")
+    t.add("mutant", "conv_general_dilated", "pass")
+    assert "1 pass, 1 fail" in report.terminal(t)
+    md = report.markdown(t)
+    assert "## Failures" in md and "`conv_general_dilated/grid/x`" in md
+    assert report.as_json(t)["totals"] == {"pass": 1, "fail": 1, "unsupported": 0}
+
+
+@pytest.mark.parametrize("kind", ["conv", "transpose", "patches", "local", "vjp"])
+def test_reproducer_snippets_run_and_print_both_values(kind: str) -> None:
+    """The snippet of a (passing) case of every kind runs as it is and prints the
+    received and the expected values."""
+    from polyconv.conformance import cases, reproduce
+
+    grid = cases.grid()[5]
+    case = {"conv": grid, "vjp": grid, "patches": cases.patches_case_of(grid), "local": cases.local_case_of(grid),
+            "transpose": cases.transpose_grid()[7]}[kind]
+    source = reproduce.snippet(kind, "numpy", case)
+    done = _run(["-c", source])
+    assert done.returncode == 0, source + "\n" + done.stderr
+    assert done.stdout.count("received:") == (2 if kind == "vjp" else 1)
+    assert "expected (reference, exact):" in done.stdout

@@ -1,0 +1,189 @@
+"""The mutation proof of the conformance suite (issue 6).
+
+Every deliberately wrong backend of :mod:`mutants` goes through the suite
+(:class:`polyconv.conformance.suite.Suite`), registered for the test's
+duration with :meth:`polyconv.registry.Registry.register`.  The suite must
+fail each one, in the right feature and for the right reason, with a
+reproducer that shows the wrong value; the bug-free :class:`mutants.Control`
+must pass every item a mutant ran, so the failures are the bug's.
+
+To stay fast, each mutant runs only the item groups of its ``probe`` (the
+ones that can see its bug, and cheap ones that must still pass), each group
+in the suite's order and stopped after :data:`FAILS_PER_GROUP` failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import mutants
+import numpy as np
+import pytest
+from mutants import MUTANTS, Control, Mutant
+from polyconv.conformance import checks, properties
+from polyconv.conformance import suite as suite_module
+from polyconv.conformance.suite import Item, Suite
+
+from polyconv.registry import registry
+
+FAILS_PER_GROUP = 2
+
+Ran = list[tuple[Item, checks.Outcome]]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _items_made_once() -> Iterator[None]:
+    """Every suite of this module shares one list of items (making it takes a
+    second; it depends only on the manifest's 'jit'/'autodiff' and ``jit_batches``)."""
+    made: dict[tuple[Any, ...], list[Item]] = {}
+    original = suite_module.items
+
+    def items(be: Any, thorough: bool = False) -> list[Item]:
+        key = (be.jit_batches, "jit" in be.manifest.features, "autodiff" in be.manifest.features, thorough)
+        if key not in made:
+            made[key] = original(be, thorough)
+        return made[key]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(suite_module, "items", items)
+        yield
+
+
+@contextlib.contextmanager
+def registered(cls: type[Control]) -> Iterator[Control]:
+    """An instance of ``cls``, registered under its name inside the block."""
+    be = cls()
+    registry.register(be)
+    try:
+        yield be
+    finally:
+        registry.unregister(be.name)
+
+
+@pytest.fixture(scope="module")
+def control() -> Iterator[Suite]:
+    """The suite of the bug-free wrapper (its outcomes are cached across tests)."""
+    with registered(Control) as be:
+        yield Suite(be)
+
+
+def _group(item: Item) -> tuple[str, str]:
+    return (item.feature, item.feature if item.feature == "errors" else item.id.split("/")[1])
+
+
+def run_probe(suite: Suite, probe: tuple[tuple[str, str], ...]) -> Ran:
+    """The outcomes of the probed groups' items, in the suite's order, each group
+    stopped after :data:`FAILS_PER_GROUP` failures."""
+    ran: Ran = []
+    for group in probe:
+        fails = 0
+        for item in suite.items:
+            if _group(item) != group:
+                continue
+            outcome = suite.outcome(item)
+            ran.append((item, outcome))
+            fails += outcome.status == "fail"
+            if fails >= FAILS_PER_GROUP:
+                break
+    assert ran, f"the probe {probe} selects no items"
+    return ran
+
+
+def _failures(ran: Ran) -> Ran:
+    return [(item, outcome) for item, outcome in ran if outcome.status == "fail"]
+
+
+def _check_caught(mutant: type[Mutant], control: Suite) -> None:
+    with registered(mutant) as be:
+        ran = run_probe(Suite(be), mutant.probe)
+    failures = _failures(ran)
+    # (1) caught at all
+    assert failures, f"the suite let {mutant.__name__} through ({len(ran)} items): {mutant.bug()}"
+    # (2) in the right feature: the broken op, or ops derived from it
+    features = {item.feature for item, _ in failures}
+    assert mutant.caught_by in features, f"{mutant.__name__} failed only in {sorted(features)}"
+    assert features <= {mutant.caught_by} | mutant.also, f"{mutant.__name__} failed in {sorted(features)}"
+    for item, outcome in failures:
+        # (3) for the right reason, with a reproducer on this backend
+        assert re.search(mutant.reason, outcome.detail), f"{item.id}: {outcome.detail}"
+        assert f"registry.load({be.name!r})" in outcome.snippet, f"{item.id} has no reproducer"
+    # the failures are the bug's: the same wrapper without it passes every item the mutant ran
+    wrong = [f"{item.id}: {control.outcome(item).detail}" for item, _ in ran if control.outcome(item).status != "pass"]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name.removeprefix("mutant-"))
+def test_the_suite_fails_the_mutant_for_the_right_reason(mutant: type[Mutant], control: Suite) -> None:
+    _check_caught(mutant, control)
+
+
+def test_there_are_enough_distinct_mutants() -> None:
+    assert len(MUTANTS) >= 12
+    everything: tuple[type[Control], ...] = (*MUTANTS, Control)
+    assert len({m.name for m in everything}) == len(everything)
+    for m in MUTANTS:
+        assert m.bug() and "\n" not in m.bug(), f"{m.__name__} needs a one-line description of its bug"
+        assert m.caught_by in suite_module.FEATURES
+
+
+def _rerun(snippet: str) -> tuple[str, dict[str, Any]]:
+    """Run a reproducer in a fresh namespace: what it printed, and its variables."""
+    namespace: dict[str, Any] = {}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(snippet, namespace)
+    return printed.getvalue(), namespace
+
+
+def _differs(namespace: dict[str, Any]) -> bool:
+    """Whether the received results of a rerun snippet differ from the reference's."""
+    be = namespace["be"]
+    for got, want in zip(namespace["results"], namespace["expected"]):
+        got, want = be.to_numpy(got), np.asarray(want)
+        if got.shape != want.shape or not np.allclose(
+            got.astype(np.complex128), want.astype(np.complex128), rtol=1e-6, atol=1e-6
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "mutant",
+    [mutants.PaddingSwapped, mutants.BatchGroupsInterleaved, mutants.TransposeKernelFlipIgnored,
+     mutants.LocalWindowOrder, mutants.OutputLayoutMisread],
+    ids=lambda m: m.name.removeprefix("mutant-"),
+)
+def test_the_reproducer_shows_the_wrong_value(mutant: type[Mutant], control: Suite) -> None:
+    with registered(mutant) as be:
+        item, outcome = _failures(run_probe(Suite(be), mutant.probe))[0]
+        printed, namespace = _rerun(outcome.snippet)
+    assert "received:" in printed and "expected (reference, exact):" in printed
+    assert _differs(namespace), f"the reproducer of {item.id} does not reproduce:\n{printed}"
+    # the same snippet on the control agrees with the reference
+    _, namespace = _rerun(outcome.snippet.replace(repr(be.name), repr(control.be.name)))
+    assert not _differs(namespace)
+
+
+def test_the_reproducer_raises_the_backends_error() -> None:
+    mutant = mutants.NegativePaddingValueError
+    with registered(mutant) as be:
+        _, outcome = _failures(run_probe(Suite(be), mutant.probe))[0]
+        with pytest.raises(ValueError, match="negative padding is not supported"):
+            _rerun(outcome.snippet)
+
+
+def test_hypothesis_shrinks_a_mutant_to_a_reproducer() -> None:
+    pytest.importorskip("hypothesis")
+    mutant = mutants.LhsMutated  # the quickest to shrink: every drawn case fails
+    with registered(mutant) as be:
+        outcome = properties.check_property(be, "conv", max_examples=5)
+        assert outcome.status == "fail"
+        assert outcome.detail.startswith("Hypothesis, shrunk: ")
+        assert re.search(mutant.reason, outcome.detail)
+        _, namespace = _rerun(outcome.snippet)
+    (lhs, *_), (arg, *_) = namespace["operands"], namespace["args"]
+    assert not np.array_equal(be.to_numpy(arg), lhs), "the reproducer's call left its lhs alone"
