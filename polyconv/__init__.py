@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import errors
+from . import errors, layers
 from .backend import Backend, Manifest
 from .dispatch import current_backend, use_backend
 from .errors import (
@@ -95,6 +95,7 @@ __all__ = [
     "conv_transpose_shape",
     "current_backend",
     "errors",
+    "layers",
     "list_backends",
     "padtype_to_pads",
     "use_backend",
@@ -113,8 +114,8 @@ def list_backends() -> list[str]:
 
 
 def backend_info() -> list[dict[str, Any]]:
-    """Every registered backend: name, version, status, reason, distribution
-    and capabilities (its manifest).
+    """Every registered backend: name, version, status, reason, distribution,
+    capabilities (its manifest) and details (how it computes here, or None).
 
     Loads each unblocked backend (which imports no framework).  ``status`` is
     ``'ok'``, ``'unavailable'`` (cannot run here; ``reason`` says why),
