@@ -16,7 +16,8 @@ Options (each also an environment variable, for CI):
 ``--polyconv-device DEVICE`` / ``POLYCONV_CONFORMANCE_DEVICE``
     Where operands are made (``cuda:1``...); the framework's default otherwise.
 
-Every item of :mod:`.suite` is one test (``backend/feature/group/case``).
+Every item of :mod:`.suite` is one test (``backend/feature/group/case``),
+except that each seeded random set is one test (``backend/feature/random``).
 A failure prints its detail and a reproducer; a case the manifest excludes
 passes as *unsupported* after raising the promised error, and the run ends
 with the backend-by-feature matrix, unsupported counts included.
@@ -123,15 +124,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if suite is None:
             params.append(pytest.param((name, None, explicit), id=f"{name}/unavailable"))
             continue
-        params += [pytest.param((name, item, explicit), id=f"{name}/{item.id}") for item in suite.items]
+        units: dict[str, list[Any]] = {}
+        for item in suite.items:  # a seeded random set is one test; every other item is its own
+            units.setdefault(item.unit or item.id, []).append(item)
+        params += [pytest.param((name, items, explicit), id=f"{name}/{key}") for key, items in units.items()]
     metafunc.parametrize("polyconv_item", params)
 
 
 def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool]) -> None:
-    """The body of the suite's one test: run the item, tally it, fail with the report."""
+    """The body of the suite's one test: run the item (or the items of a random
+    set), tally them, and fail with the first failure's report and the list of
+    the others."""
     state = config.stash[_STATE]
-    name, item, explicit = polyconv_item
-    if item is None:
+    name, items, explicit = polyconv_item
+    if items is None:
         reason = state.unavailable.get(name, "")
         state.tally.notes[name] = f"unavailable: {reason}"
         message = f"backend {name!r} is not available: {reason}"
@@ -139,11 +145,18 @@ def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool]) -> Non
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     suite = state.suites[name]
-    outcome = suite.outcome(item)
-    state.tally.add(name, item.feature, outcome.status, item.id, outcome.detail)
+    failed = []
+    for item in items:
+        outcome = suite.outcome(item)
+        state.tally.add(name, item.feature, outcome.status, item.id, outcome.detail)
+        if outcome.status == "fail":
+            failed.append((item, outcome))
     state.tally.seconds[name] = suite.seconds
-    if outcome.status == "fail":
-        pytest.fail(f"{name}: {item.id}: {outcome.report()}", pytrace=False)
+    if failed:
+        item, outcome = failed[0]
+        others = "".join(f"\n  {i.id}: {o.detail.splitlines()[0]}" for i, o in failed[1:])
+        more = f"\n\n{len(failed) - 1} more of this set failed:{others}" if others else ""
+        pytest.fail(f"{name}: {item.id}: {outcome.report()}{more}", pytrace=False)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -86,6 +86,7 @@ class Item:
     batch: str | None = None
     jit: bool = False
     strided: bool = False
+    unit: str | None = None  # items with the same unit are one pytest test (the seeded random sets)
 
     def __str__(self) -> str:
         return self.id
@@ -167,9 +168,10 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
         prefix = f"{feature}/{group}"
         if batched and group in ("grid", "dtypes") and feature in _BATCHED_SAMPLED:
             group_cases = group_cases[::2]
+        unit = prefix if group in ("random", "nd45") else None
         for i, case in enumerate(group_cases):
             batch = f"{prefix}/{i // _BATCH}" if batched else None
-            out.append(Item(feature, f"{prefix}/{case.name}", case, build, batch, jit=batched))
+            out.append(Item(feature, f"{prefix}/{case.name}", case, build, batch, jit=batched, unit=unit))
         if batched and group in ("grid", "dtypes"):
             out += [Item(feature, f"{prefix}/eager/{case.name}", case, build)
                     for case in group_cases[::_EAGER_SAMPLE]]

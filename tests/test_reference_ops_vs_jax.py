@@ -79,8 +79,9 @@ def _jit(fun, case=None):
 
 
 def _random_count(random_case_count: int) -> int:
-    """300 random cases per operation, 3000 when thorough."""
-    return max(300, random_case_count * 3 // 5)
+    """100 random cases per operation, 1000 when thorough (the conformance suite's
+    JAX run, a pass-through to jax.lax, compares several hundred more with the reference)."""
+    return random_case_count // 5
 
 
 # XLA releases the GIL while it compiles, so JAX's results are computed on a few

@@ -66,7 +66,9 @@ def test_dtypes(case: cases.ConvCase) -> None:
 
 
 def test_random_cases(random_case_count: int) -> None:
-    for case in cases.random_cases(random_case_count, seed=2024):
+    """150 random cases, 1500 when thorough (the conformance suite's JAX run, a
+    pass-through to jax.lax, compares several hundred more with the reference)."""
+    for case in cases.random_cases(random_case_count * 3 // 10, seed=2024):
         _check(case)
 
 
