@@ -8,7 +8,10 @@ CPU convolution and jitted ``jax.lax`` on copies of the same arrays).  The two
 are timed interleaved, repeat by repeat, after a warm-up; the report gives
 each side's median time, GFLOP/s, the ratio polyconv / native, and each
 GFLOP/s as a fraction of this machine's float32 matrix-product rate, measured
-in the same run.
+in the same run.  For the NumPy backend it also reports the peak of the
+memory that a call allocates beyond its result, as ``tracemalloc`` sees NumPy's
+allocations (measured on one extra call, outside the timing, after a warm-up
+call and with the backend's reusable scratch buffers freed, so they count).
 
 This module imports frameworks (it is a tool, not the core); nothing in
 ``polyconv`` imports it except the command line.
@@ -102,6 +105,35 @@ def _time_pair(a: Callable[[], Any], b: Callable[[], Any], budget: float) -> tup
         ta.append((t1 - t0) / inner)
         tb.append((t2 - t1) / inner)
     return statistics.median(ta), statistics.median(tb)
+
+
+def peak_extra_bytes(call: Callable[[], Any]) -> int:
+    """Peak bytes that ``call()`` allocates through Python's and NumPy's allocators
+    beyond the result it returns (``tracemalloc``: NumPy arrays, not other frameworks')."""
+    import tracemalloc
+
+    already = tracemalloc.is_tracing()
+    if not already:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        result = call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not already:
+            tracemalloc.stop()
+    return max(0, peak - base - int(getattr(result, "nbytes", 0)))
+
+
+def _numpy_peak(call: Callable[[], Any]) -> int:
+    """:func:`peak_extra_bytes` of a NumPy-backend call, once imports and plans are
+    warm and with the backend's scratch buffers freed first, so that they count."""
+    from polyconv.backends.numpy import workspace
+
+    call()
+    workspace.release()
+    return peak_extra_bytes(call)
 
 
 def matmul_rate(seconds: float = 1.0) -> float:
@@ -199,7 +231,27 @@ def _pairs(backend: str, shape: Shape, rng: Any) -> list[tuple[str, Callable[[],
 
             out.append(("jax.lax CPU (jit)", mine, _jitted(jax.lax, shape, jnp.asarray(x), jnp.asarray(w))))
         return out
+    if backend == "cupy":  # against PyTorch's CUDA convolution (cuDNN) on the same GPU memory
+        import cupy
+        import torch
+
+        if not torch.cuda.is_available():
+            return []
+        cx, cw = cupy.asarray(x), cupy.asarray(w)
+        sync = cupy.cuda.Device().synchronize
+        return [("torch CUDA", _synced(_polyconv_call(shape, cx, cw), sync),
+                 _synced(_torch_call(shape, torch.from_dlpack(cx), torch.from_dlpack(cw)), sync))]
     raise ValueError(f"no benchmark for backend {backend!r}")
+
+
+def _synced(call: Callable[[], Any], sync: Callable[[], Any]) -> Callable[[], Any]:
+    """``call`` that waits for the device to finish before returning (GPU timings)."""
+    def synced() -> Any:
+        out = call()
+        sync()
+        return out
+
+    return synced
 
 
 def _importable(module: str) -> bool:
@@ -236,12 +288,16 @@ def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 
     jobs = [(b, s) for b in backends for s in shapes]
     for i, (backend, shape) in enumerate(jobs):
         _progress(i, len(jobs), f"{backend}: {shape.name}")
-        for native_name, mine, native in _pairs(backend, shape, rng):
+        pairs = _pairs(backend, shape, rng)
+        # tracemalloc sees NumPy's allocations only: the NumPy backend's peak memory
+        peak = _numpy_peak(pairs[0][1]) if backend == "numpy" and pairs else None
+        for native_name, mine, native in pairs:
             t_mine, t_native = _time_pair(mine, native, budget)
             flops = shape.flops()
             results.append({
                 "backend": backend, "shape": shape.name, "native": native_name,
                 "polyconv_s": t_mine, "native_s": t_native, "ratio": t_mine / t_native,
+                "polyconv_peak_extra_bytes": peak,
                 "polyconv_gflops": flops / t_mine / 1e9, "native_gflops": flops / t_native / 1e9,
                 "polyconv_of_matmul": flops / t_mine / 1e9 / rate, "native_of_matmul": flops / t_native / 1e9 / rate,
                 "spec": asdict(shape),
@@ -254,14 +310,19 @@ def _fmt_time(s: float) -> str:
     return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} us"
 
 
+def _fmt_bytes(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:.1f} MiB"
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as a plain-text table, with the median ratio per backend and native op."""
     lines = [f"float32 matrix-product rate: {report['matmul_gflops']:.1f} GFLOP/s "
              f"(threads: {report['threads'] or 'default'})"]
-    header = ["backend", "shape", "vs", "polyconv", "native", "ratio", "GFLOP/s", "of matmul"]
+    header = ["backend", "shape", "vs", "polyconv", "native", "ratio", "GFLOP/s", "of matmul", "peak extra"]
     rows = [[r["backend"], r["shape"], r["native"], _fmt_time(r["polyconv_s"]), _fmt_time(r["native_s"]),
              f"{r['ratio']:.3f}", f"{r['polyconv_gflops']:.1f} / {r['native_gflops']:.1f}",
-             f"{r['polyconv_of_matmul']:.2f} / {r['native_of_matmul']:.2f}"] for r in report["results"]]
+             f"{r['polyconv_of_matmul']:.2f} / {r['native_of_matmul']:.2f}",
+             _fmt_bytes(r.get("polyconv_peak_extra_bytes"))] for r in report["results"]]
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     lines.append("  ".join("-" * w for w in widths))
@@ -280,7 +341,7 @@ def main_args(backend: str | None, json_file: str | None, budget: float, threads
     """Entry point of ``python -m polyconv bench``."""
     from polyconv.registry import registry
 
-    available = [b for b in ("numpy", "torch", "jax") if registry.try_load(b) is not None]
+    available = [b for b in ("numpy", "torch", "jax", "cupy") if registry.try_load(b) is not None]
     if backend is not None:
         if backend not in available:
             print(f"polyconv bench: backend {backend!r} is not available here "

@@ -56,7 +56,20 @@ def test_cli_writes_a_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert {r["shape"] for r in report["results"]} == {"tiny 1ch 8x8 3x3"}
     for r in report["results"]:
         assert r["ratio"] == pytest.approx(r["polyconv_s"] / r["native_s"])
-    assert "median ratio numpy" in capsys.readouterr().out
+        assert isinstance(r["polyconv_peak_extra_bytes"], int) and r["polyconv_peak_extra_bytes"] >= 0
+    out = capsys.readouterr().out
+    assert "median ratio numpy" in out and "peak extra" in out
+
+
+def test_peak_extra_bytes_counts_numpy_temporaries_not_the_result() -> None:
+    def call() -> np.ndarray:
+        result = np.ones(1 << 16, np.uint8)  # allocated first, as a convolution allocates its output
+        scratch = np.ones(1 << 20, np.uint8)  # 1 MiB, freed before returning
+        del scratch
+        return result
+
+    extra = bench.peak_extra_bytes(call)
+    assert (1 << 20) <= extra < (1 << 20) + (1 << 16)
 
 
 def test_cli_refuses_an_unavailable_backend(capsys: pytest.CaptureFixture[str]) -> None:

@@ -340,8 +340,12 @@ def backend_must_not_run(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("the backend ran on invalid input")
 
-    monkeypatch.setattr(polyconv.backends.numpy.backend, "conv_general_dilated", boom)
+    be = polyconv.backends.numpy.backend
+    monkeypatch.setattr(be, "conv_general_dilated", boom)
+    monkeypatch.setattr(be, "runner", lambda op, spec: boom)  # the per-spec fast path too
+    polyconv.registry.registry.call_cache.clear()  # no runner cached by an earlier valid call
     yield
+    polyconv.registry.registry.call_cache.clear()
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

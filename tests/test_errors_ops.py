@@ -474,7 +474,10 @@ def backend_must_not_run(monkeypatch):
         monkeypatch.setattr(be, name, boom, raising=False)
     for name in ("conv_transpose", "patches", "local", "vjp_lhs", "vjp_rhs"):
         monkeypatch.setattr(polyconv.derive, name, boom)
+    monkeypatch.setattr(be, "runner", lambda op, spec: boom)  # the per-spec fast paths too
+    polyconv.registry.registry.call_cache.clear()  # no runner cached by an earlier valid call
     yield
+    polyconv.registry.registry.call_cache.clear()
 
 
 # ---------------------------------------------------------------------------

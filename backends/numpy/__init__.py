@@ -1,7 +1,12 @@
 """The NumPy backend: convolution on the CPU through BLAS matrix products.
 
-The algorithm is the shared gather-GEMM of :mod:`polyconv.backends.gemm`,
-run with the ``numpy`` namespace (array-api-compat's wrapper of it on NumPy 1.x).
+Each spec gets a strategy of its own (:mod:`.strategy`): matrix products on
+shifted slices of the padded input for most shapes (:mod:`.offsets`),
+elementwise multiply-adds for depthwise ones (:mod:`.depthwise`), one product
+for 1x1 windows (:mod:`.pointwise`), one cached gather for small ones
+(:mod:`.small`), the polyphase decomposition for lhs dilation
+(:mod:`.polyphase`), and the shared gather-GEMM of
+:mod:`polyconv.backends.gemm` for integer and bool arithmetic.
 
 Registered as ``numpy`` in the entry-point group ``polyconv.backends``.
 """
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +23,7 @@ import numpy as np
 from polyconv.backend import Backend, Manifest
 from polyconv.spec import ConvSpec
 
-from ..gemm import conv_general_dilated
+from . import strategy
 
 __all__ = ["NumpyBackend", "backend"]
 
@@ -71,7 +77,14 @@ class NumpyBackend(Backend):
         return np.__version__
 
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
-        return conv_general_dilated(np, np.asarray(lhs), np.asarray(rhs), spec)
+        return strategy.convolve(lhs, rhs, spec)
+
+    def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
+        if op == "conv_general_dilated":
+            return strategy.runner(spec)
+        if op == "conv_transpose":
+            return strategy.transpose_runner(spec)
+        return None
 
 
 backend = NumpyBackend()

@@ -1,0 +1,219 @@
+"""The shifted-window GEMM: one matrix product per group of kernel taps, no index gather.
+
+On the padded, flattened phase planes of :mod:`.geometry` (channels first:
+``(G, C_g, L)`` per plane), the inputs of one tap for a run of output
+positions are a contiguous column slice.  The kernel taps are split in two
+by a *level* ``j``:
+
+* the taps of the inner axes ``j..n-1`` are *concatenated*: their shifted
+  slices are copied, in one strided copy per plane, into a windows buffer
+  ``(G, C_g * taps_inner, columns)`` (this is im2col, restricted to the inner
+  axes, and of contiguous runs);
+* the taps of the outer axes ``0..j-1`` are *slid*: each is one matrix
+  product with a column slice of that buffer, shifted by the tap's offset,
+  accumulated into the chunk's result.
+
+Level 0 is a full im2col (one product with ``K = C_g * taps``); level ``n``
+copies nothing and makes one product per tap with ``K = C_g`` straight from
+the slab.  :func:`plan` picks the level from the contraction length each
+product would get (long enough for BLAS to run near its peak, with as little
+copying as that allows).  Groups are a batch axis of every product.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+
+from . import parallel, workspace
+from .geometry import Chunk, Geometry, fill_slab, geometry, store
+from .problem import Problem
+
+__all__ = ["OffsetsPlan", "plan", "run", "MIN_CONTRACTION", "WORKSPACE_BYTES"]
+
+#: A product's contraction length at which the taps of an axis stop being concatenated.
+MIN_CONTRACTION = 128
+#: Multiply-adds of one product (per group) below which BLAS libraries run it on one thread
+#: (OpenBLAS: 65536 * GEMM_MULTITHREAD_THRESHOLD, 4 by default), so that the chunks go on several threads.
+SMALL_PRODUCT = 1 << 18
+#: Target bytes of one chunk's slab, windows buffer and result together.
+WORKSPACE_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class Term:
+    """One matrix product of a chunk: windows rows ``k0:k1`` (of ``source``),
+    shifted by ``offset`` columns, times kernel columns ``w0:w1``.
+
+    ``source`` is -1 for the windows buffer, or the plane whose slab is read directly.
+    """
+
+    source: int
+    k0: int
+    k1: int
+    offset: int
+    w0: int
+    w1: int
+
+
+@dataclass(frozen=True)
+class Copy:
+    """The windows of one plane: its taps of the inner axes, written to buffer rows ``k0:``.
+
+    Attributes
+    ----------
+    plane
+        The phase plane.
+    start
+        Flat offset of the first copied tap.
+    counts, steps
+        Per inner axis, the taps and their flat step.
+    k0
+        First buffer row (of ``C_g * prod(counts)``).
+    """
+
+    plane: int
+    start: int
+    counts: tuple[int, ...]
+    steps: tuple[int, ...]
+    k0: int
+
+
+@dataclass(frozen=True, eq=False)
+class OffsetsPlan:
+    """How to compute one problem (see the module docstring)."""
+
+    geo: Geometry
+    level: int
+    copies: tuple[Copy, ...]
+    rows: int  # windows buffer rows per group
+    extra: int  # columns of the windows buffer past a chunk's outputs (the slid taps' reach)
+    terms: tuple[Term, ...]
+    #: kernel column order: flat indices into the kernel's (C_g * taps) columns, or None for the identity
+    kernel_index: np.ndarray | None
+    chunks: tuple[Chunk, ...]
+    #: every product is below :data:`SMALL_PRODUCT` multiply-adds (BLAS runs it on one thread)
+    small_products: bool = False
+
+
+def _level(problem: Problem, geo: Geometry) -> int:
+    """The deepest level whose concatenated taps still give products of at least
+    :data:`MIN_CONTRACTION` (level 0 when even a full im2col gives less).
+
+    Level ``n`` (one product per tap, nothing copied) needs twice that: each of
+    its products adds a whole result to the accumulator, which the copies of the
+    shallower levels save."""
+    n = problem.nspatial
+    for level in range(n, -1, -1):
+        inner = min(math.prod(ph.count for ph in plane[level:]) for plane in geo.planes)
+        if problem.cg * inner >= MIN_CONTRACTION * (2 if level == n else 1):
+            return level
+    return 0
+
+
+@functools.lru_cache(maxsize=256)
+def plan(problem: Problem, itemsize: int, level: int | None = None, budget: int | None = None) -> OffsetsPlan:
+    """The plan of a non-empty problem with at least one spatial axis.
+
+    Parameters
+    ----------
+    problem
+        The convolution.
+    itemsize
+        Bytes per element of the accumulation dtype.
+    level
+        The slid axes (None: :func:`_level` chooses).
+    budget
+        Target bytes of one chunk's buffers (None: :data:`WORKSPACE_BYTES`).
+    """
+    geo = geometry(problem)
+    n, cg = problem.nspatial, problem.cg
+    if level is None:
+        level = _level(problem, geo)
+    copies, terms, index = [], [], []
+    rows = 0
+    extra = 0
+    kernel_strides = [math.prod(problem.window[i + 1 :]) for i in range(n)]
+    for p, plane in enumerate(geo.planes):
+        outer, inner = plane[:level], plane[level:]
+        inner_taps = list(product(*(range(ph.count) for ph in inner)))
+        if level < n:
+            k0 = rows
+            rows += cg * len(inner_taps)
+            steps = tuple(ph.qstep * f for ph, f in zip(inner, geo.flat[level:]))
+            start = geo.offset((0,) * level + tuple(ph.q0 for ph in inner))
+            copies.append(Copy(p, start, tuple(ph.count for ph in inner), steps, k0))
+            extra = max(extra, sum((ph.count - 1) * ph.qstep * f for ph, f in zip(outer, geo.flat)))
+        for slid in product(*(range(ph.count) for ph in outer)):
+            shifts = tuple(ph.q0 + t * ph.qstep for ph, t in zip(outer, slid))
+            w0 = len(index)
+            for c in range(cg):
+                for tap in inner_taps if level < n else [()]:
+                    ks = [ph.k0 + t * ph.kstep for ph, t in zip(plane, (*slid, *tap))]
+                    index.append(c * problem.taps + sum(k * s for k, s in zip(ks, kernel_strides)))
+            if level < n:
+                terms.append(Term(-1, k0, rows, geo.offset(shifts + (0,) * (n - level)), w0, len(index)))
+            else:
+                terms.append(Term(p, 0, cg, geo.offset(shifts), w0, len(index)))
+    if level == 0 and len(terms) > 1:  # every plane's product has offset 0: one product
+        terms = [Term(-1, 0, rows, 0, 0, len(index))]
+    kernel_index = np.asarray(index, dtype=np.intp)
+    identity = len(index) == cg * problem.taps and bool((kernel_index == np.arange(len(index))).all())
+    per_column = itemsize * (len(geo.planes) * cg + rows + 2 * problem.og)
+    chunks = geo.chunks(per_column, WORKSPACE_BYTES if budget is None else budget)
+    largest = max((t.w1 - t.w0) for t in terms) * problem.og * max(geo.columns(c) for c in chunks)
+    return OffsetsPlan(geo, level, tuple(copies), rows, extra, tuple(terms), None if identity else kernel_index,
+                       tuple(chunks), largest < SMALL_PRODUCT)
+
+
+def run(op: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute: np.dtype) -> None:
+    """Fill ``y`` (``(N', G, O_g, *Y)``) with the convolution of ``x``
+    (``(N', G, C_g, *S)``) and ``w`` (``(G, O_g, C_g, *K)``), computed in ``compute``."""
+    geo = op.geo
+    problem = geo.problem
+    cg, og = problem.cg, problem.og
+    groups = problem.groups
+    kernel = np.ascontiguousarray(w, dtype=compute).reshape(groups, og, cg * problem.taps)
+    if op.kernel_index is not None:
+        kernel = kernel[:, :, op.kernel_index]
+    planes = len(geo.planes)
+    item = compute.itemsize
+
+    def work(chunk: Chunk) -> None:
+        gc, cols = chunk.groups, geo.columns(chunk)
+        length = geo.slab_columns(chunk)
+        slab = workspace.buffer("slab", planes * gc * cg * length, compute).reshape(planes, gc, cg, length)
+        fill_slab(geo, chunk, x, slab)
+        ext = cols + op.extra
+        if op.copies:
+            buf = workspace.buffer("windows", gc * op.rows * ext, compute).reshape(gc, op.rows, ext)
+            for cp in op.copies:
+                src = slab[cp.plane]
+                strides = (src.strides[0], src.strides[1], *(s * item for s in cp.steps), item)
+                window = np.lib.stride_tricks.as_strided(
+                    src[:, :, cp.start :], (gc, cg, *cp.counts, ext), strides, writeable=False
+                )
+                dest = buf[:, cp.k0 : cp.k0 + cg * math.prod(cp.counts), :].reshape(gc, cg, *cp.counts, ext)
+                np.copyto(dest, window)
+        res = workspace.buffer("result", gc * og * cols, compute).reshape(gc, og, cols)
+        ker = kernel[chunk.g0 : chunk.g1]
+        for i, t in enumerate(op.terms):
+            src = buf[:, t.k0 : t.k1] if t.source < 0 else slab[t.source]
+            a, b = ker[:, :, t.w0 : t.w1], src[:, :, t.offset : t.offset + cols]
+            if i == 0:
+                np.matmul(a, b, out=res)
+            else:  # contiguous blocks: NumPy adds them as one flat run
+                tmp = workspace.buffer("product", gc * og * cols, compute).reshape(gc, og, cols)
+                np.matmul(a, b, out=tmp)
+                np.add(res, tmp, out=res)
+        store(geo, chunk, res, y)
+
+    if op.small_products:  # BLAS runs them on one thread: run the chunks on several
+        parallel.run_chunks(work, op.chunks)
+    else:
+        for chunk in op.chunks:
+            work(chunk)

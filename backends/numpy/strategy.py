@@ -1,0 +1,193 @@
+"""Which algorithm computes a convolution on NumPy: one choice per spec, made once.
+
+=============  ==============================================================
+strategy       chosen for
+=============  ==============================================================
+``zeros``      nothing to add up (a zero-size axis, no taps, no channels)
+``gemm``       every dtype plan other than floating/complex accumulation
+               (integers, bool): the shared gather-GEMM of
+               :mod:`polyconv.backends.gemm`, exact in int64/float64
+``small``      small convolutions (:data:`.small.MAX_ELEMENTS`): one cached
+               gather and one product (:mod:`.small`)
+``polyphase``  lhs dilation: split into output phases, each one of the plain
+               strategies below (:mod:`.polyphase`)
+``pointwise``  1x1 windows that read no padding: one batched product on a
+               view of the input (:mod:`.pointwise`)
+``depthwise``  one input channel per group, at most four outputs each:
+               elementwise multiply-adds over shifted slices
+               (:mod:`.depthwise`)
+``offsets``    everything else: matrix products on shifted slices of the
+               padded, flattened phase planes (:mod:`.offsets`)
+=============  ==============================================================
+
+A :class:`Choice` is cached per spec, with everything its strategy could work
+out from the spec alone; :func:`runner` hands its function to polyconv's call
+cache, so a repeated call goes straight to it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
+
+from .. import gemm
+from . import depthwise, offsets, pointwise, polyphase, small
+from .problem import Problem, from_spec, input_view, kernel_view, output_view
+
+__all__ = ["Choice", "choose", "convolve", "runner", "transpose_runner", "solver_name"]
+
+Solver = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+
+@dataclass(frozen=True, eq=False)
+class Choice:
+    """The strategy of one spec.
+
+    Attributes
+    ----------
+    name
+        The strategy (see the module docstring).
+    run
+        ``run(lhs, rhs) -> result``.
+    parts
+        For ``polyphase``, the strategy of each output phase (``zeros`` for a
+        phase no tap reads); otherwise ``(name,)``.
+    """
+
+    name: str
+    run: Callable[[Any, Any], np.ndarray]
+    parts: tuple[str, ...]
+
+
+def convolve(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
+    """``conv_general_dilated`` of two NumPy arrays for a validated spec."""
+    return choose(spec).run(lhs, rhs)
+
+
+def runner(spec: ConvSpec) -> Callable[[Any, Any], np.ndarray]:
+    """The function of the operands that computes ``spec`` (for polyconv's call cache)."""
+    return choose(spec).run
+
+
+def transpose_runner(tspec: TransposeSpec) -> Callable[[Any, Any], np.ndarray]:
+    """``conv_transpose`` for one spec as a function of the operands: the
+    forward convolution of ``tspec.conv``, the kernel flipped and its I and O
+    axes swapped (views) first when ``transpose_kernel`` (as
+    :func:`polyconv.derive.conv_transpose` does it)."""
+    run = choose(tspec.conv).run
+    if not tspec.transpose_kernel:
+        return run
+    dn = tspec.conv.dimension_numbers
+    flip = [slice(None)] * len(tspec.rhs_shape)
+    for axis in dn.rhs_spec[2:]:
+        flip[axis] = slice(None, None, -1)
+    index = tuple(flip)
+    perm = list(range(len(tspec.rhs_shape)))
+    perm[dn.rhs_spec[0]], perm[dn.rhs_spec[1]] = dn.rhs_spec[1], dn.rhs_spec[0]
+
+    def transposed(lhs: Any, rhs: Any) -> np.ndarray:
+        return run(lhs, np.asarray(rhs)[index].transpose(perm))
+
+    return transposed
+
+
+def _dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+@functools.lru_cache(maxsize=256)
+def choose(spec: ConvSpec) -> Choice:
+    """The :class:`Choice` for ``spec`` (cached: 256 specs)."""
+    problem = from_spec(spec)
+    plan = gemm.plan_dtypes(spec, problem.cg * problem.taps)
+    out_dtype = _dtype(plan.out)
+
+    if problem.empty:
+        def zeros(lhs: Any, rhs: Any) -> np.ndarray:
+            return np.zeros(spec.out_shape, out_dtype)
+
+        return Choice("zeros", zeros, ("zeros",))
+
+    if plan.exact_int or dtype_kind(plan.compute) not in "fc":
+        def general(lhs: Any, rhs: Any) -> np.ndarray:
+            return gemm.conv_general_dilated(np, np.asarray(lhs), np.asarray(rhs), spec)
+
+        return Choice("gemm", general, ("gemm",))
+
+    compute = _dtype(plan.compute)
+    gathered = problem.groups * problem.cg * problem.taps * problem.batch * problem.positions
+    if gathered <= small.MAX_ELEMENTS:
+        return Choice("small", small.runner(spec, compute, out_dtype), ("small",))
+
+    if any(d != 1 for d in spec.lhs_dilation):
+        parts = polyphase.decompose(problem, spec.lhs_dilation)
+        solvers = [(None if p.problem is None else _solver(p.problem, compute), p) for p in parts]
+        names = tuple("zeros" if s is None else s[0] for s, _ in solvers)
+
+        def phases(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
+            for solver, part in solvers:
+                y_part = y[(slice(None), slice(None), slice(None), *part.out)]
+                if solver is None:
+                    y_part[...] = 0
+                else:
+                    solver[1](x, w[(slice(None), slice(None), slice(None), *part.kernel)], y_part)
+
+        return Choice("polyphase", _direct(spec, phases, out_dtype), names)
+
+    name, solve = _solver(problem, compute)
+    return Choice(name, _direct(spec, solve, out_dtype), (name,))
+
+
+def _direct(spec: ConvSpec, solve: Solver, out_dtype: np.dtype) -> Callable[[Any, Any], np.ndarray]:
+    """``run(lhs, rhs)``: the result allocated in the output layout, filled by ``solve`` through canonical views."""
+
+    def run(lhs: Any, rhs: Any) -> np.ndarray:
+        lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+        out = np.empty(spec.out_shape, out_dtype)
+        solve(input_view(lhs, spec), kernel_view(rhs, spec), output_view(out, spec))
+        return out
+
+    return run
+
+
+def _solver(problem: Problem, compute: np.dtype) -> tuple[str, Solver]:
+    """The strategy for a problem without lhs dilation, and its function ``solve(x, w, y)`` of canonical views."""
+    if problem.empty:
+        def zero(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
+            y[...] = 0
+
+        return "zeros", zero
+    if pointwise.applies(problem):
+        def direct(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
+            if not pointwise.run(problem, x, w, y, compute, max_copy=offsets.WORKSPACE_BYTES):
+                offsets.run(offsets.plan(problem, compute.itemsize), x, w, y, compute)  # chunked instead
+
+        return "pointwise", direct
+    if depthwise.applies(problem):
+        dp = depthwise.plan(problem, compute.itemsize)
+
+        def dw(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
+            depthwise.run(dp, x, w, y, compute)
+
+        return "depthwise", dw
+    op = offsets.plan(problem, compute.itemsize)
+
+    def shifted(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
+        offsets.run(op, x, w, y, compute)
+
+    return "offsets", shifted
+
+
+def solver_name(spec: ConvSpec) -> str:
+    """The strategy :func:`choose` picks for ``spec`` (for tests and logs)."""
+    return choose(spec).name
