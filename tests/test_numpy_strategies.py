@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -283,15 +282,12 @@ def test_the_runner_is_cached_with_the_call() -> None:
 # -- memory ---------------------------------------------------------------------
 
 def _peak_extra(fn: Any) -> tuple[Any, int]:
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base, _ = tracemalloc.get_traced_memory()
-        out = fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return out, peak - base - out.nbytes
+    """``fn()`` and the peak bytes it allocated beyond its result (the bench's measure)."""
+    from polyconv.bench import peak_extra_bytes
+
+    results: list[Any] = []
+    extra = peak_extra_bytes(lambda: results.append(fn()) or results[-1])
+    return results[-1], extra
 
 
 def _spot_check(out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, spec: Any) -> None:
