@@ -27,6 +27,20 @@ CALLS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def primitive_only(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The NumPy backend as a backend with the primitive alone: no other native
+    op declared, no runner (its own conv_transpose and runners are set aside)."""
+    from polyconv.registry import registry
+
+    manifest = dataclasses.replace(numpy_backend.manifest, ops=frozenset({"conv_general_dilated"}))
+    monkeypatch.setattr(numpy_backend, "manifest", manifest)
+    monkeypatch.setattr(numpy_backend, "runner", lambda op, spec: None)
+    registry.call_cache.clear()
+    yield
+    registry.call_cache.clear()
+
+
 @pytest.mark.parametrize("op", sorted(CALLS))
 def test_native_path_is_used_when_declared(op: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Any] = []

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from polyconv.backend import Backend, Manifest
-from polyconv.spec import ConvSpec
+from polyconv.spec import ConvSpec, TransposeSpec
 
 from . import strategy
 
@@ -45,7 +45,8 @@ class NumpyBackend(Backend):
         self.manifest = Manifest(
             dtypes=frozenset(dtypes),
             devices=("cpu",),
-            ops=frozenset({"conv_general_dilated"}),
+            # conv_transpose: the derivation's kernel flip and axis swap as views, no copy
+            ops=frozenset({"conv_general_dilated", "conv_transpose"}),
             features=frozenset(
                 {"lhs_dilation", "feature_group_count", "batch_group_count", "preferred_element_type"}
             ),
@@ -78,6 +79,9 @@ class NumpyBackend(Backend):
 
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
         return strategy.convolve(lhs, rhs, spec)
+
+    def conv_transpose(self, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
+        return strategy.transpose_runner(spec)(lhs, rhs)
 
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
         if op == "conv_general_dilated":
