@@ -190,7 +190,7 @@ def test_backend_info_numpy_row() -> None:
     caps = row["capabilities"]
     assert caps["devices"] == ["cpu"]
     assert {"float32", "float64", "int8", "complex128"} <= set(caps["dtypes"])
-    assert caps["ops"] == ["conv_general_dilated"]
+    assert caps["ops"] == ["conv_general_dilated", "conv_transpose"]
     assert caps["fallback"] is False
     json.dumps(row)  # plain data
 
