@@ -143,7 +143,7 @@ def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool]) -> Non
         message = f"backend {name!r} is not available: {reason}"
         if explicit:
             pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        pytest.skip(reason=message)
     suite = state.suites[name]
     failed = []
     for item in items:
