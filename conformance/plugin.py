@@ -91,14 +91,11 @@ class _State:
 
     def suite(self, name: str) -> Any:
         if name not in self.suites and name not in self.unavailable:
-            from polyconv.registry import registry
+            from .suite import Suite, load
 
-            from .suite import Suite
-
-            be = registry.try_load(name)
+            be, why = load(name)
             if be is None:
-                rec = registry.records().get(name)
-                self.unavailable[name] = rec.reason if rec is not None and rec.reason else "not registered"
+                self.unavailable[name] = why
             else:
                 device = self.config.getoption("--polyconv-device") or os.environ.get(ENV_DEVICE) or None
                 self.suites[name] = Suite(be, thorough(self.config), device)

@@ -39,16 +39,15 @@ def run(backends: list[str] | None = None, thorough: bool = False, device: str |
     from polyconv.registry import registry
 
     from .plugin import disable_xla_algsimp
-    from .suite import Suite
+    from .suite import Suite, load
 
     disable_xla_algsimp()
     names = backends or sorted(registry.records())
     tally = Tally()
     for name in names:
-        be = registry.try_load(name)
+        be, why = load(name)
         if be is None:
-            rec = registry.records().get(name)
-            tally.notes[name] = f"unavailable: {rec.reason if rec is not None else 'not registered'}"
+            tally.notes[name] = f"unavailable: {why}"
             continue
         suite = Suite(be, thorough, device, features)
         start = time.perf_counter()

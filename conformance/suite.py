@@ -55,7 +55,7 @@ from polyconv.backend import Backend
 
 from . import bad_calls, cases, checks
 
-__all__ = ["FEATURES", "Item", "Suite", "items", "case_counts"]
+__all__ = ["FEATURES", "Item", "Suite", "items", "case_counts", "load"]
 
 #: The features (columns of the matrix), in order.
 FEATURES = (
@@ -83,8 +83,7 @@ class Item:
     id: str
     case: Any
     build: Callable[[Backend, Any], checks.Check] | None = None
-    batch: str | None = None
-    jit: bool = False
+    batch: str | None = None  # under the backend's jit, with the other items of the batch
     strided: bool = False
     unit: str | None = None  # items with the same unit are one pytest test (the seeded random sets)
 
@@ -109,7 +108,20 @@ def _random_convs(count: int, seed: int, dtypes: list[str]) -> list[cases.ConvCa
     return [cases.random_case(rng, dtype=str(rng.choice(dtypes)), index=i) for i in range(count)]
 
 
-def _has_ml_dtypes() -> bool:
+def load(name: str) -> tuple[Backend | None, str]:
+    """``(backend, "")`` for a registered backend that can run here, else
+    ``(None, why)``: its unavailability reason, or that nothing has that name."""
+    from polyconv.registry import registry
+
+    be = registry.try_load(name)
+    if be is not None:
+        return be, ""
+    rec = registry.records().get(name)
+    return None, rec.reason if rec is not None and rec.reason else "not registered"
+
+
+def has_ml_dtypes() -> bool:
+    """Whether bfloat16 operands can be made (with ml_dtypes)."""
     import importlib.util
 
     return importlib.util.find_spec("ml_dtypes") is not None
@@ -123,7 +135,7 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
     """Everything the suite checks on ``be`` (see the module docstring)."""
     batched = be.jit_batches
     n = case_counts(thorough, batched)
-    usable = (lambda c: True) if _has_ml_dtypes() else (
+    usable = (lambda c: True) if has_ml_dtypes() else (
         lambda c: "bfloat16" not in (c.dtype, getattr(c, "preferred_element_type", None)))
     grid, dtype_grid = cases.grid(), [c for c in cases.dtype_grid() if usable(c)]
     plain_dtype_grid = [c for c in dtype_grid if c.preferred_element_type is None]
@@ -170,18 +182,18 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
         unit = prefix if group in ("random", "nd45") else None
         for i, case in enumerate(group_cases):
             batch = f"{prefix}/{i // _BATCH}" if batched else None
-            out.append(Item(feature, f"{prefix}/{case.name}", case, build, batch, jit=batched, unit=unit))
+            out.append(Item(feature, f"{prefix}/{case.name}", case, build, batch, unit=unit))
         if batched and group in ("grid", "dtypes"):
             out += [Item(feature, f"{prefix}/eager/{case.name}", case, build)
                     for case in group_cases[::_EAGER_SAMPLE]]
     # non-contiguous operands: every 4th case of the forward grid on strided views
     out += [Item("conv_general_dilated", f"conv_general_dilated/strided/{case.name}", case, checks.conv_check,
-                 f"conv_general_dilated/strided/{i // _BATCH}" if batched else None, jit=batched, strided=True)
+                 f"conv_general_dilated/strided/{i // _BATCH}" if batched else None, strided=True)
             for i, case in enumerate(grid[::4])]
     if "jit" in be.manifest.features:
         sample = [(feature, build, case) for feature, group, build, group_cases in sets
                   if group in ("grid", "dtypes") for case in group_cases[::_JIT_SAMPLE]]
-        out += [Item("jit", f"jit/{feature}/{case.name}", case, build, f"jit/{feature}", jit=True)
+        out += [Item("jit", f"jit/{feature}/{case.name}", case, build, f"jit/{feature}")
                 for feature, build, case in sample]
     out += [Item("errors", f"errors/{bad.name}", bad) for bad in bad_calls.BAD_CALLS]
     props = ["conv", "transpose", "patches", "local", "vjp"]
