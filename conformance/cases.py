@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from polyconv.spec import conv_spec, patches_spec
+from polyconv.spec.dimension_numbers import channels_last
+from polyconv.spec.dtypes import numpy_dtype
 
 __all__ = [
     "ConvCase",
@@ -119,12 +121,7 @@ def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -
         re = rng.standard_normal(shape).astype(part)
         im = rng.standard_normal(shape).astype(part)
         return (re + 1j * im).astype(dtype)
-    values = rng.standard_normal(shape)
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return values.astype(ml_dtypes.bfloat16)
-    return values.astype(dtype)
+    return rng.standard_normal(shape).astype(numpy_dtype(dtype))  # bfloat16 through ml_dtypes
 
 
 # -- the curated grid --------------------------------------------------------
@@ -135,7 +132,7 @@ def _layouts(nd: int) -> list[tuple[str, Any]]:
     fams: list[tuple[str, Any]] = [
         ("default", None),
         ("NC-OI", (f"NC{sp}", f"OI{sp}", f"NC{sp}")),
-        ("NHWC-HWIO", (f"N{sp}C", f"{sp}IO", f"N{sp}C")),
+        ("NHWC-HWIO", channels_last(sp)),
         ("mixed", (f"N{sp}C", f"OI{sp}", f"NC{sp}")),
         ("odd", (f"C{sp[::-1]}N", f"I{sp}O", f"{sp}NC")),
     ]

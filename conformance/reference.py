@@ -61,6 +61,7 @@ from polyconv.spec import (
     local_spec,
     patches_spec,
 )
+from polyconv.spec.dtypes import numpy_dtype
 
 __all__ = [
     "conv_general_dilated",
@@ -189,16 +190,8 @@ def cast_result(result: np.ndarray, out_dtype: str) -> np.ndarray:
     modulo their width, booleans are true where any product was (XLA's
     AND-OR convolution), floats round once."""
     if dtype_kind(out_dtype) in "iub":
-        return result.astype(np.int64).astype(_np_dtype(out_dtype))
-    return result.astype(_np_dtype(out_dtype))
-
-
-def _np_dtype(name: str) -> np.dtype:
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
+        return result.astype(np.int64).astype(numpy_dtype(out_dtype))
+    return result.astype(numpy_dtype(out_dtype))
 
 
 def conv_general_dilated(

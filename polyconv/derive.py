@@ -18,15 +18,9 @@ import array_api_compat
 
 from .backend import Backend
 from .spec import LocalSpec, PatchesSpec, TransposeSpec, VjpLhsPlan, VjpRhsPlan
+from .spec.dimension_numbers import inverse_permutation
 
 __all__ = ["conv_transpose", "patches", "local", "vjp_lhs", "vjp_rhs"]
-
-
-def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
-    inv = [0] * len(perm)
-    for i, p in enumerate(perm):
-        inv[p] = i
-    return tuple(inv)
 
 
 def conv_transpose(be: Backend, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
@@ -50,7 +44,7 @@ def patches(be: Backend, lhs: Any, spec: PatchesSpec) -> Any:
     eye = xp.eye(taps, dtype=lhs.dtype, device=array_api_compat.device(lhs))
     kernel = xp.broadcast_to(eye, (channels, taps, taps))
     kernel = xp.reshape(kernel, (channels * taps, 1 if channels else 0, *spec.filter_shape))
-    kernel = xp.permute_dims(kernel, _inverse(conv.dimension_numbers.rhs_spec))
+    kernel = xp.permute_dims(kernel, inverse_permutation(conv.dimension_numbers.rhs_spec))
     return be.conv_general_dilated(lhs, kernel, conv)
 
 
@@ -75,7 +69,7 @@ def local(be: Backend, lhs: Any, rhs: Any, spec: LocalSpec, patches_of: Any = No
         out = xp.astype(out, lhs.dtype)
     # (*Y, N, O) -> canonical (N, O, *Y) -> output layout
     canonical = xp.permute_dims(out, (n, n + 1, *range(n)))
-    return xp.permute_dims(canonical, _inverse(dn.out_spec))
+    return xp.permute_dims(canonical, inverse_permutation(dn.out_spec))
 
 
 def vjp_lhs(be: Backend, rhs: Any, cotangent: Any, plan: VjpLhsPlan, lhs_dtype: Any) -> Any:
@@ -99,7 +93,7 @@ def vjp_lhs(be: Backend, rhs: Any, cotangent: Any, plan: VjpLhsPlan, lhs_dtype: 
         out = xp.reshape(out, (nb, b, bc // b, *out.shape[2:]))
         out = xp.permute_dims(out, (1, 0, *range(2, n + 3)))
         out = xp.reshape(out, (b * nb, bc // b, *out.shape[3:]))
-    return xp.astype(xp.permute_dims(out, _inverse(plan.lhs_spec)), lhs_dtype)
+    return xp.astype(xp.permute_dims(out, inverse_permutation(plan.lhs_spec)), lhs_dtype)
 
 
 def vjp_rhs(be: Backend, lhs: Any, rhs: Any, cotangent: Any, plan: VjpRhsPlan, rhs_dtype: Any) -> Any:

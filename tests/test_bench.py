@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from polyconv.bench import calls as bench_calls
 
 from polyconv import bench
 from polyconv.cli import main
@@ -37,7 +38,7 @@ def test_every_pair_computes_the_same_convolution(shape: bench.Shape) -> None:
     for backend in ("numpy", "torch", "jax"):
         if backend == "jax":
             pytest.importorskip("jax", reason="JAX is not installed")
-        for _, mine, native in bench._pairs(backend, small, rng):
+        for _, mine, native in bench_calls.pairs(backend, small, rng):
             got, want = np.asarray(mine()), np.asarray(native())
             assert got.shape == want.shape == (1, *want.shape[1:2], *small.out_spatial())
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -19,7 +19,7 @@ from typing import Any
 
 import array_api_compat
 
-from polyconv.spec import dtype_name
+from polyconv.spec.dtypes import namespace_dtype
 
 from .cudnn_plan import CudnnPlan, Pairs
 
@@ -28,7 +28,7 @@ __all__ = ["operands", "output", "result"]
 
 def operands(xp: Any, plan: CudnnPlan, lhs: Any, rhs: Any) -> tuple[Any, Any]:
     """``(x, w)``: cuDNN's two operands, of shapes ``plan.x_shape`` and ``plan.w_shape``."""
-    dtype = _dtype(xp, plan.io_dtype, lhs)
+    dtype = namespace_dtype(xp, plan.io_dtype, lhs)
     n = plan.nspatial
     x = xp.permute_dims(lhs, plan.lhs_perm)  # (N, *S, C), a view
     if any(lo or hi for lo, hi in plan.in_crop):
@@ -51,7 +51,8 @@ def operands(xp: Any, plan: CudnnPlan, lhs: Any, rhs: Any) -> tuple[Any, Any]:
 
 def output(xp: Any, plan: CudnnPlan, like: Any) -> Any:
     """An uninitialised array of ``plan.y_shape`` in the plan's dtype, on ``like``'s device, for cuDNN to write."""
-    return xp.empty(plan.y_shape, dtype=_dtype(xp, plan.io_dtype, like), device=array_api_compat.device(like))
+    dtype = namespace_dtype(xp, plan.io_dtype, like)
+    return xp.empty(plan.y_shape, dtype=dtype, device=array_api_compat.device(like))
 
 
 def result(xp: Any, plan: CudnnPlan, y: Any) -> Any:
@@ -63,7 +64,7 @@ def result(xp: Any, plan: CudnnPlan, y: Any) -> Any:
     if any(lo or hi for lo, hi in plan.out_crop):
         out = out[(slice(None), *(slice(lo, s - hi) for s, (lo, hi) in zip(full, plan.out_crop)))]
     if plan.out_dtype != plan.io_dtype:
-        out = xp.astype(out, _dtype(xp, plan.out_dtype, y))
+        out = xp.astype(out, namespace_dtype(xp, plan.out_dtype, y))
     return out if plan.out_perm is None else xp.permute_dims(out, plan.out_perm)
 
 
@@ -77,21 +78,6 @@ def _pad(xp: Any, x: Any, pads: Pairs, device: Any) -> Any:
             parts.append(xp.zeros(tuple(shape), dtype=x.dtype, device=device) if count else None)
         x = xp.concat([p for p in (parts[0], x, parts[1]) if p is not None], axis=axis)
     return x
-
-
-def _dtype(xp: Any, name: str, like: Any) -> Any:
-    """The namespace's dtype of canonical name ``name`` (bfloat16 is ml_dtypes' in NumPy and CuPy)."""
-    if dtype_name(like.dtype) == name:
-        return like.dtype
-    dtype = getattr(xp, name, None)
-    if dtype is None and name == "bfloat16":
-        import ml_dtypes
-        import numpy as np
-
-        dtype = np.dtype(ml_dtypes.bfloat16)
-    if dtype is None:
-        raise TypeError(f"the array namespace {getattr(xp, '__name__', xp)!r} has no dtype {name!r}")
-    return dtype
 
 
 def _contiguous(xp: Any, a: Any, dtype: Any) -> Any:

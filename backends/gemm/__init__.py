@@ -13,7 +13,7 @@ This package is not a backend: it registers no entry point.
 from __future__ import annotations
 
 from .conv import MIN_ROWS, WORKSPACE_BYTES, conv_general_dilated
-from .dtypes import Plan, plan_dtypes
+from .dtypes import GemmDtypes, plan_dtypes
 from .windows import axis_table
 
-__all__ = ["conv_general_dilated", "WORKSPACE_BYTES", "MIN_ROWS", "Plan", "plan_dtypes", "axis_table"]
+__all__ = ["conv_general_dilated", "WORKSPACE_BYTES", "MIN_ROWS", "GemmDtypes", "plan_dtypes", "axis_table"]

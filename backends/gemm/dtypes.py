@@ -24,8 +24,8 @@ result is reduced modulo its own, no wider, width, so it stays exact); an
 integer input with a floating result and no float64 accumulates in the
 result's dtype.
 
-Plans carry canonical dtype names; the convolution turns them into the
-namespace's dtype objects.
+A :class:`GemmDtypes` carries canonical dtype names; the convolution turns
+them into the namespace's dtype objects.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from dataclasses import dataclass
 
 from polyconv.spec import ConvSpec, dtype_bits, dtype_kind
 
-__all__ = ["Plan", "plan_dtypes"]
+__all__ = ["GemmDtypes", "plan_dtypes"]
 
 
 @dataclass(frozen=True)
-class Plan:
-    """How to compute, as canonical dtype names.
+class GemmDtypes:
+    """The dtypes of the matrix products of one convolution, as canonical names.
 
     Attributes
     ----------
@@ -58,8 +58,10 @@ class Plan:
     exact_int: bool
 
 
-def plan_dtypes(spec: ConvSpec, contraction: int, available: Collection[str] | None = None) -> Plan:
-    """The plan for ``spec``.
+
+
+def plan_dtypes(spec: ConvSpec, contraction: int, available: Collection[str] | None = None) -> GemmDtypes:
+    """The accumulation and result dtypes of ``spec``.
 
     Parameters
     ----------
@@ -73,7 +75,7 @@ def plan_dtypes(spec: ConvSpec, contraction: int, available: Collection[str] | N
 
     Returns
     -------
-    Plan
+    GemmDtypes
         The accumulation dtype, the result dtype, and whether the result is
         an exactly recovered integer.
 
@@ -82,9 +84,9 @@ def plan_dtypes(spec: ConvSpec, contraction: int, available: Collection[str] | N
     >>> from polyconv.spec import conv_spec
     >>> spec = conv_spec((1, 1, 8), (1, 1, 3), 'int8', 'int8', (1,), 'VALID')
     >>> plan_dtypes(spec, 3)
-    Plan(compute='float64', out='int8', exact_int=True)
+    GemmDtypes(compute='float64', out='int8', exact_int=True)
     >>> plan_dtypes(spec, 3, available={'int8', 'int16', 'int32', 'float32'})
-    Plan(compute='int32', out='int8', exact_int=True)
+    GemmDtypes(compute='int32', out='int8', exact_int=True)
     """
 
     def has(name: str) -> bool:
@@ -97,13 +99,13 @@ def plan_dtypes(spec: ConvSpec, contraction: int, available: Collection[str] | N
         bits = dtype_bits(spec.dtype)
         # each product is below 2**(2*bits); float64 adds them exactly below 2**53.
         if bits <= 16 and contraction < 2 ** (53 - 2 * bits) and has("float64") and has("int64"):
-            return Plan("float64", out, True)
+            return GemmDtypes("float64", out, True)
         # wrapping integer arithmetic is exact modulo the output's width when it is no narrower
-        return Plan("int64" if has("int64") else "int32", out, True)
+        return GemmDtypes("int64" if has("int64") else "int32", out, True)
     if kin in "iub" and kout == "f":  # integer or bool operands, floating result
-        return Plan("float64" if has("float64") else out, out, False)
+        return GemmDtypes("float64" if has("float64") else out, out, False)
     widest = max((spec.dtype, out), key=dtype_bits)
     compute = widest
     if kout == "f" and dtype_bits(widest) < 32:
         compute = "float32"
-    return Plan(compute, out, False)
+    return GemmDtypes(compute, out, False)

@@ -28,32 +28,35 @@ from dataclasses import dataclass
 
 from polyconv.spec import ConvSpec, dtype_bits, dtype_kind
 
-__all__ = ["Plan", "plan"]
+__all__ = ["TorchDtypes", "plan_dtypes"]
 
 
 @dataclass(frozen=True)
-class Plan:
-    """``compute``: dtype name the convolution runs in; ``mode``: ``'float'``
-    (cast the result), ``'int'`` (exact integer arithmetic), ``'count'`` (bool
-    operands: products counted in ``compute``)."""
+class TorchDtypes:
+    """The dtypes of one convolution on one device type, and how its result is recovered.
+
+    ``compute``: dtype name the convolution runs in; ``out``: the result's;
+    ``mode``: ``'float'`` (cast the result), ``'int'`` (exact integer
+    arithmetic), ``'count'`` (bool operands: products counted in ``compute``).
+    """
 
     compute: str
     out: str
     mode: str
 
 
-def plan(spec: ConvSpec, contraction: int, device_type: str) -> Plan:
-    """The plan for ``spec`` on a device of type ``device_type``; ``contraction``
+def plan_dtypes(spec: ConvSpec, contraction: int, device_type: str) -> TorchDtypes:
+    """The dtypes for ``spec`` on a device of type ``device_type``; ``contraction``
     is the length of one dot product (channels per group times window taps)."""
     kin, kout = dtype_kind(spec.dtype), dtype_kind(spec.out_dtype)
     out = spec.out_dtype
     if kin == "b":
-        return Plan("float32" if contraction < 2**24 else "float64", out, "count")
+        return TorchDtypes("float32" if contraction < 2**24 else "float64", out, "count")
     if kin in "iu" and kout in "iu":
-        return Plan("int64", out, "int")
+        return TorchDtypes("int64", out, "int")
     if kin in "iu":
-        return Plan("float64", out, "float")
+        return TorchDtypes("float64", out, "float")
     widest = max((spec.dtype, out), key=dtype_bits)
     if dtype_bits(widest) == 16 and device_type == "cpu":
         widest = "float32"
-    return Plan(widest, out, "float")
+    return TorchDtypes(widest, out, "float")

@@ -30,7 +30,7 @@ from .arrays import owner, place
 from .config import Config
 from .dtypes import astype, promote_types
 from .padding import fold_periodic, pad_periodic
-from .plan import Plan, make_plan
+from .plan import LayerPlan, make_plan
 from .rng import param_keys
 
 __all__ = ["LayerMixin"]
@@ -44,7 +44,7 @@ class LayerMixin:
     ``_run(plan, inputs, kernel)``."""
 
     _config: Config
-    _plans: dict[tuple[int, ...], Plan]
+    _plans: dict[tuple[int, ...], LayerPlan]
     kernel_init: Any
     bias_init: Any
     param_dtype: Any
@@ -67,7 +67,7 @@ class LayerMixin:
         object.__setattr__(self, "_config", config)
         object.__setattr__(self, "_plans", {})
 
-    def _plan(self, in_shape: tuple[int, ...]) -> Plan:
+    def _plan(self, in_shape: tuple[int, ...]) -> LayerPlan:
         plan = self._plans.get(in_shape)
         if plan is None:
             plan = make_plan(self._config, in_shape)
@@ -192,7 +192,7 @@ class LayerMixin:
             y = _add(y, xp.reshape(bias, (1,) * (y.ndim - bias.ndim) + tuple(bias.shape)))
         return y if tuple(y.shape) == plan.out_shape else xp.reshape(y, plan.out_shape)
 
-    def _run(self, plan: Plan, inputs: Any, kernel: Any) -> Any:
+    def _run(self, plan: LayerPlan, inputs: Any, kernel: Any) -> Any:
         raise NotImplementedError
 
 
@@ -233,7 +233,7 @@ def _unwrap(params: Any, op: str) -> Mapping[str, Any]:
     return params
 
 
-def _param(params: Mapping[str, Any], name: str, shape: tuple[int, ...], plan: Plan, op: str) -> Any:
+def _param(params: Mapping[str, Any], name: str, shape: tuple[int, ...], plan: LayerPlan, op: str) -> Any:
     if name not in params:
         raise ConvArgumentError(
             op, "params", f"must have a {name!r} entry", got=f"the keys {sorted(map(str, params))}"

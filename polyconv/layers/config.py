@@ -11,7 +11,6 @@ any backend runs.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError, UnsupportedFeatureError
 from ..spec import dtype_kind, dtype_name, parse_precision
+from ..spec.integers import as_int
 from ..spec.padding import PADDING_NAMES
 from .padding import Pairs, canonicalize_padding
 
@@ -59,15 +59,9 @@ class Config:
         return len(self.kernel_size)
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError("bool")
-    return operator.index(value)
-
-
 def _positive(value: Any, op: str, field: str) -> int:
     try:
-        v = _int(value)
+        v = as_int(value)
     except TypeError:
         raise ConvTypeError(op, field, "must be a positive integer", value) from None
     if v < 1:
@@ -80,10 +74,10 @@ def _kernel_size(value: Any, op: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)):
         raise ConvTypeError(op, "kernel_size", expected, value)
     try:
-        sizes: tuple[int, ...] = (_int(value),)
+        sizes: tuple[int, ...] = (as_int(value),)
     except TypeError:
         try:
-            sizes = tuple(_int(v) for v in value)
+            sizes = tuple(as_int(v) for v in value)
         except TypeError:
             raise ConvTypeError(op, "kernel_size", expected, value) from None
     if any(v < 1 for v in sizes):
@@ -98,7 +92,7 @@ def _per_axis(value: Any, n: int, op: str, field: str) -> tuple[int, ...]:
     if value is None:
         return (1,) * n
     try:
-        v = _int(value)
+        v = as_int(value)
     except TypeError:
         pass
     else:
@@ -108,7 +102,7 @@ def _per_axis(value: Any, n: int, op: str, field: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)):
         raise ConvTypeError(op, field, expected, value)
     try:
-        items = tuple(_int(v) for v in value)
+        items = tuple(as_int(v) for v in value)
     except TypeError:
         raise ConvTypeError(op, field, expected, value) from None
     if len(items) != n or any(v < 1 for v in items):

@@ -11,7 +11,7 @@ from . import initializers
 from .base import LayerMixin
 from .config import conv_config
 from .dtypes import promote_dtype
-from .plan import Plan, dimension_numbers
+from .plan import LayerPlan, dimension_numbers
 
 __all__ = ["Conv", "ConvLocal"]
 
@@ -116,7 +116,7 @@ class Conv(_Conv):
     (5, 2, 4, 4, 4)
     """
 
-    def _run(self, plan: Plan, inputs: Any, kernel: Any) -> Any:
+    def _run(self, plan: LayerPlan, inputs: Any, kernel: Any) -> Any:
         cfg = self._config
         if self.conv_general_dilated_cls is not None:
             conv = self.conv_general_dilated_cls()
@@ -158,7 +158,7 @@ class ConvLocal(_Conv):
 
     _kind = "local"
 
-    def _run(self, plan: Plan, inputs: Any, kernel: Any) -> Any:
+    def _run(self, plan: LayerPlan, inputs: Any, kernel: Any) -> Any:
         cfg = self._config
         return ops.conv_general_dilated_local(
             inputs, kernel, cfg.strides, plan.padding, cfg.kernel_size,

@@ -14,23 +14,17 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat
 
 from ..errors import ConvArgumentError, ConvTypeError
+from ..spec.integers import as_int
 
 __all__ = ["canonicalize_padding", "periodic_indices", "pad_periodic", "pad_zeros", "fold_pads", "fold_periodic"]
 
 Pairs = tuple[tuple[int, int], ...]
-
-
-def _int(v: Any) -> int:
-    if isinstance(v, bool):
-        raise TypeError("bool")
-    return operator.index(v)
 
 
 def canonicalize_padding(padding: Any, rank: int, op: str = "canonicalize_padding") -> str | Pairs:
@@ -56,7 +50,7 @@ def canonicalize_padding(padding: Any, rank: int, op: str = "canonicalize_paddin
     if isinstance(padding, str):
         return padding
     try:
-        return ((_int(padding), _int(padding)),) * rank
+        return ((as_int(padding), as_int(padding)),) * rank
     except TypeError:
         pass
     try:
@@ -68,12 +62,12 @@ def canonicalize_padding(padding: Any, rank: int, op: str = "canonicalize_paddin
     pairs = []
     for entry in entries:
         try:
-            pairs.append((_int(entry), _int(entry)))
+            pairs.append((as_int(entry), as_int(entry)))
             continue
         except TypeError:
             pass
         try:
-            pair = tuple(_int(v) for v in entry)
+            pair = tuple(as_int(v) for v in entry)
         except TypeError:
             raise ConvTypeError(op, "padding", expected, padding) from None
         if len(pair) != 2:

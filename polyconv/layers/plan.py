@@ -1,6 +1,6 @@
 """What a layer does to inputs of a given shape, worked out from shapes alone.
 
-A :class:`Plan` holds, for one input shape: the leading batch dimensions
+A :class:`LayerPlan` holds, for one input shape: the leading batch dimensions
 and the flat ``(N, *spatial, features)`` shape the convolution sees, the
 ``'CIRCULAR'``/``'REFLECT'`` padding applied to the inputs, the padding and
 dimension numbers handed to the polyconv op, the parameter shapes, and the
@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from ..errors import ConvShapeError
 from ..spec import conv_spec, conv_transpose_spec
+from ..spec.dimension_numbers import channels_last
 from .config import Config
 from .padding import Pairs
 
-__all__ = ["Plan", "make_plan", "dimension_numbers"]
+__all__ = ["LayerPlan", "make_plan", "dimension_numbers"]
 
 _SPATIAL = {0: "", 1: "W", 2: "HW", 3: "DHW"}
 _LETTERS = "ABDEFGHJKLMPQRSTUVWXYZ"  # any letters but N, C, O, I
@@ -36,12 +37,11 @@ def dimension_numbers(n: int) -> tuple[str, str, str]:
     >>> dimension_numbers(2)
     ('NHWC', 'HWIO', 'NHWC')
     """
-    spatial = _SPATIAL.get(n, _LETTERS[:n])
-    return f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"
+    return channels_last(_SPATIAL.get(n, _LETTERS[:n]))
 
 
 @dataclass(frozen=True)
-class Plan:
+class LayerPlan:
     """A layer's work for one input shape.
 
     Attributes
@@ -80,8 +80,8 @@ class Plan:
     out_shape: tuple[int, ...]
 
 
-def make_plan(cfg: Config, in_shape: tuple[int, ...]) -> Plan:
-    """The :class:`Plan` of a layer configured by ``cfg`` for inputs of ``in_shape``.
+def make_plan(cfg: Config, in_shape: tuple[int, ...]) -> LayerPlan:
+    """The :class:`LayerPlan` of a layer configured by ``cfg`` for inputs of ``in_shape``.
 
     Examples
     --------
@@ -149,7 +149,7 @@ def make_plan(cfg: Config, in_shape: tuple[int, ...]) -> Plan:
             got=f"shape {cfg.mask_shape}",
         )
     out_flat = conv_shape if periods is None else (conv_shape[0], *periods, conv_shape[-1])
-    return Plan(
+    return LayerPlan(
         in_shape=in_shape,
         batch_shape=batch_shape,
         flat_shape=flat_shape,

@@ -11,7 +11,7 @@ from . import initializers
 from .base import LayerMixin
 from .config import transpose_config
 from .dtypes import promote_dtype
-from .plan import Plan
+from .plan import LayerPlan
 
 __all__ = ["ConvTranspose"]
 
@@ -83,7 +83,7 @@ class ConvTranspose(LayerMixin):
     def __post_init__(self) -> None:
         self._setup(transpose_config(self))
 
-    def _run(self, plan: Plan, inputs: Any, kernel: Any) -> Any:
+    def _run(self, plan: LayerPlan, inputs: Any, kernel: Any) -> Any:
         cfg = self._config
         return ops.conv_transpose(
             inputs, kernel, cfg.strides, plan.padding,

@@ -15,7 +15,13 @@ from typing import Any, NamedTuple
 
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
 
-__all__ = ["ConvDimensionNumbers", "conv_dimension_numbers", "conv_general_permutations"]
+__all__ = [
+    "ConvDimensionNumbers",
+    "conv_dimension_numbers",
+    "conv_general_permutations",
+    "channels_last",
+    "inverse_permutation",
+]
 
 _PARAM = "dimension_numbers"
 
@@ -36,6 +42,35 @@ class ConvDimensionNumbers(NamedTuple):
     lhs_spec: tuple[int, ...]
     rhs_spec: tuple[int, ...]
     out_spec: tuple[int, ...]
+
+
+def channels_last(spatial: str) -> tuple[str, str, str]:
+    """Channels-last dimension numbers with the spatial letters ``spatial``.
+
+    The callers choose the letters: ``conv_transpose``'s defaults are
+    TensorFlow's, the layers' are Flax's; the permutations they give depend
+    only on the number of letters.
+
+    Examples
+    --------
+    >>> channels_last('HW')
+    ('NHWC', 'HWIO', 'NHWC')
+    """
+    return f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"
+
+
+def inverse_permutation(perm: Sequence[int]) -> tuple[int, ...]:
+    """The permutation that undoes ``perm``: ``inverse[perm[i]] == i``.
+
+    Examples
+    --------
+    >>> inverse_permutation((0, 3, 1, 2))
+    (0, 2, 3, 1)
+    """
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return tuple(inv)
 
 
 def conv_general_permutations(

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KNOWN_DTYPES", "dtype_name", "dtype_kind", "dtype_bits", "is_narrower"]
+__all__ = ["KNOWN_DTYPES", "dtype_name", "dtype_kind", "dtype_bits", "is_narrower", "numpy_dtype", "namespace_dtype"]
 
 #: name -> (kind, bits); kind as NumPy's: b bool, i signed, u unsigned, f float, c complex.
 KNOWN_DTYPES: dict[str, tuple[str, int]] = {
@@ -105,3 +105,45 @@ def dtype_bits(name: str) -> int:
 def is_narrower(a: str, b: str) -> bool:
     """Whether dtype ``a`` is narrower than dtype ``b`` (by bits)."""
     return dtype_bits(a) < dtype_bits(b)
+
+
+def numpy_dtype(dtype: Any) -> np.dtype[Any]:
+    """The NumPy dtype of any dtype (``'bfloat16'`` through ml_dtypes).
+
+    Examples
+    --------
+    >>> numpy_dtype('float32'), numpy_dtype(float)
+    (dtype('float32'), dtype('float64'))
+    """
+    name = dtype_name(dtype)
+    if name == "bfloat16":
+        import ml_dtypes  # optional: only bfloat16 needs it
+
+        bfloat16: np.dtype[Any] = np.dtype(ml_dtypes.bfloat16)
+        return bfloat16
+    return np.dtype(name)
+
+
+def namespace_dtype(xp: Any, name: str, like: Any) -> Any:
+    """The dtype object of canonical name ``name`` in the array namespace ``xp``.
+
+    ``like.dtype`` when that is the dtype asked for; else the namespace's
+    attribute ``name``; else, for ``'bfloat16'``, ml_dtypes' NumPy dtype
+    (NumPy's and CuPy's bfloat16).
+
+    Raises ``TypeError`` when the namespace has no such dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> namespace_dtype(np, 'float16', np.ones(1))
+    <class 'numpy.float16'>
+    """
+    if dtype_name(like.dtype) == name:
+        return like.dtype
+    dtype = getattr(xp, name, None)
+    if dtype is None and name == "bfloat16":
+        dtype = numpy_dtype(name)
+    if dtype is None:
+        raise TypeError(f"the array namespace {getattr(xp, '__name__', xp)!r} has no dtype {name!r}")
+    return dtype

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
+from .integers import as_int
 
 __all__ = ["PADDING_NAMES", "padtype_to_pads", "dilate_dim", "conv_output_size", "parse_padding"]
 
@@ -120,14 +120,8 @@ def _explicit_pairs(padding: Any, nspatial: int, op: str) -> tuple[tuple[int, in
         if len(pair) != 2:
             raise ConvArgumentError(op, "padding", expected, padding)
         try:
-            lo, hi = (_int(v) for v in pair)
+            lo, hi = (as_int(v, bool_message="bool is not a pad") for v in pair)
         except TypeError:
             raise ConvTypeError(op, "padding", expected, padding) from None
         pads.append((lo, hi))
     return tuple(pads)
-
-
-def _int(v: Any) -> int:
-    if isinstance(v, bool):
-        raise TypeError("bool is not a pad")
-    return operator.index(v)

@@ -11,9 +11,7 @@ from typing import Any
 
 from ..errors import ConvArgumentError, ConvTypeError
 
-__all__ = ["PRECISION_NAMES", "parse_precision"]
-
-PRECISION_NAMES = ("default", "high", "highest")
+__all__ = ["parse_precision"]
 
 # JAX's aliases: 'bfloat16' is DEFAULT, 'tensorfloat32' and 'bfloat16_3x' are HIGH, 'float32' is HIGHEST.
 _ALIASES = {

@@ -1,0 +1,35 @@
+"""``python -m polyconv bench``: the command behind :func:`polyconv.cli.main`'s ``bench``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .report import format_report
+from .runner import run
+from .shapes import SUITE
+
+__all__ = ["main_args"]
+
+
+def main_args(backend: str | None, json_file: str | None, budget: float, threads: int | None,
+              only: str | None) -> int:
+    """Entry point of ``python -m polyconv bench``."""
+    from polyconv.registry import registry
+
+    available = [b for b in ("numpy", "torch", "jax", "cupy") if registry.try_load(b) is not None]
+    if backend is not None:
+        if backend not in available:
+            print(f"polyconv bench: backend {backend!r} is not available here "
+                  f"(available: {', '.join(available)})", file=sys.stderr)
+            return 2
+        backends = [backend]
+    else:
+        backends = available
+    shapes = tuple(s for s in SUITE if only is None or only.lower() in s.name.lower())
+    report = run(backends, shapes, budget, threads)
+    print(format_report(report))
+    if json_file:
+        with open(json_file, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
