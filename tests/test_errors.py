@@ -15,6 +15,7 @@ import polyconv.backends.numpy
 import pytest
 
 import polyconv
+import polyconv.ops
 from polyconv import (
     BackendNotFoundError,
     BackendUnavailableError,
@@ -343,9 +344,9 @@ def backend_must_not_run(monkeypatch):
     be = polyconv.backends.numpy.backend
     monkeypatch.setattr(be, "conv_general_dilated", boom)
     monkeypatch.setattr(be, "runner", lambda op, spec: boom)  # the per-spec fast path too
-    polyconv.registry.registry.call_cache.clear()  # no runner cached by an earlier valid call
+    polyconv.ops.calls.clear()  # no runner cached by an earlier valid call
     yield
-    polyconv.registry.registry.call_cache.clear()
+    polyconv.ops.calls.clear()
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -30,6 +30,7 @@ import pytest
 
 import polyconv
 import polyconv.derive
+import polyconv.ops
 from polyconv import (
     ConvArgumentError,
     ConvShapeError,
@@ -475,9 +476,9 @@ def backend_must_not_run(monkeypatch):
     for name in ("conv_transpose", "patches", "local", "vjp_lhs", "vjp_rhs"):
         monkeypatch.setattr(polyconv.derive, name, boom)
     monkeypatch.setattr(be, "runner", lambda op, spec: boom)  # the per-spec fast paths too
-    polyconv.registry.registry.call_cache.clear()  # no runner cached by an earlier valid call
+    polyconv.ops.calls.clear()  # no runner cached by an earlier valid call
     yield
-    polyconv.registry.registry.call_cache.clear()
+    polyconv.ops.calls.clear()
 
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from polyconv.backends.numpy import backend as numpy_backend
 
 import polyconv
+from polyconv import ops
 
 X = np.arange(2 * 3 * 6, dtype=np.float64).reshape(2, 3, 6)
 W = np.linspace(-1, 1, 4 * 3 * 2).reshape(4, 3, 2)
@@ -31,14 +32,13 @@ CALLS = {
 def primitive_only(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The NumPy backend as a backend with the primitive alone: no other native
     op declared, no runner (its own conv_transpose and runners are set aside)."""
-    from polyconv.registry import registry
 
     manifest = dataclasses.replace(numpy_backend.manifest, ops=frozenset({"conv_general_dilated"}))
     monkeypatch.setattr(numpy_backend, "manifest", manifest)
     monkeypatch.setattr(numpy_backend, "runner", lambda op, spec: None)
-    registry.call_cache.clear()
+    ops.calls.clear()
     yield
-    registry.call_cache.clear()
+    ops.calls.clear()
 
 
 @pytest.mark.parametrize("op", sorted(CALLS))

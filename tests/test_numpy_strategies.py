@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 from polyconv.backends.numpy import depthwise, offsets, small, strategy
+from polyconv.bench import calls as bench_calls
 from polyconv.conformance import cases, reference, tolerances
 
 import polyconv
-from polyconv import bench
+from polyconv import bench, ops
 from polyconv.spec import conv_spec
 
 _SPATIAL = "DHW"
@@ -131,9 +132,9 @@ def _family(rng: np.random.Generator, family: str) -> Case:
 def no_small(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every convolution takes a strategy other than ``small``."""
     monkeypatch.setattr(small, "MAX_ELEMENTS", 0)
-    strategy.choose.cache_clear()
+    strategy.choose.clear()
     yield
-    strategy.choose.cache_clear()
+    strategy.choose.clear()
 
 
 @pytest.fixture(params=["default", "tiny"])
@@ -142,13 +143,13 @@ def workspace(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, n
     if request.param == "tiny":
         monkeypatch.setattr(offsets, "WORKSPACE_BYTES", 1500)
         monkeypatch.setattr(depthwise, "WORKSPACE_BYTES", 300)
-    offsets.plan.cache_clear()
-    depthwise.plan.cache_clear()
-    strategy.choose.cache_clear()
+    offsets.plan.clear()
+    depthwise.plan.clear()
+    strategy.choose.clear()
     yield request.param
-    offsets.plan.cache_clear()
-    depthwise.plan.cache_clear()
-    strategy.choose.cache_clear()
+    offsets.plan.clear()
+    depthwise.plan.clear()
+    strategy.choose.clear()
 
 
 def _check(case: Case, seed: int) -> strategy.Choice:
@@ -238,7 +239,7 @@ def _bench_spec(shape: bench.Shape) -> Any:
 
     x = np.empty(shape.lhs, np.float32)
     w = np.empty(shape.rhs, np.float32)
-    bench._lax_style_call(Spy(), shape, x, w)()
+    bench_calls.lax_style_call(Spy(), shape, x, w)()
     return captured["spec"]
 
 
@@ -267,13 +268,12 @@ def test_empty_convolutions_are_zeros() -> None:
 
 
 def test_the_runner_is_cached_with_the_call() -> None:
-    from polyconv.registry import registry
 
     lhs = np.ones((1, 1, 8, 8), np.float32)
     rhs = np.ones((1, 1, 3, 3), np.float32)
-    registry.call_cache.clear()  # only this call's decision (other tests cache ops without runners)
+    ops.calls.clear()  # only this call's decision (other tests cache ops without runners)
     polyconv.conv_general_dilated(lhs, rhs, (1, 1), "SAME")
-    runners = [hit[2] for hit in registry.call_cache.values() if hit[0].name == "numpy"]
+    runners = [hit[2] for _, hit in ops.calls.items() if hit[0].name == "numpy"]
     assert runners and all(callable(r) for r in runners)
     out = polyconv.conv_general_dilated(lhs, rhs, (1, 1), "SAME")
     assert out[0, 0, 0, 0] == 4 and out[0, 0, 3, 3] == 9
@@ -358,9 +358,9 @@ def test_threads_change_nothing(monkeypatch: pytest.MonkeyPatch, groups: int, cg
     kw: dict[str, Any] = dict(window_strides=(1, 2), padding=((1, 2), (0, 1)), feature_group_count=groups)
     monkeypatch.setattr(depthwise, "WORKSPACE_BYTES", 20_000)
     monkeypatch.setattr(offsets, "WORKSPACE_BYTES", 60_000)
-    depthwise.plan.cache_clear()
-    offsets.plan.cache_clear()
-    strategy.choose.cache_clear()
+    depthwise.plan.clear()
+    offsets.plan.clear()
+    strategy.choose.clear()
     try:
         spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **kw)
         choice = strategy.choose(spec)
@@ -372,9 +372,9 @@ def test_threads_change_nothing(monkeypatch: pytest.MonkeyPatch, groups: int, cg
         np.testing.assert_array_equal(results[0], results[1])
         tolerances.assert_close(results[1], lhs, rhs, spec)
     finally:
-        depthwise.plan.cache_clear()
-        offsets.plan.cache_clear()
-        strategy.choose.cache_clear()
+        depthwise.plan.clear()
+        offsets.plan.clear()
+        strategy.choose.clear()
 
 
 def test_scratch_buffers_are_reused_and_released() -> None:
@@ -392,7 +392,6 @@ def test_scratch_buffers_are_reused_and_released() -> None:
 
 @pytest.mark.parametrize("transpose_kernel", [False, True])
 def test_conv_transpose_runs_through_the_backend_runner(transpose_kernel: bool) -> None:
-    from polyconv.registry import registry
     from polyconv.spec import conv_transpose_spec
 
     rng = np.random.default_rng(4)
@@ -404,5 +403,5 @@ def test_conv_transpose_runs_through_the_backend_runner(transpose_kernel: bool) 
                                 None, None, False)
     problem = tolerances.check_transpose_close(out, lhs, rhs, tspec)
     assert problem is None, problem
-    hits = [hit for key, hit in registry.call_cache.items() if key[0] == "conv_transpose" and hit[0].name == "numpy"]
+    hits = [hit for key, hit in ops.calls.items() if key[0] == "conv_transpose" and hit[0].name == "numpy"]
     assert hits and all(hit[2] is not None for hit in hits)

@@ -47,10 +47,10 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
+from polyconv import caching
 from polyconv.spec import ConvSpec, dtype_bits, dtype_kind
 
 __all__ = ["CudnnPlan", "cudnn_plans", "why_not", "CUDNN_DATA_TYPES", "MAX_SPATIAL", "MIN_SPATIAL"]
@@ -201,7 +201,7 @@ def why_not(spec: ConvSpec) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=1024)
+@caching.memoize(1024)
 def cudnn_plans(spec: ConvSpec) -> tuple[CudnnPlan, ...]:
     """The cuDNN plans that compute ``spec``, in order of preference (empty when
     :func:`why_not` gives a reason): cuDNN's own, possibly asymmetric,

@@ -20,13 +20,14 @@ Examples
 from __future__ import annotations
 
 import ctypes
-import functools
 import importlib.metadata
 import importlib.util
 import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from polyconv import caching
 
 __all__ = ["cupy_unavailable", "cupy_version", "frontend_version", "load_cuda_driver"]
 
@@ -72,7 +73,7 @@ def cupy_unavailable(
     return None
 
 
-@functools.cache
+@caching.memoize(64)
 def _distribution_of(module: str) -> str | None:
     """The installed distribution that provides the top-level ``module`` (CuPy's
     has several names: cupy, cupy-cuda12x, cupy-cuda13x...)."""

@@ -36,7 +36,6 @@ conversion.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -45,9 +44,11 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from polyconv.spec import ConvSpec, dtype_bits, dtype_kind, dtype_name
+from polyconv import caching
+from polyconv.spec import ConvSpec, dtype_bits, dtype_kind
+from polyconv.spec.dtypes import namespace_dtype
 
-from .dtypes import Plan, plan_dtypes
+from .dtypes import GemmDtypes, plan_dtypes
 from .windows import axis_table
 
 __all__ = [
@@ -99,12 +100,12 @@ def conv_general_dilated(
     lay = layout(spec, workspace_bytes, None if available is None else frozenset(available))
     plan = lay.plan
     device = array_api_compat.device(lhs)
-    out_dtype = _dtype(xp, plan.out, lhs)
+    out_dtype = namespace_dtype(xp, plan.out, lhs)
     if lay.empty:  # nothing to add up: every sum is empty
         return xp.zeros(spec.out_shape, dtype=out_dtype, device=device)
 
     groups, nb, cg, og, n = lay.groups, lay.nb, lay.cg, lay.og, spec.nspatial
-    compute = _dtype(xp, plan.compute, lhs)
+    compute = namespace_dtype(xp, plan.compute, lhs)
     x = _input_blocks(xp, lhs, spec, lay, compute, device)  # (G, length, cg)
     w = _kernel_blocks(xp, rhs, spec, lay, compute)  # (G, taps * cg, og)
 
@@ -144,7 +145,7 @@ class Layout:
     Attributes
     ----------
     plan
-        The accumulation plan.
+        The accumulation and result dtypes (:class:`.dtypes.GemmDtypes`).
     groups, nb, cg, og, taps, rows
         Groups, batch per group, input and output channels per group, kernel
         taps, output rows (``nb`` times the output positions).
@@ -162,7 +163,7 @@ class Layout:
         identity.
     """
 
-    plan: Plan
+    plan: GemmDtypes
     groups: int
     nb: int
     cg: int
@@ -229,7 +230,7 @@ class Layout:
         return flat
 
 
-@functools.lru_cache(maxsize=128)
+@caching.memoize(128)
 def layout(spec: ConvSpec, workspace_bytes: int = WORKSPACE_BYTES, available: frozenset[str] | None = None) -> Layout:
     """The :class:`Layout` of ``spec`` (cached: at most 128 layouts, each keeping
     at most :data:`CACHED_INDEX_ENTRIES` index entries)."""
@@ -329,17 +330,3 @@ def _materialize(xp: Any, a: Any, dtype: Any) -> Any:
     if contiguous is not None:
         return contiguous(a, dtype=dtype)
     return xp.astype(a, dtype, copy=False)
-
-
-def _dtype(xp: Any, name: str, like: Any) -> Any:
-    """The namespace's dtype object of canonical name ``name``."""
-    if dtype_name(like.dtype) == name:
-        return like.dtype
-    dtype = getattr(xp, name, None)
-    if dtype is None and name == "bfloat16":  # NumPy's bfloat16 is ml_dtypes'
-        import ml_dtypes
-
-        dtype = np.dtype(ml_dtypes.bfloat16)
-    if dtype is None:
-        raise TypeError(f"the array namespace {getattr(xp, '__name__', xp)!r} has no dtype {name!r}")
-    return dtype

@@ -2,7 +2,7 @@
 
 Each builder turns a spec into ``(lax_function, positional_args, needs_x64)``
 once, and :func:`make_runner` into a function of the operands alone;
-:class:`SpecCache` keeps the result for the spec object, so a call (or a
+:class:`polyconv.caching.IdentityCache` keeps the result for the spec object, so a call (or a
 second trace of a jitted function, which gets the same cached spec from
 polyconv's parser) costs one dictionary look-up here.  JAX is imported on
 first use, never at import time.
@@ -11,15 +11,14 @@ first use, never at import time.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from polyconv.errors import UnsupportedDtypeError
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec
 
 __all__ = [
-    "SpecCache", "jax_modules", "lax_conv_args", "transpose_args", "patches_args", "local_args", "make_runner",
+    "jax_modules", "lax_conv_args", "transpose_args", "patches_args", "local_args", "make_runner",
     "require_x64",
 ]
 
@@ -64,42 +63,6 @@ def make_runner(entry: Entry, dtype: str | None, op: str) -> Callable[..., Any] 
         return fn(*operands, *args)
 
     return run
-
-
-class SpecCache(Generic[T]):
-    """``build(spec)``, remembered per spec object.
-
-    Specs come from polyconv's parse cache, so equal calls hand over the very
-    same object; keying on its identity (the entry keeps the spec alive, so
-    the identity cannot be reused) avoids hashing the whole spec on every
-    call.  An equal spec that is a different object is simply built again.
-    ``builds`` counts the builds (tests read it).
-    """
-
-    MAX_ENTRIES = 4096
-
-    def __init__(self, build: Callable[[Any], T]) -> None:
-        self._build = build
-        self._entries: dict[int, tuple[Any, T]] = {}
-        self._lock = threading.Lock()
-        self.builds = 0
-
-    def __call__(self, spec: Any) -> T:
-        hit = self._entries.get(id(spec))
-        if hit is not None and hit[0] is spec:
-            return hit[1]
-        entry = self._build(spec)
-        with self._lock:
-            self.builds += 1
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.pop(next(iter(self._entries)), None)
-            self._entries[id(spec)] = (spec, entry)
-        return entry
-
-    def clear(self) -> None:
-        """Forget every entry."""
-        with self._lock:
-            self._entries.clear()
 
 
 def _precision(lax: Any, names: tuple[str, str] | None) -> Any:

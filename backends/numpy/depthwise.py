@@ -11,11 +11,12 @@ result and the product stay in cache between taps.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
+
+from polyconv import caching
 
 from . import parallel, workspace
 from .geometry import Chunk, Geometry, fill_slab, geometry, store
@@ -43,7 +44,7 @@ def applies(problem: Problem) -> bool:
     return problem.cg == 1 and problem.og <= MAX_MULTIPLIER and problem.nspatial > 0
 
 
-@functools.lru_cache(maxsize=256)
+@caching.memoize(256)
 def plan(problem: Problem, itemsize: int, budget: int | None = None) -> DepthwisePlan:
     """The plan of a non-empty problem that :func:`applies` (``budget``: bytes
     of one chunk's buffers, None for :data:`WORKSPACE_BYTES`)."""

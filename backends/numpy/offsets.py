@@ -22,12 +22,13 @@ copying as that allows).  Groups are a batch axis of every product.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
+
+from polyconv import caching
 
 from . import parallel, workspace
 from .geometry import Chunk, Geometry, fill_slab, geometry, store
@@ -115,7 +116,7 @@ def _level(problem: Problem, geo: Geometry) -> int:
     return 0
 
 
-@functools.lru_cache(maxsize=256)
+@caching.memoize(256)
 def plan(problem: Problem, itemsize: int, level: int | None = None, budget: int | None = None) -> OffsetsPlan:
     """The plan of a non-empty problem with at least one spatial axis.
 
@@ -170,16 +171,16 @@ def plan(problem: Problem, itemsize: int, level: int | None = None, budget: int 
                        tuple(chunks), largest < SMALL_PRODUCT)
 
 
-def run(op: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute: np.dtype) -> None:
+def run(offsets_plan: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute: np.dtype) -> None:
     """Fill ``y`` (``(N', G, O_g, *Y)``) with the convolution of ``x``
     (``(N', G, C_g, *S)``) and ``w`` (``(G, O_g, C_g, *K)``), computed in ``compute``."""
-    geo = op.geo
+    geo = offsets_plan.geo
     problem = geo.problem
     cg, og = problem.cg, problem.og
     groups = problem.groups
     kernel = np.ascontiguousarray(w, dtype=compute).reshape(groups, og, cg * problem.taps)
-    if op.kernel_index is not None:
-        kernel = kernel[:, :, op.kernel_index]
+    if offsets_plan.kernel_index is not None:
+        kernel = kernel[:, :, offsets_plan.kernel_index]
     planes = len(geo.planes)
     item = compute.itemsize
 
@@ -188,10 +189,10 @@ def run(op: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute: n
         length = geo.slab_columns(chunk)
         slab = workspace.buffer("slab", planes * gc * cg * length, compute).reshape(planes, gc, cg, length)
         fill_slab(geo, chunk, x, slab)
-        ext = cols + op.extra
-        if op.copies:
-            buf = workspace.buffer("windows", gc * op.rows * ext, compute).reshape(gc, op.rows, ext)
-            for cp in op.copies:
+        ext = cols + offsets_plan.extra
+        if offsets_plan.copies:
+            buf = workspace.buffer("windows", gc * offsets_plan.rows * ext, compute).reshape(gc, offsets_plan.rows, ext)
+            for cp in offsets_plan.copies:
                 src = slab[cp.plane]
                 strides = (src.strides[0], src.strides[1], *(s * item for s in cp.steps), item)
                 window = np.lib.stride_tricks.as_strided(
@@ -201,7 +202,7 @@ def run(op: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute: n
                 np.copyto(dest, window)
         res = workspace.buffer("result", gc * og * cols, compute).reshape(gc, og, cols)
         ker = kernel[chunk.g0 : chunk.g1]
-        for i, t in enumerate(op.terms):
+        for i, t in enumerate(offsets_plan.terms):
             src = buf[:, t.k0 : t.k1] if t.source < 0 else slab[t.source]
             a, b = ker[:, :, t.w0 : t.w1], src[:, :, t.offset : t.offset + cols]
             if i == 0:
@@ -212,8 +213,8 @@ def run(op: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute: n
                 np.add(res, tmp, out=res)
         store(geo, chunk, res, y)
 
-    if op.small_products:  # BLAS runs them on one thread: run the chunks on several
-        parallel.run_chunks(work, op.chunks)
+    if offsets_plan.small_products:  # BLAS runs them on one thread: run the chunks on several
+        parallel.run_chunks(work, offsets_plan.chunks)
     else:
-        for chunk in op.chunks:
+        for chunk in offsets_plan.chunks:
             work(chunk)

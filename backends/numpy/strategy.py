@@ -27,20 +27,21 @@ cache, so a repeated call goes straight to it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from polyconv import caching
 from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
+from polyconv.spec.dtypes import numpy_dtype
 
 from .. import gemm
 from . import depthwise, offsets, pointwise, polyphase, small
 from .problem import Problem, from_spec, input_view, kernel_view, output_view
 
-__all__ = ["Choice", "choose", "convolve", "runner", "transpose_runner", "solver_name"]
+__all__ = ["Choice", "choose", "convolve", "runner", "transpose_runner"]
 
 Solver = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 
@@ -97,20 +98,12 @@ def transpose_runner(tspec: TransposeSpec) -> Callable[[Any, Any], np.ndarray]:
     return transposed
 
 
-def _dtype(name: str) -> np.dtype:
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
-@functools.lru_cache(maxsize=256)
+@caching.memoize(256)
 def choose(spec: ConvSpec) -> Choice:
     """The :class:`Choice` for ``spec`` (cached: 256 specs)."""
     problem = from_spec(spec)
     plan = gemm.plan_dtypes(spec, problem.cg * problem.taps)
-    out_dtype = _dtype(plan.out)
+    out_dtype = numpy_dtype(plan.out)
 
     if problem.empty:
         def zeros(lhs: Any, rhs: Any) -> np.ndarray:
@@ -124,7 +117,7 @@ def choose(spec: ConvSpec) -> Choice:
 
         return Choice("gemm", general, ("gemm",))
 
-    compute = _dtype(plan.compute)
+    compute = numpy_dtype(plan.compute)
     gathered = problem.groups * problem.cg * problem.taps * problem.batch * problem.positions
     if gathered <= small.MAX_ELEMENTS:
         return Choice("small", small.runner(spec, compute, out_dtype), ("small",))
@@ -180,14 +173,9 @@ def _solver(problem: Problem, compute: np.dtype) -> tuple[str, Solver]:
             depthwise.run(dp, x, w, y, compute)
 
         return "depthwise", dw
-    op = offsets.plan(problem, compute.itemsize)
+    offsets_plan = offsets.plan(problem, compute.itemsize)
 
     def shifted(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
-        offsets.run(op, x, w, y, compute)
+        offsets.run(offsets_plan, x, w, y, compute)
 
     return "offsets", shifted
-
-
-def solver_name(spec: ConvSpec) -> str:
-    """The strategy :func:`choose` picks for ``spec`` (for tests and logs)."""
-    return choose(spec).name

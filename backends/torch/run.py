@@ -1,7 +1,7 @@
 """The torch backend's ops: layouts and dtypes around :mod:`.lower`.
 
-Operands are permuted (views) into the canonical layout, cast to the plan's
-computation dtype (:mod:`.plan`), convolved by :mod:`.lower` (or
+Operands are permuted (views) into the canonical layout, cast to the
+computation dtype (:class:`.plan.TorchDtypes`), convolved by :mod:`.lower` (or
 :mod:`.exact` for integers where PyTorch has no integer convolution), cast
 to the result dtype and permuted (a view) into the output layout.
 """
@@ -9,26 +9,19 @@ to the result dtype and permuted (a view) into the output layout.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from polyconv import derive
+from polyconv import caching, derive
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, dtype_bits, dtype_kind
+from polyconv.spec.dimension_numbers import inverse_permutation
 
 from . import exact, lower
-from .plan import Plan, plan
+from .plan import TorchDtypes, plan_dtypes
 
 __all__ = ["conv", "conv_runner", "patches", "local"]
-
-
-def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
-    inv = [0] * len(perm)
-    for i, p in enumerate(perm):
-        inv[p] = i
-    return tuple(inv)
 
 
 @contextlib.contextmanager
@@ -71,7 +64,7 @@ class _ConvPlan:
     out_perm: tuple[int, ...] | None
     compute: str
     cast: bool  # the operands to the computation dtype
-    plan: Plan
+    dtypes: TorchDtypes
     contraction: int
     run: Callable[[Any, Any], Any] | None
 
@@ -80,18 +73,18 @@ def _perm(perm: tuple[int, ...]) -> tuple[int, ...] | None:
     return None if perm == tuple(range(len(perm))) else perm
 
 
-@functools.lru_cache(maxsize=1024)
+@caching.memoize(1024)
 def _conv_plan(spec: ConvSpec, device_type: str) -> _ConvPlan:
     dn = spec.dimension_numbers
     contraction = spec.in_features // spec.feature_group_count * math.prod(spec.window)
     empty = 0 in spec.out_shape or 0 in spec.lhs_shape or contraction == 0  # nothing to add: zeros
-    p = plan(spec, contraction, device_type)
+    p = plan_dtypes(spec, contraction, device_type)
     run = None if empty else lower.plan_canonical(
         spec.nspatial, spec.window_strides, spec.padding, spec.lhs_dilation, spec.rhs_dilation,
         spec.feature_group_count, spec.batch_group_count,
     )
     return _ConvPlan(
-        empty, _perm(dn.lhs_spec), _perm(dn.rhs_spec), _perm(_inverse(dn.out_spec)), p.compute,
+        empty, _perm(dn.lhs_spec), _perm(dn.rhs_spec), _perm(inverse_permutation(dn.out_spec)), p.compute,
         p.compute != spec.dtype, p, contraction, run,
     )
 
@@ -118,7 +111,7 @@ def conv(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     if cp.cast:
         compute = getattr(torch, cp.compute)
         x, w = x.to(compute), w.to(compute)
-    mode = cp.plan.mode
+    mode = cp.dtypes.mode
     assert cp.run is not None
     if mode == "int" and device_type != "cpu":  # no integer convolution off the CPU
         out = exact.integer_conv(
@@ -147,7 +140,7 @@ def conv_runner(torch: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
     def general(lhs: Any, rhs: Any) -> Any:
         return conv(torch, lhs, rhs, spec)
 
-    if cp.empty or cp.cast or cp.plan.mode != "float" or cp.compute != spec.out_dtype or cp.run is None:
+    if cp.empty or cp.cast or cp.dtypes.mode != "float" or cp.compute != spec.out_dtype or cp.run is None:
         return general
     lhs_perm, rhs_perm, out_perm, run = cp.lhs_perm, cp.rhs_perm, cp.out_perm, cp.run
 
@@ -179,7 +172,7 @@ def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec) -> Any:
     # (N, C, *Y, *K) -> (N, C, *K, *Y) -> (N, C * prod(K), *Y): channel-major windows
     x = x.permute(0, 1, *range(2 + n, 2 + 2 * n), *range(2, 2 + n))
     x = x.reshape(x.shape[0], x.shape[1] * math.prod(spec.filter_shape), *conv_spec.out_spatial)
-    return x.to(out_dtype).permute(_inverse(dn.out_spec))
+    return x.to(out_dtype).permute(inverse_permutation(dn.out_spec))
 
 
 def local(torch: Any, be: Any, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
@@ -195,7 +188,7 @@ def local(torch: Any, be: Any, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
     if 0 in spec.out_shape or contraction == 0:
         return _zeros(torch, spec.out_shape, out_dtype, lhs, rhs)
     device_type = lhs.device.type
-    p = plan(pspec.conv, contraction, device_type)
+    p = plan_dtypes(pspec.conv, contraction, device_type)
     compute = getattr(torch, p.compute)
     pat = patches(torch, be, lhs, pspec)
     # patches to (*Y, N, I), kernel to (*Y, I, O): a batched matrix product over positions
@@ -211,4 +204,4 @@ def local(torch: Any, be: Any, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
     if p.mode == "count":
         out = out != 0
     canonical = out.to(out_dtype).permute(n, n + 1, *range(n))  # (N, O, *Y)
-    return canonical.permute(_inverse(dn.out_spec))
+    return canonical.permute(inverse_permutation(dn.out_spec))

@@ -20,10 +20,11 @@ import functools
 from typing import Any
 
 import array_api_compat
-import numpy as np
 
+from .. import caching
 from ..errors import ConvTypeError
 from ..spec import dtype_kind, dtype_name
+from ..spec.dtypes import numpy_dtype
 
 __all__ = ["promote_types", "result_type", "canonicalize_dtype", "promote_dtype", "astype", "numpy_dtype"]
 
@@ -53,13 +54,13 @@ _LATTICE: dict[str, tuple[str, ...]] = {
 _WEAK = {"i*": "int64", "f*": "float64", "c*": "complex128"}
 
 
-@functools.cache
+@caching.memoize(1024)
 def _upper(name: str) -> frozenset[str]:
     """Every node at or above ``name`` in the lattice."""
     return frozenset({name}).union(*(_upper(above) for above in _LATTICE[name]))
 
 
-@functools.cache
+@caching.memoize(1024)
 def promote_types(a: str, b: str) -> str:
     """The dtype JAX promotes ``a`` and ``b`` to (``jnp.promote_types``), by name.
 
@@ -145,21 +146,4 @@ def _framework_dtype(xp: Any, name: str) -> Any:
     if found is not None:
         return found
     return numpy_dtype(name)  # NumPy's, CuPy's and JAX's take NumPy dtypes (bfloat16 through ml_dtypes)
-
-
-def numpy_dtype(dtype: Any) -> np.dtype[Any]:
-    """The NumPy dtype of any dtype (``'bfloat16'`` through ml_dtypes).
-
-    Examples
-    --------
-    >>> numpy_dtype('float32'), numpy_dtype(float)
-    (dtype('float32'), dtype('float64'))
-    """
-    name = dtype_name(dtype)
-    if name == "bfloat16":
-        import ml_dtypes  # optional: only bfloat16 needs it
-
-        bfloat16: np.dtype[Any] = np.dtype(ml_dtypes.bfloat16)
-        return bfloat16
-    return np.dtype(name)
 

@@ -8,15 +8,15 @@ validates everything; a backend receives only valid specs.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..caching import memoize, typed_key
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
-from .cache import typed_cache
 from .dimension_numbers import ConvDimensionNumbers, conv_dimension_numbers
 from .dtypes import dtype_kind, dtype_name, is_narrower
+from .integers import as_int
 from .padding import conv_output_size, dilate_dim, parse_padding
 from .precision import parse_precision
 
@@ -100,7 +100,7 @@ def parse_int_tuple(value: Any, n: int, op: str, param: str, *, default: int | N
     except TypeError:
         raise ConvTypeError(op, param, expected, value) from None
     try:
-        ints = tuple(_int(v) for v in items)
+        ints = tuple(as_int(v) for v in items)
     except TypeError:
         raise ConvTypeError(op, param, expected, value) from None
     if len(ints) != n or any(v < 1 for v in ints):
@@ -108,15 +108,9 @@ def parse_int_tuple(value: Any, n: int, op: str, param: str, *, default: int | N
     return ints
 
 
-def _int(v: Any) -> int:
-    if isinstance(v, bool):
-        raise TypeError("bool")
-    return operator.index(v)
-
-
 def _count(value: Any, op: str, param: str) -> int:
     try:
-        v = _int(value)
+        v = as_int(value)
     except TypeError:
         raise ConvTypeError(op, param, "must be a positive integer", value) from None
     if v < 1:
@@ -126,7 +120,7 @@ def _count(value: Any, op: str, param: str) -> int:
 
 def _shape(shape: Any, op: str, param: str) -> tuple[int, ...]:
     try:
-        dims = tuple(_int(s) for s in shape)
+        dims = tuple(as_int(s) for s in shape)
     except TypeError:
         raise ConvTypeError(op, param, "must have a shape of integers", shape) from None
     if any(d < 0 for d in dims):
@@ -170,7 +164,7 @@ def conv_spec(
     )
 
 
-@typed_cache
+@memoize(4096, key=typed_key)
 def _conv_spec(
     lhs_shape: Any, rhs_shape: Any, lhs_dtype: Any, rhs_dtype: Any, window_strides: Any, padding: Any,
     lhs_dilation: Any, rhs_dilation: Any, dimension_numbers: Any, feature_group_count: Any,

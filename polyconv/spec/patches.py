@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..caching import memoize, typed_key
 from ..errors import ConvShapeError
-from .cache import typed_cache
 from .conv import ConvSpec, _check_dtypes, _shape, conv_spec, parse_int_tuple
 from .dimension_numbers import ConvDimensionNumbers, conv_dimension_numbers
 from .precision import parse_precision
@@ -81,7 +81,7 @@ def patches_spec(
     )
 
 
-@typed_cache
+@memoize(4096, key=typed_key)
 def _patches_spec(
     lhs_shape: tuple[int, ...], lhs_dtype: Any, filter_shape: Any, window_strides: Any, padding: Any,
     lhs_dilation: Any, rhs_dilation: Any, dimension_numbers: Any, precision: Any, preferred_element_type: Any,
@@ -128,7 +128,7 @@ def local_spec(
     )
 
 
-@typed_cache
+@memoize(4096, key=typed_key)
 def _local_spec(
     lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...], lhs_dtype: Any, rhs_dtype: Any, window_strides: Any,
     padding: Any, filter_shape: Any, lhs_dilation: Any, rhs_dilation: Any, dimension_numbers: Any,

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from ..caching import memoize, typed_key
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
-from .cache import typed_cache
 from .conv import ConvSpec, _shape, conv_spec, parse_int_tuple
-from .dimension_numbers import conv_dimension_numbers
+from .dimension_numbers import channels_last, conv_dimension_numbers
 from .padding import _explicit_pairs, dilate_dim
 
 __all__ = ["TransposeSpec", "conv_transpose_spec", "conv_transpose_shape", "default_transpose_dimension_numbers"]
@@ -73,7 +73,7 @@ def default_transpose_dimension_numbers(ndim: int) -> tuple[str, str, str]:
     """
     n = ndim - 2
     sp = "HWD"[:n] if n <= 3 else "".join(chr(ord("a") + i) for i in range(n))
-    return (f"N{sp}C", f"{sp}IO", f"N{sp}C")
+    return channels_last(sp)
 
 
 def _flag(value: Any, op: str, param: str) -> bool:
@@ -118,7 +118,7 @@ def conv_transpose_spec(
     )
 
 
-@typed_cache
+@memoize(4096, key=typed_key)
 def _conv_transpose_spec(
     lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...], lhs_dtype: Any, rhs_dtype: Any, strides: Any,
     padding: Any, rhs_dilation: Any, dimension_numbers: Any, transpose_kernel: Any, precision: Any,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cache import typed_cache
+from ..caching import memoize, typed_key
 from .conv import ConvSpec, conv_spec
 from .dimension_numbers import ConvDimensionNumbers
 from .padding import dilate_dim
@@ -61,7 +61,7 @@ def _swap(spec: tuple[int, ...]) -> tuple[int, ...]:
     return (spec[1], spec[0], *spec[2:])
 
 
-@typed_cache
+@memoize(4096, key=typed_key)
 def vjp_lhs_plan(spec: ConvSpec) -> VjpLhsPlan:
     """The plan of the lhs cotangent of ``spec``'s convolution."""
     dn = spec.dimension_numbers
@@ -89,7 +89,7 @@ def vjp_lhs_plan(spec: ConvSpec) -> VjpLhsPlan:
     )
 
 
-@typed_cache
+@memoize(4096, key=typed_key)
 def vjp_rhs_plan(spec: ConvSpec) -> VjpRhsPlan:
     """The plan of the rhs cotangent of ``spec``'s convolution."""
     if 0 in spec.out_shape:

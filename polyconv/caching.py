@@ -1,0 +1,251 @@
+"""Every cache polyconv keeps, under one policy and one invalidation point.
+
+polyconv remembers decisions that depend only on their keys: parsed specs
+(:mod:`polyconv.spec`), the backend owning each array type and whole-call
+decisions (:mod:`polyconv.dispatch`, :mod:`polyconv.ops`), and the strategies
+and plans of the backends.  All of them are made here:
+
+* :class:`BoundedCache` -- a mapping of at most ``maxsize`` entries that
+  forgets its oldest entry when full;
+* :func:`memoize` -- a function cached on its positional arguments (with a
+  key function of its own where equal-but-different values must not share an
+  entry);
+* :class:`IdentityCache` -- ``build(obj)`` remembered per object identity, for
+  keys that are costly to hash and are handed over as the very same object.
+
+Each is registered under a name, and :func:`clear` empties every one: the
+registry calls it whenever the set of backends changes (a plugin installed,
+registered or removed), and tests call it to start afresh.  Nothing here reads
+interpreter internals; the environment variables that decisions depend on are
+read by :func:`environment`, the one place that names them.
+
+Examples
+--------
+>>> from polyconv import caching
+>>> squares = caching.BoundedCache("doc.squares", maxsize=2)
+>>> squares.put(2, 4); squares.put(3, 9); squares.put(4, 16)
+>>> len(squares), squares.get(2), squares.get(4)
+(2, None, 16)
+>>> caching.clear(); len(squares)
+0
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import weakref
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["BoundedCache", "IdentityCache", "memoize", "typed_key", "clear", "sizes", "environment", "ENVIRONMENT"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+
+#: The environment variables that dispatch decisions depend on.
+ENVIRONMENT = ("POLYCONV_BACKEND", "POLYCONV_BLOCK")
+
+_caches: weakref.WeakSet[_Clearable] = weakref.WeakSet()
+_lock = threading.Lock()
+
+
+class _Clearable:
+    name: str
+
+    def clear(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __len__(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def _register(cache: _Clearable) -> None:
+    with _lock:
+        _caches.add(cache)
+
+
+class BoundedCache(_Clearable, Generic[K, V]):
+    """A mapping of at most ``maxsize`` entries; when full, the oldest goes.
+
+    Reads take no lock (a dict lookup is atomic); writes do.  ``None`` is not
+    a storable value: :meth:`get` returns it for a missing key.
+    """
+
+    def __init__(self, name: str, maxsize: int = 4096, *, register: bool = True) -> None:
+        self.name = name
+        self.maxsize = maxsize
+        self._entries: dict[K, V] = {}
+        self._lock = threading.Lock()
+        if register:
+            _register(self)
+
+    def get(self, key: K) -> V | None:
+        """The value stored for ``key``, or None."""
+        return self._entries.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        """Store ``value`` for ``key``, forgetting the oldest entry when full."""
+        with self._lock:
+            if key not in self._entries and len(self._entries) >= self.maxsize:
+                self._entries.pop(next(iter(self._entries)), None)
+            self._entries[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def items(self) -> list[tuple[K, V]]:
+        """The entries stored now, oldest first."""
+        return list(self._entries.items())
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+
+class IdentityCache(_Clearable, Generic[T]):
+    """``build(obj)``, remembered per object identity.
+
+    For keys that are costly to hash but handed over as the very same object
+    (specs come from polyconv's parse cache, so equal calls share one).  The
+    entry keeps the object alive, so its identity cannot be reused; an equal
+    object that is a different one is simply built again.  ``builds`` counts
+    the builds.
+    """
+
+    def __init__(self, name: str, build: Callable[[Any], T], maxsize: int = 4096) -> None:
+        self.name = name
+        self._build = build
+        self._entries: BoundedCache[int, tuple[Any, T]] = BoundedCache(name, maxsize, register=False)
+        self.builds = 0
+        _register(self)
+
+    def __call__(self, obj: Any) -> T:
+        hit = self._entries.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        value = self._build(obj)
+        self.builds += 1
+        self._entries.put(id(obj), (obj, value))
+        return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+
+
+class _Memoized(_Clearable, Generic[T]):
+    def __init__(self, fn: Callable[..., T], name: str, maxsize: int, key: Callable[..., Hashable] | None) -> None:
+        self.name = name
+        self._fn = fn
+        self._key = key
+        self._entries: BoundedCache[Hashable, T] = BoundedCache(name, maxsize, register=False)
+        functools.update_wrapper(self, fn)
+        _register(self)
+
+    def __call__(self, *args: Any) -> T:
+        try:
+            key = self._key(*args) if self._key is not None else args
+            hit = self._entries.get(key)
+        except TypeError:  # an unhashable argument: compute without caching
+            return self._fn(*args)
+        if hit is None:
+            hit = self._fn(*args)
+            self._entries.put(key, hit)
+        return hit
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def memoize(
+    maxsize: int = 256, *, key: Callable[..., Hashable] | None = None, name: str | None = None
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Cache a function of positional arguments on ``key(*args)`` (the
+    arguments themselves by default), keeping at most ``maxsize`` results.
+
+    Arguments that cannot be hashed are computed without caching; only
+    results that are not None are kept.  The cache is registered under
+    ``name`` (default: the function's module and name) and emptied by
+    :func:`clear`.
+
+    Examples
+    --------
+    >>> from polyconv import caching
+    >>> @caching.memoize(maxsize=8, name="doc.double")
+    ... def double(x):
+    ...     return 2 * x
+    >>> double(21), len(double)
+    (42, 1)
+    """
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        return _Memoized(fn, name or f"{fn.__module__}.{fn.__qualname__}", maxsize, key)
+
+    return wrap
+
+
+def typed_key(*args: Any) -> Hashable:
+    """A key of ``args`` that tells ``1``, ``1.0`` and ``True`` apart.
+
+    They compare and hash equal, but only the first is a valid stride: a key
+    of plain values would let the others through once the first had been
+    parsed.  Lists and tuples are equally valid everywhere, so they share
+    keys.  A key with an unhashable argument raises ``TypeError`` when hashed
+    (:func:`memoize` then computes without caching).
+
+    Examples
+    --------
+    >>> typed_key(1) == typed_key(1.0), typed_key([1, 2]) == typed_key((1, 2))
+    (False, True)
+    """
+    key: Hashable = _typed(args)
+    return key
+
+
+def _typed(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return (tuple, tuple(_typed(v) for v in value))
+    return (type(value), value)
+
+
+def clear() -> None:
+    """Empty every polyconv cache: the one invalidation point.
+
+    Called by the registry when backends are scanned again, registered or
+    removed, so that no decision made with the old set survives.
+    """
+    with _lock:
+        caches = list(_caches)
+    for cache in caches:
+        cache.clear()
+
+
+def sizes() -> dict[str, int]:
+    """The number of entries of the caches, by name (caches sharing a name are
+    added up), for tests and debugging."""
+    with _lock:
+        caches = list(_caches)
+    out: dict[str, int] = {}
+    for cache in caches:
+        out[cache.name] = out.get(cache.name, 0) + len(cache)
+    return dict(sorted(out.items()))
+
+
+def environment() -> tuple[str | None, ...]:
+    """The values of :data:`ENVIRONMENT` now: a part of every cached dispatch
+    decision's key, so that changing them takes effect at the next call."""
+    get = os.environ.get
+    return tuple(get(name) for name in ENVIRONMENT)
