@@ -18,11 +18,10 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import errors, layers
-from .backend import Backend, Manifest
-from .dispatch import current_backend, use_backend
+from . import errors
 from .errors import (
     BackendNotFoundError,
     BackendUnavailableError,
@@ -34,38 +33,70 @@ from .errors import (
     UnsupportedDtypeError,
     UnsupportedFeatureError,
 )
-from .imports import when_imported
-from .ops import (
-    conv_general_dilated,
-    conv_general_dilated_local,
-    conv_general_dilated_patches,
-    conv_general_dilated_vjp,
-    conv_transpose,
-)
-from .registry import registry as _registry
-from .spec import (
-    ConvDimensionNumbers,
-    ConvSpec,
-    conv_dimension_numbers,
-    conv_general_dilated_local_shape,
-    conv_general_dilated_patches_shape,
-    conv_general_permutations,
-    conv_general_shape,
-    conv_transpose_shape,
-    padtype_to_pads,
-)
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__); spelled out for type checkers
+    from . import layers
+    from .backend import Backend, Manifest
+    from .dispatch import current_backend, use_backend
+    from .ops import (
+        conv_general_dilated,
+        conv_general_dilated_local,
+        conv_general_dilated_patches,
+        conv_general_dilated_vjp,
+        conv_transpose,
+    )
+    from .spec import (
+        ConvDimensionNumbers,
+        ConvSpec,
+        conv_dimension_numbers,
+        conv_general_dilated_local_shape,
+        conv_general_dilated_patches_shape,
+        conv_general_permutations,
+        conv_general_shape,
+        conv_transpose_shape,
+        padtype_to_pads,
+    )
 
 __version__ = "0.1.0"
 
-# Frameworks whose polyconv backend must be ready before their first trace
-# (torch.compile records polyconv's functions as graph nodes only once the
-# torch backend has registered them): the backend loads as soon as the
-# framework is imported, which is cheap, since the framework is then loaded.
-def _prepare_torch() -> None:
-    _registry.try_load("torch")
+# Where each public name lives.  Importing polyconv imports only its errors:
+# the rest is imported the first time it is used, so that ``import polyconv``
+# is cheap, and so that the torch backend's hook (which torch runs at its own
+# import, see polyconv.backends.autoload) can tell whether polyconv's API is
+# in use yet.
+_LAZY = {
+    "Backend": "backend",
+    "Manifest": "backend",
+    "current_backend": "dispatch",
+    "use_backend": "dispatch",
+    **dict.fromkeys(
+        ("conv_general_dilated", "conv_general_dilated_local", "conv_general_dilated_patches",
+         "conv_general_dilated_vjp", "conv_transpose"),
+        "ops",
+    ),
+    **dict.fromkeys(
+        ("ConvDimensionNumbers", "ConvSpec", "conv_dimension_numbers", "conv_general_dilated_local_shape",
+         "conv_general_dilated_patches_shape", "conv_general_permutations", "conv_general_shape",
+         "conv_transpose_shape", "padtype_to_pads"),
+        "spec",
+    ),
+}
+_SUBMODULES = ("layers",)
 
 
-when_imported("torch", _prepare_torch)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 __all__ = [
     "Backend",
@@ -110,7 +141,9 @@ def list_backends() -> list[str]:
     >>> 'numpy' in list_backends()
     True
     """
-    return _registry.names()
+    from .registry import registry
+
+    return registry.names()
 
 
 def backend_info() -> list[dict[str, Any]]:
@@ -127,4 +160,6 @@ def backend_info() -> list[dict[str, Any]]:
     >>> row['status'], 'float32' in row['capabilities']['dtypes']
     ('ok', True)
     """
-    return _registry.info()
+    from .registry import registry
+
+    return registry.info()

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from . import caching
 from .backend import Backend, is_neutral
 from .errors import BackendNotFoundError, ConvTypeError, MixedArraysError
 from .registry import PolyconvPluginWarning, Registry, blocked_names, registry
@@ -37,6 +38,12 @@ logger = logging.getLogger("polyconv")
 DEFAULT_BACKEND = "numpy"
 
 _context: contextvars.ContextVar[str | None] = contextvars.ContextVar("polyconv_backend", default=None)
+
+#: (array type, POLYCONV_BLOCK names, registry) -> the name of the backend owning that type, or ""
+#: for a type nobody owns (see owner_of)
+owners: caching.BoundedCache[tuple[type, frozenset[str], Registry], str] = caching.BoundedCache(
+    "polyconv.dispatch.owners", 1024
+)
 
 
 @contextlib.contextmanager
@@ -73,28 +80,31 @@ def owner_of(x: Any, reg: Registry = registry) -> str | None:
     """Name of the backend that owns arrays of ``type(x)``, or None.
 
     Backends that own the type come first; for an array-API array nobody
-    owns, a fallback backend that accepts it.  Among several owners the highest manifest priority wins, then
-    polyconv's own backends, then the first name.  Backends that loaded but
-    cannot run here take part, so that their arrays get their reason rather
-    than "nobody owns this".
+    owns, a fallback backend that accepts it.  Among several owners the
+    highest manifest priority wins, then polyconv's own backends, then the
+    first name.  Only backends that may own ``x`` are loaded: those whose
+    array module is imported (and those registered in-process); backends
+    declaring no array module are asked only when none of those owns ``x``.
+    Backends that loaded but cannot run here take part, so that their arrays
+    get their reason rather than "nobody owns this".
     """
-    key = (type(x), blocked_names())
-    try:
-        return reg.owner_cache[key]
-    except KeyError:
-        pass
-    backends = list(reg.inspectable())
-    owners = [be for be in backends if not be.manifest.fallback and _asks(be, "owns", x)]
-    if not owners and hasattr(x, "__array_namespace__"):  # step 5: an array-API array nobody owns
-        owners = [be for be in backends if be.manifest.fallback and _asks(be, "accepts", x)]
-    owners.sort(key=lambda be: (-be.manifest.priority, _dist_rank(reg, be.name), be.name))
-    name = owners[0].name if owners else None
-    if len(owners) > 1:
-        logger.debug(
-            "arrays of type %s are owned by %s; chose %r",
-            _type_name(x), [be.name for be in owners], name,
-        )
-    reg.owner_cache[key] = name
+    key = (type(x), blocked_names(), reg)
+    cached = owners.get(key)
+    if cached is not None:
+        return cached or None
+    declared = list(reg.candidates(declared=True))
+    found = [be for be in declared if not be.manifest.fallback and _asks(be, "owns", x)]
+    undeclared: list[Backend] = []
+    if not found:
+        undeclared = list(reg.candidates(declared=False))
+        found = [be for be in undeclared if not be.manifest.fallback and _asks(be, "owns", x)]
+    if not found and hasattr(x, "__array_namespace__"):  # step 5: an array-API array nobody owns
+        found = [be for be in declared + undeclared if be.manifest.fallback and _asks(be, "accepts", x)]
+    found.sort(key=lambda be: (-be.manifest.priority, _dist_rank(reg, be.name), be.name))
+    name = found[0].name if found else None
+    if len(found) > 1:
+        logger.debug("arrays of type %s are owned by %s; chose %r", _type_name(x), [be.name for be in found], name)
+    owners.put(key, name or "")
     return name
 
 

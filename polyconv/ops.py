@@ -10,11 +10,10 @@ spec against the backend's manifest, and only then calls the backend.
 from __future__ import annotations
 
 import marshal
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import derive
+from . import caching, derive
 from .backend import NEUTRAL_TYPES, Backend, is_neutral
 from .dispatch import check_devices, current_backend, resolve
 from .errors import ConvShapeError, ConvTypeError
@@ -35,6 +34,11 @@ from .spec import (
 )
 
 T = TypeVar("T")
+
+#: Whole-call decisions (backend, parsed spec, runner) by call signature; see _setup.
+calls: caching.BoundedCache[Any, tuple[Backend, Any, Callable[..., Any] | None]] = caching.BoundedCache(
+    "polyconv.ops.calls", 4096
+)
 
 __all__ = [
     "conv_general_dilated",
@@ -396,7 +400,7 @@ def _setup(
     """
     key = _call_key(op, arrays, backend, params)
     if key is not None:
-        hit = registry.call_cache.get(key)
+        hit = calls.get(key)
         if hit is not None:
             be, spec, runner = hit
             if len(arrays) > 1:
@@ -410,9 +414,7 @@ def _setup(
     make_runner = getattr(be, "runner", None)  # duck-typed backends may lack it
     runner = make_runner(op, spec) if make_runner is not None else None
     if key is not None:
-        if len(registry.call_cache) >= _CALLS_SIZE:
-            registry.call_cache.clear()
-        registry.call_cache[key] = (be, spec, runner)
+        calls.put(key, (be, spec, runner))
     return be, prepared, spec, runner
 
 
@@ -432,25 +434,11 @@ def _call_key(op: str, arrays: tuple[Any, ...], backend: str | None, params: tup
             operands: tuple[Any, ...] = (type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
         else:
             operands = tuple((type(a), a.shape, a.dtype) for a in arrays)
-        key = (op, encoded, backend, current_backend(), *_environment(), *operands)
+        key = (op, encoded, backend, current_backend(), caching.environment(), *operands)
         hash(key)
     except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; unhashable dtypes
         return None
     return key
-
-
-_ENV_DATA = getattr(os.environ, "_data", None)
-_ENV_FAST = os.name == "posix" and type(_ENV_DATA) is dict  # CPython keeps POSIX's environment as bytes
-
-
-def _environment() -> tuple[Any, Any]:
-    """``POLYCONV_BACKEND`` and ``POLYCONV_BLOCK`` as they are now (as a cache key only)."""
-    if _ENV_FAST:
-        return _ENV_DATA.get(b"POLYCONV_BACKEND"), _ENV_DATA.get(b"POLYCONV_BLOCK")  # type: ignore[union-attr]
-    return os.environ.get("POLYCONV_BACKEND"), os.environ.get("POLYCONV_BLOCK")
-
-
-_CALLS_SIZE = 4096
 
 
 def _prepare(
@@ -484,3 +472,9 @@ def _from_python(be: Backend, value: Any, like: Any, op: str, param: str) -> Any
         raise ConvTypeError(
             op, param, f"must be an array or a rectangular nested list of numbers ({exc})", got=shown
         ) from None
+
+
+# Backends of frameworks imported before polyconv's API get ready now (see
+# polyconv.backends.autoload): at the end, since the torch backend registers
+# this module's functions with torch.compile as it loads.
+registry.load_imported()

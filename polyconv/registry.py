@@ -1,7 +1,11 @@
 """The backend registry: entry points of the group ``polyconv.backends``.
 
 Entry points are listed without importing anything; a backend is loaded the
-first time it is needed.  A backend object can also be registered from
+first time it is needed.  A second, optional group, ``polyconv.array_modules``,
+names for each backend the top-level module that must be imported before any
+of its arrays can exist (``torch = "torch"``): dispatch loads such a backend
+only once that module is in ``sys.modules``, so a NumPy call never loads the
+JAX or CuPy backend.  A backend object can also be registered from
 inside the process, without an entry point (:meth:`Registry.register`, for
 tests and backends made at run time), and removed again
 (:meth:`Registry.unregister`).  A plugin that fails to load, or that registers a
@@ -14,19 +18,23 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from . import caching
 from .backend import Backend
 from .errors import BackendNotFoundError, BackendUnavailableError
 
 __all__ = ["GROUP", "BackendRecord", "Registry", "registry", "blocked_names", "PolyconvPluginWarning"]
 
 GROUP = "polyconv.backends"
+#: backend name -> top-level module whose import must come before any of its arrays exist
+MODULES_GROUP = "polyconv.array_modules"
 _BUILTIN_DIST = "polyconv"
 logger = logging.getLogger("polyconv")
 
@@ -58,34 +66,34 @@ class BackendRecord:
     reason: str = ""
     backend: Backend | None = None
     entry_point: Any = field(default=None, repr=False)
+    #: the module of :data:`MODULES_GROUP` (None: not declared)
+    module: str | None = None
 
 
 class Registry:
     """Backends registered through entry points, loaded lazily."""
 
-    def __init__(self, group: str = GROUP) -> None:
+    def __init__(self, group: str = GROUP, modules_group: str = MODULES_GROUP) -> None:
         self.group = group
+        self.modules_group = modules_group
         self._lock = threading.RLock()
         self._records: dict[str, BackendRecord] | None = None
         self._duplicates: list[BackendRecord] = []
         self._in_process: dict[str, BackendRecord] = {}  # Registry.register, by name
-        #: (array type, POLYCONV_BLOCK names) -> owning backend name; see dispatch.owner_of
-        self.owner_cache: dict[tuple[type, frozenset[str]], str | None] = {}
-        #: Whole-call decisions of :mod:`polyconv.ops` (backend and parsed spec), by call signature.
-        self.call_cache: dict[Any, Any] = {}
 
     # -- listing -------------------------------------------------------------
     def _scan(self) -> dict[str, BackendRecord]:
         records: dict[str, BackendRecord] = {}
         duplicates: list[BackendRecord] = []
         seen: set[tuple[str, str, str | None]] = set()
+        modules = {ep.name: ep.value for ep in _entry_points(self.modules_group)}
         for ep in _entry_points(self.group):
             dist = _dist_name(ep)
             key = (ep.name, ep.value, dist)
             if key in seen:  # the same distribution found twice on sys.path
                 continue
             seen.add(key)
-            rec = BackendRecord(ep.name, ep.value, dist, entry_point=ep)
+            rec = BackendRecord(ep.name, ep.value, dist, entry_point=ep, module=modules.get(ep.name))
             if ep.name in records:
                 kept, dropped = _prefer(records[ep.name], rec)
                 records[ep.name] = kept
@@ -134,8 +142,7 @@ class Registry:
         with self._lock:
             self._records = None
             self._duplicates = []
-            self.owner_cache.clear()
-            self.call_cache.clear()
+            caching.clear()
 
     # -- registering from inside the process ----------------------------------
     def register(self, backend: Backend) -> None:
@@ -180,8 +187,7 @@ class Registry:
                                 reason=str(reason or ""), backend=backend)
             self._in_process[name] = rec
             recs[name] = rec
-            self.owner_cache.clear()
-            self.call_cache.clear()
+            caching.clear()
 
     def unregister(self, name: str) -> None:
         """Remove the backend :meth:`register` registered as ``name``.
@@ -195,8 +201,7 @@ class Registry:
             del self._in_process[name]
             if self._records is not None:
                 self._records.pop(name, None)
-            self.owner_cache.clear()
-            self.call_cache.clear()
+            caching.clear()
 
     # -- loading -------------------------------------------------------------
     def record(self, name: str) -> BackendRecord:
@@ -269,15 +274,39 @@ class Registry:
             rec.status = "ok"
         logger.debug("backend %r loaded from %s: %s", rec.name, rec.target, rec.status)
 
-    def inspectable(self) -> Iterable[Backend]:
-        """Every unblocked backend that loaded, usable here or not: an
-        unavailable backend still says which arrays it owns, so a call with
-        them can say why it cannot run."""
+    def candidates(self, declared: bool) -> Iterator[Backend]:
+        """The unblocked backends that may own an array, loading them: those
+        whose array module is imported, and those registered in-process
+        (``declared=True``); or those that declare no array module
+        (``declared=False``), which dispatch asks only when no declared
+        backend owns the array.  A backend whose module is not imported is
+        never loaded here: none of its arrays can exist.  Backends that loaded
+        but cannot run here take part (an unavailable backend still says which
+        arrays it owns, so a call with them can say why it cannot run)."""
+        recs = self.records()
+        modules = sys.modules
         for name in self.names():
-            self.try_load(name)
-            rec = self.records()[name]
+            rec = recs[name]
+            in_process = name in self._in_process
+            if declared != (in_process or rec.module is not None):
+                continue
+            if rec.module is not None and rec.module not in modules:
+                continue
+            if rec.status == "registered":
+                self.try_load(name)
             if rec.backend is not None:
                 yield rec.backend
+
+    def load_imported(self) -> None:
+        """Load every unblocked backend whose array module is imported now.
+
+        :mod:`polyconv.ops` calls this at its import, so that a backend that
+        must act before its framework's first use (the torch backend
+        registers with ``torch.compile``) is ready whichever is imported
+        first.  Loading a backend of an imported framework is what its first
+        call would do anyway."""
+        for _ in self.candidates(declared=True):
+            pass
 
     # -- information ---------------------------------------------------------
     def info(self) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Which backend runs a call (DESIGN.md, "Dispatch order").
+"""Which backend runs a call (docs/backends.md, "Which backend runs a call").
 
 1. ``backend="name"``; 2. ``use_backend``; 3. ``POLYCONV_BACKEND`` (when that
 backend accepts the arrays); 4. the arrays' type; 5. Python lists: NumPy.
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import polyconv
-from polyconv import dispatch
+from polyconv import caching, dispatch
 from polyconv.dispatch import resolve
 from polyconv.registry import Registry, registry
 
@@ -374,34 +374,33 @@ def test_use_backend_is_thread_local(toy: Any) -> None:
 
 
 def test_owner_cache_is_filled_and_reused(toy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    registry.owner_cache.clear()
-    registry.call_cache.clear()  # else repeated calls skip resolution altogether
+    caching.clear()  # else repeated calls skip resolution altogether
     assert which(toy.ToyArray(X), toy.ToyArray(W)) == "toy"
     assert which(X, W) == "numpy"
-    assert registry.owner_cache[(toy.ToyArray, frozenset())] == "toy"
-    assert registry.owner_cache[(np.ndarray, frozenset())] == "numpy"
+    assert dispatch.owners.get((toy.ToyArray, frozenset(), registry)) == "toy"
+    assert dispatch.owners.get((np.ndarray, frozenset(), registry)) == "numpy"
 
-    def no_scan() -> Any:
+    def no_scan(declared: bool) -> Any:
         raise AssertionError("the owner of a cached type was looked up again")
 
-    monkeypatch.setattr(registry, "inspectable", no_scan)
+    monkeypatch.setattr(registry, "candidates", no_scan)
     assert which(toy.ToyArray(X), toy.ToyArray(W)) == "toy"
     assert which(X, W) == "numpy"
-    assert len(registry.owner_cache) == 2
+    assert len(dispatch.owners) == 2
 
 
 def test_owner_cache_is_keyed_by_block_list_and_cleared_by_refresh(toy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    registry.owner_cache.clear()
+    dispatch.owners.clear()
     assert dispatch.owner_of(toy.ToyArray(X)) == "toy"
     monkeypatch.setenv("POLYCONV_BLOCK", "toy")
     assert dispatch.owner_of(toy.ToyArray(X)) is None
-    assert registry.owner_cache == {
-        (toy.ToyArray, frozenset()): "toy",
-        (toy.ToyArray, frozenset({"toy"})): None,
+    assert dict(dispatch.owners.items()) == {
+        (toy.ToyArray, frozenset(), registry): "toy",
+        (toy.ToyArray, frozenset({"toy"}), registry): "",
     }
     monkeypatch.delenv("POLYCONV_BLOCK")
     registry.refresh()
-    assert registry.owner_cache == {}
+    assert len(dispatch.owners) == 0
     assert dispatch.owner_of(toy.ToyArray(X)) == "toy"
 
 
@@ -414,11 +413,11 @@ def test_owner_cache_belongs_to_its_registry() -> None:
 
 
 def test_object_types_nobody_owns_are_cached_too() -> None:
-    registry.owner_cache.clear()
+    dispatch.owners.clear()
     for _ in range(2):
         with pytest.raises(polyconv.ConvTypeError):
             conv(object(), W)
-    assert registry.owner_cache[(object, frozenset())] is None
+    assert dispatch.owners.get((object, frozenset(), registry)) == ""
 
 
 # -- no framework imports ----------------------------------------------------------

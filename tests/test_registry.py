@@ -9,6 +9,7 @@ once that directory is on ``sys.path``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -23,7 +24,8 @@ import numpy as np
 import pytest
 
 import polyconv
-from polyconv.registry import GROUP, PolyconvPluginWarning, blocked_names, registry
+from polyconv import dispatch, ops
+from polyconv.registry import GROUP, MODULES_GROUP, PolyconvPluginWarning, blocked_names, registry
 
 pytestmark = pytest.mark.usefixtures("clean_polyconv_env")
 
@@ -69,12 +71,16 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.syspath_prepend(str(site))
     modules: list[str] = []
 
-    def add(dist: str, entry_points: dict[str, str], files: dict[str, str] | None = None) -> None:
+    def add(
+        dist: str, entry_points: dict[str, str], files: dict[str, str] | None = None,
+        array_modules: dict[str, str] | None = None,
+    ) -> None:
         info = site / f"{dist.replace('-', '_')}-0.0.1.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
         eps = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
-        (info / "entry_points.txt").write_text(f"[{GROUP}]\n{eps}")
+        mods = "".join(f"{name} = {module}\n" for name, module in (array_modules or {}).items())
+        (info / "entry_points.txt").write_text(f"[{GROUP}]\n{eps}" + (f"[{MODULES_GROUP}]\n{mods}" if mods else ""))
         for module, source in (files or {}).items():
             (site / f"{module}.py").write_text(textwrap.dedent(source))
             modules.append(module)
@@ -166,9 +172,9 @@ def test_toy_listed_without_being_imported_then_loaded_on_first_use(toy: Any) ->
 
 def test_refresh_forgets_loaded_backends_and_loads_again_lazily(toy: Any) -> None:
     polyconv.conv_general_dilated(toy.ToyArray(np.ones((1, 1, 3))), toy.ToyArray(np.ones((1, 1, 2))), (1,), "VALID")
-    assert registry.owner_cache
+    assert len(dispatch.owners) and len(ops.calls)
     registry.refresh()
-    assert registry.owner_cache == {}
+    assert len(dispatch.owners) == 0 and len(ops.calls) == 0
     rec = registry.records()["toy"]
     assert rec.status == "registered" and rec.backend is None
     assert registry.load("toy") is toy.backend
@@ -252,10 +258,36 @@ def test_broken_plugin_is_reported_and_does_not_break_the_others(fake_dist: Fake
 def test_broken_plugin_warns_on_first_dispatch_too(fake_dist: FakeDist) -> None:
     fake_dist("polyconv-broken", {"broken": "polyconv_broken_plugin:backend"},
               {"polyconv_broken_plugin": BROKEN_SOURCE})
-    # Resolving an array type asks every backend; the broken one is reported, numpy still runs.
-    with pytest.warns(PolyconvPluginWarning, match="'broken'"):
-        y = _conv1d(X, W)
-    np.testing.assert_array_equal(y, EXPECTED)
+    # NumPy arrays are the numpy backend's: a plugin declaring no array module is not asked...
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(_conv1d(X, W), EXPECTED)
+    assert registry.records()["broken"].status == "registered"
+    # ...until an array comes that no declared backend owns: then it loads, and is reported.
+    with pytest.warns(PolyconvPluginWarning, match="'broken'"), pytest.raises(polyconv.ConvTypeError):
+        _conv1d(object(), W)
+    np.testing.assert_array_equal(_conv1d(X, W), EXPECTED)
+
+
+def test_a_backend_loads_only_once_its_array_module_is_imported(fake_dist: FakeDist) -> None:
+    """A plugin declaring its array module is never loaded while that module is not imported."""
+    fake_dist(
+        "polyconv-lazy", {"lazy": "polyconv_lazy_backend:backend"},
+        {"polyconv_lazy_backend": NEVER_IMPORT_SOURCE, "polyconv_lazy_arrays": "VALUE = 1\n"},
+        array_modules={"lazy": "polyconv_lazy_arrays"},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(_conv1d(X, W), EXPECTED)
+        with pytest.raises(polyconv.ConvTypeError):
+            _conv1d(object(), W)
+    assert registry.records()["lazy"].module == "polyconv_lazy_arrays"
+    assert registry.records()["lazy"].status == "registered"
+    assert "polyconv_lazy_backend" not in sys.modules
+    importlib.import_module("polyconv_lazy_arrays")
+    registry.refresh()  # forget the cached owners: the next dispatch asks again
+    with pytest.warns(PolyconvPluginWarning, match="'lazy'.*must never be imported"):
+        np.testing.assert_array_equal(_conv1d(X, W), EXPECTED)
 
 
 @pytest.mark.parametrize(
@@ -499,7 +531,8 @@ FAULTY_OWNS_SOURCE = """
 
 
 def test_a_plugin_whose_owns_raises_does_not_break_the_others(fake_dist: FakeDist) -> None:
-    fake_dist("polyconv-faulty", {"faulty": "polyconv_faulty:Faulty"}, {"polyconv_faulty": FAULTY_OWNS_SOURCE})
+    fake_dist("polyconv-faulty", {"faulty": "polyconv_faulty:Faulty"}, {"polyconv_faulty": FAULTY_OWNS_SOURCE},
+              array_modules={"faulty": "numpy"})  # so that it is asked about NumPy arrays
     message = r"backend 'faulty'.owns\(\) raised RuntimeError: owns\(\) is broken"
     with pytest.warns(PolyconvPluginWarning, match=message):
         y = _conv1d(X, W)
