@@ -42,6 +42,7 @@ from polyconv.spec import (
 
 from . import reference, tolerances
 from .cases import ConvCase, LocalCase, PatchesCase, TransposeCase, make_operand
+from .harness import harness_for
 from .reproduce import snippet
 
 __all__ = [
@@ -321,7 +322,7 @@ def vjp_check(be: Backend, case: ConvCase) -> Check:
 
 
 def autodiff_check(be: Backend, case: ConvCase) -> Check:
-    """The backend's own autodiff (:meth:`Backend.vjp`) of ``conv_general_dilated``
+    """The backend's own autodiff (:meth:`~.harness.Harness.vjp`) of ``conv_general_dilated``
     on ``case`` (real floating operands), against the reference VJP.  A backend
     that does not declare ``'autodiff'`` has it unsupported."""
     lhs, rhs = case.operands()
@@ -342,7 +343,7 @@ def autodiff_check(be: Backend, case: ConvCase) -> Check:
 
     # autodiff gives each primal's cotangent in the primal's dtype (the output cotangent is in the output's)
     return Check(
-        (lhs, rhs, g), lambda x, w, ct: be.vjp(forward, (x, w), ct), manifest_check,
+        (lhs, rhs, g), lambda x, w, ct: harness_for(be).vjp(forward, (x, w), ct), manifest_check,
         ((lhs.shape, spec.dtype), (rhs.shape, spec.dtype)), judge,
         "autodiff", case, be.name, lambda: reference.vjp_from_spec(lhs, rhs, g, spec),
     )

@@ -107,7 +107,7 @@ _STATE = pytest.StashKey[_State]()
 
 def pytest_configure(config: pytest.Config) -> None:
     disable_xla_algsimp()
-    config.stash[_STATE] = _State(config)
+    config.stash[_STATE] = _SESSION_STATE["state"] = _State(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -124,36 +124,84 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         units: dict[str, list[Any]] = {}
         for item in suite.items:  # a seeded random set is one test; every other item is its own
             units.setdefault(item.unit or item.id, []).append(item)
-        params += [pytest.param((name, items, explicit), id=f"{name}/{key}") for key, items in units.items()]
+        for key, unit in units.items():
+            # with pytest-xdist (--dist loadgroup), the items of one compiled batch run on one
+            # worker, which compiles the batch once; everything else spreads freely
+            batch = unit[0].batch
+            marks = [pytest.mark.xdist_group(f"{name}/{batch}")] if batch is not None else []
+            params.append(pytest.param((name, unit, explicit), id=f"{name}/{key}", marks=marks))
     metafunc.parametrize("polyconv_item", params)
 
 
-def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool]) -> None:
+def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool], node: Any = None) -> None:
     """The body of the suite's one test: run the item (or the items of a random
-    set), tally them, and fail with the first failure's report and the list of
-    the others."""
+    set), record the outcomes on the test (``node``'s user properties, which
+    pytest-xdist carries from its workers to the session that prints the
+    matrix), and fail with the first failure's report and the list of the
+    others."""
     state = config.stash[_STATE]
     name, items, explicit = polyconv_item
+    rows: list[tuple[str, str, str, str, str]] = []
     if items is None:
         reason = state.unavailable.get(name, "")
-        state.tally.notes[name] = f"unavailable: {reason}"
+        _record(node, state, rows, {name: f"unavailable: {reason}"}, 0.0)
         message = f"backend {name!r} is not available: {reason}"
         if explicit:
             pytest.fail(message, pytrace=False)
         pytest.skip(reason=message)
     suite = state.suites[name]
     failed = []
+    before = suite.seconds
     for item in items:
         outcome = suite.outcome(item)
-        state.tally.add(name, item.feature, outcome.status, item.id, outcome.detail)
+        rows.append((name, item.feature, outcome.status, item.id, outcome.detail if outcome.status == "fail" else ""))
         if outcome.status == "fail":
             failed.append((item, outcome))
-    state.tally.seconds[name] = suite.seconds
+    _record(node, state, rows, {}, suite.seconds - before)
     if failed:
         item, outcome = failed[0]
         others = "".join(f"\n  {i.id}: {o.detail.splitlines()[0]}" for i, o in failed[1:])
         more = f"\n\n{len(failed) - 1} more of this set failed:{others}" if others else ""
         pytest.fail(f"{name}: {item.id}: {outcome.report()}{more}", pytrace=False)
+
+
+_PROPERTY = "polyconv_conformance"
+
+
+def _record(node: Any, state: _State, rows: list[Any], notes: dict[str, str], seconds: float) -> None:
+    """Tally the outcomes: through the test report when there is a test node
+    (:func:`pytest_runtest_logreport` adds them up, in this process or in
+    xdist's controller), else at once."""
+    entry = {"rows": rows, "notes": notes, "seconds": seconds}
+    if node is not None:
+        node.user_properties.append((_PROPERTY, entry))
+    else:
+        _tally(state, entry)
+
+
+def _tally(state: _State, entry: dict[str, Any]) -> None:
+    for backend, feature, status, item, detail in entry["rows"]:
+        state.tally.add(backend, feature, status, item, detail)
+        state.tally.seconds[backend] = state.tally.seconds.get(backend, 0.0)
+    for backend, note in entry["notes"].items():
+        state.tally.notes[backend] = note
+    if entry["rows"]:
+        backend = entry["rows"][0][0]
+        state.tally.seconds[backend] += entry["seconds"]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "teardown":  # user properties are complete once the test has been torn down
+        return
+    state = _SESSION_STATE.get("state")
+    if state is None:
+        return
+    for key, entry in report.user_properties:
+        if key == _PROPERTY:
+            _tally(state, entry)
+
+
+_SESSION_STATE: dict[str, _State] = {}
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from polyconv.backend import Backend
 
 from . import cases, checks, strategies
+from .harness import harness_for
 
 __all__ = ["check_property", "PROPERTIES", "EXAMPLES"]
 
@@ -60,7 +61,7 @@ def check_property(be: Backend, op: str, thorough: bool = False, device: str | N
         return checks.Outcome("fail", "hypothesis is not installed: pip install 'polyconv[conformance]'")
     strategy, build, fixed = PROPERTIES[op]
     examples = max_examples or EXAMPLES
-    if be.jit_batches and max_examples is None:  # every example compiles
+    if harness_for(be).jit_batches and max_examples is None:  # every example compiles
         examples = examples // 3
     examples *= 10 if thorough else 1
     last: list[checks.Outcome] = []

@@ -56,7 +56,7 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
     """The Python source that reruns ``case`` of ``kind`` on ``backend`` and
     prints the received and expected values.
 
-    ``jit``: call through the backend's ``jit``.  ``strided``: the operands
+    ``jit``: call through the harness's ``jit``.  ``strided``: the operands
     are strided views (every other element of a longer last axis).
     ``cotangent_seed``: for
     ``'vjp'`` and ``'autodiff'``, the seed the output cotangent is drawn from
@@ -68,11 +68,13 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
         "import numpy as np",
         "import polyconv",
         "from polyconv.conformance import cases, reference",
+        *(["from polyconv.conformance.harness import harness_for"] if jit or kind == "autodiff" else []),
         "from polyconv.registry import registry",
         "from polyconv.spec import ConvDimensionNumbers, conv_spec",
         "",
         "np.set_printoptions(precision=17, threshold=200)",
         f"be = registry.load({backend!r})",
+        *(["harness = harness_for(be)  # the framework's compiler and autodiff"] if jit or kind == "autodiff" else []),
         f"case = cases.{case!r}",
         "operands = case.operands()  # NumPy arrays, drawn from the case's seed",
     ]
@@ -95,14 +97,14 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
     if kind == "autodiff":
         lines += [
             f"f = lambda x, w: polyconv.conv_general_dilated(x, w, **kw, backend={backend!r})",
-            "call = lambda x, w, ct: be.vjp(f, (x, w), ct)",
+            "call = lambda x, w, ct: harness.vjp(f, (x, w), ct)",
         ]
         expected = "reference.conv_general_dilated_vjp(*operands, **kw)"
     else:
         call, expected = _CALLS[kind]
         lines.append(f"call = lambda *args: {call.format(be=backend)}")
     lines += [
-        f"result = {'be.jit(call)' if jit else 'call'}(*args)",
+        f"result = {'harness.jit(call)' if jit else 'call'}(*args)",
         "results = result if isinstance(result, (tuple, list)) else (result,)",
         f"expected = {expected}",
         "expected = expected if isinstance(expected, tuple) else (expected,)",

@@ -14,11 +14,11 @@
     ``conv_general_dilated_vjp`` on the forward grids and random cases.
 ``autodiff``
     For backends declaring it: the framework's own autodiff
-    (:meth:`~polyconv.Backend.vjp`) of ``conv_general_dilated`` against the
+    (:meth:`~.harness.Harness.vjp`) of ``conv_general_dilated`` against the
     reference VJP, on the real floating cases of the grids.
 ``jit``
     For backends declaring it: a sample of every grid under the backend's
-    compiler (:meth:`~polyconv.Backend.jit`), batched.
+    compiler (:meth:`~.harness.Harness.jit`), batched.
 ``errors``
     Every bad call of :mod:`.bad_calls` raises the NumPy backend's error.
 ``hypothesis``
@@ -28,7 +28,7 @@
 Each item's :class:`~.checks.Outcome` is ``pass``, ``fail`` (with a
 reproducer) or ``unsupported`` (the manifest excludes the case and the call
 raised the promised polyconv error).  Backends whose every eager call
-compiles (:attr:`~polyconv.Backend.jit_batches`, JAX) run the value grids
+compiles (:attr:`~.harness.Harness.jit_batches`, JAX) run the value grids
 under ``jit`` in batches, one compilation per batch, plus an eager sample;
 they draw a quarter of the random cases, and every other case of the
 curated grids of patches, local, vjp and autodiff.
@@ -54,6 +54,7 @@ import numpy as np
 from polyconv.backend import Backend
 
 from . import bad_calls, cases, checks
+from .harness import harness_for
 
 __all__ = ["FEATURES", "Item", "Suite", "items", "case_counts", "load"]
 
@@ -133,7 +134,7 @@ def _real_float(case: cases.ConvCase) -> bool:
 
 def items(be: Backend, thorough: bool = False) -> list[Item]:
     """Everything the suite checks on ``be`` (see the module docstring)."""
-    batched = be.jit_batches
+    batched = harness_for(be).jit_batches
     n = case_counts(thorough, batched)
     usable = (lambda c: True) if has_ml_dtypes() else (
         lambda c: "bfloat16" not in (c.dtype, getattr(c, "preferred_element_type", None)))
@@ -238,7 +239,7 @@ class Suite:
         """The outcome of ``item`` (running it, or its whole batch, if not yet run)."""
         if item.id not in self._outcomes:
             start = time.perf_counter()
-            with self.be.conformance_session():
+            with harness_for(self.be).session():
                 if item.batch is not None:
                     self._run_batch(self._batches[item.batch])
                 else:
@@ -269,6 +270,6 @@ class Suite:
 
     def _run_batch(self, batch: list[Item]) -> None:
         prepared = [item.build(self.be, item.case) for item in batch if item.build is not None]
-        outcomes = checks.run_batched(self.be, prepared, self.be.jit, self.device, batch[0].strided)
+        outcomes = checks.run_batched(self.be, prepared, harness_for(self.be).jit, self.device, batch[0].strided)
         for item, outcome in zip(batch, outcomes):
             self._outcomes[item.id] = outcome

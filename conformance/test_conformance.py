@@ -15,4 +15,4 @@ from polyconv.conformance.plugin import run_item
 
 
 def test_conformance(request: pytest.FixtureRequest, polyconv_item: Any) -> None:
-    run_item(request.config, polyconv_item)
+    run_item(request.config, polyconv_item, request.node)

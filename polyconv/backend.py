@@ -10,8 +10,7 @@ the documentation table and the conformance suite's expectations.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,8 +114,13 @@ class Manifest:
 
 
 class Backend:
-    """Base class of backends.  Subclasses set ``name`` and ``manifest`` and
-    implement :meth:`owns`, :meth:`asarray` and :meth:`conv_general_dilated`.
+    """Base class of backends: the runtime contract, what dispatch needs.
+
+    Subclasses set ``name`` and ``manifest`` and implement :meth:`owns`,
+    :meth:`asarray` and :meth:`conv_general_dilated`; :meth:`from_numpy` and
+    :meth:`to_numpy` for the layers and the conformance suite; the rest is
+    optional.  What only the conformance suite needs (the framework's compiler
+    and autodiff) is a separate object, :class:`polyconv.conformance.harness.Harness`.
     """
 
     name: str = ""
@@ -140,8 +144,9 @@ class Backend:
 
     def from_numpy(self, a: Any, device: str | None = None) -> Any:
         """A copy of the NumPy array ``a`` as this framework's array, on
-        ``device`` (the framework's default when None).  Used by the
-        conformance suite to feed the same operands to every backend."""
+        ``device`` (the framework's default when None).  Used by the layers
+        (parameters made with NumPy, then placed in the input's framework) and
+        by the conformance suite (the same operands for every backend)."""
         raise NotImplementedError
 
     def to_numpy(self, x: Any) -> Any:
@@ -170,31 +175,6 @@ class Backend:
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
         """The primitive: run the validated ``spec`` on two arrays it owns."""
         raise NotImplementedError
-
-    #: True when every eager call compiles (JAX): the conformance suite then runs its
-    #: grids under :meth:`jit` in batches of cases, one compilation per batch, plus an
-    #: eager sample.  False: case by case, eagerly, and a sample under :meth:`jit`.
-    jit_batches: bool = False
-
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """For backends declaring the ``'jit'`` feature: ``fn`` compiled by the
-        framework's compiler (``jax.jit``, ``torch.compile``), taking and
-        returning this backend's arrays.  The conformance suite checks that
-        polyconv's functions give the same values under it."""
-        raise NotImplementedError(f"the {self.name!r} backend declares no 'jit' feature")
-
-    def vjp(self, fn: Callable[..., Any], primals: Sequence[Any], cotangent: Any) -> tuple[Any, ...]:
-        """For backends declaring the ``'autodiff'`` feature: the cotangents of
-        ``primals`` for ``fn(*primals)`` and the output cotangent ``cotangent``,
-        computed by the framework's own autodiff (``jax.vjp``, torch autograd).
-        The conformance suite checks them against the spec-level VJP."""
-        raise NotImplementedError(f"the {self.name!r} backend declares no 'autodiff' feature")
-
-    def conformance_session(self) -> contextlib.AbstractContextManager[Any]:
-        """What the backend switches on while the conformance suite runs, so
-        that it holds every dtype its manifest declares (JAX: 64-bit types).
-        Default: nothing."""
-        return contextlib.nullcontext()
 
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
         """Optional: a function of the op's array arguments alone (``lhs, rhs``;

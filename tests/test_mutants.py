@@ -1,4 +1,4 @@
-"""The mutation proof of the conformance suite (issue 6).
+"""The mutation proof of the conformance suite.
 
 Every deliberately wrong backend of :mod:`mutants` goes through the suite
 (:class:`polyconv.conformance.suite.Suite`), registered for the test's
@@ -26,6 +26,7 @@ import pytest
 from mutants import MUTANTS, Control, Mutant
 from polyconv.conformance import checks, properties
 from polyconv.conformance import suite as suite_module
+from polyconv.conformance.harness import harness_for
 from polyconv.conformance.suite import Item, Suite
 
 from polyconv.registry import registry
@@ -43,7 +44,7 @@ def _items_made_once() -> Iterator[None]:
     original = suite_module.items
 
     def items(be: Any, thorough: bool = False) -> list[Item]:
-        key = (be.jit_batches, "jit" in be.manifest.features, "autodiff" in be.manifest.features, thorough)
+        key = (harness_for(be).jit_batches, "jit" in be.manifest.features, "autodiff" in be.manifest.features, thorough)
         if key not in made:
             made[key] = original(be, thorough)
         return made[key]

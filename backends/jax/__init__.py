@@ -31,6 +31,7 @@ from typing import Any
 
 from polyconv import derive
 from polyconv.backend import Backend, Manifest
+from polyconv.caching import IdentityCache
 from polyconv.errors import ConvArgumentError, UnsupportedDtypeError
 from polyconv.spec import (
     ConvSpec,
@@ -43,7 +44,7 @@ from polyconv.spec import (
     vjp_rhs_plan,
 )
 
-from ._lowering import SpecCache, jax_modules, lax_conv_args, local_args, make_runner, patches_args, transpose_args
+from ._lowering import jax_modules, lax_conv_args, local_args, make_runner, patches_args, transpose_args
 
 __all__ = ["JaxBackend", "backend", "AnyDevice"]
 
@@ -123,15 +124,16 @@ class JaxBackend(Backend):
                 "polyconv.derive",
             ),
         )
-        self._conv: SpecCache[Run] = SpecCache(
-            lambda s: _always(make_runner(lax_conv_args(s), s.preferred_element_type, "conv_general_dilated")))
-        self._transpose: SpecCache[Run] = SpecCache(
-            lambda s: _always(make_runner(transpose_args(s), s.conv.preferred_element_type, "conv_transpose")))
-        self._patches: SpecCache[Run | None] = SpecCache(
-            lambda s: make_runner(patches_args(s), s.conv.preferred_element_type, "conv_general_dilated_patches"))
-        self._local: SpecCache[Run | None] = SpecCache(
-            lambda s: make_runner(local_args(s), None, "conv_general_dilated_local"))
-        self._vjp: SpecCache[Run] = SpecCache(self._vjp_runner)
+        # runners per spec object (specs come from polyconv's parse cache: equal calls share one)
+        self._conv: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.conv", lambda s: _always(
+            make_runner(lax_conv_args(s), s.preferred_element_type, "conv_general_dilated")))
+        self._transpose: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.transpose", lambda s: _always(
+            make_runner(transpose_args(s), s.conv.preferred_element_type, "conv_transpose")))
+        self._patches: IdentityCache[Run | None] = IdentityCache("polyconv.backends.jax.patches", lambda s: (
+            make_runner(patches_args(s), s.conv.preferred_element_type, "conv_general_dilated_patches")))
+        self._local: IdentityCache[Run | None] = IdentityCache("polyconv.backends.jax.local", lambda s: (
+            make_runner(local_args(s), None, "conv_general_dilated_local")))
+        self._vjp: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.vjp", self._vjp_runner)
         self._devices: dict[int, tuple[Any, str, AnyDevice]] = {}
         self._device_names: dict[Any, tuple[str, AnyDevice]] = {}
 
@@ -155,15 +157,19 @@ class JaxBackend(Backend):
         return arr
 
     def from_numpy(self, a: Any, device: str | None = None) -> Any:
-        jax, _, jnp = jax_modules()
+        import numpy as np
+
+        jax, _, _ = jax_modules()
         name = dtype_name(a.dtype)
         if jax.dtypes.canonicalize_dtype(a.dtype) != a.dtype:
             raise UnsupportedDtypeError(
                 "from_numpy", "a", "has a 64-bit dtype, which JAX holds only with jax_enable_x64 on "
                 "(jax.config.update('jax_enable_x64', True))", got=name,
             )
-        arr = jnp.array(a, copy=True)
-        return arr if device is None else jax.device_put(arr, _jax_device(jax, device))
+        # device_put of a private copy: no computation, so nothing compiles (jnp.array
+        # would compile a conversion for every new shape and dtype)
+        copy = np.array(a, copy=True)
+        return jax.device_put(copy) if device is None else jax.device_put(copy, _jax_device(jax, device))
 
     def to_numpy(self, x: Any) -> Any:
         import numpy as np
@@ -213,36 +219,6 @@ class JaxBackend(Backend):
             if importlib.util.find_spec(module) is None:
                 return f"{module} is not installed (pip install jax)"
         return None
-
-    # -- compilation, autodiff, the conformance suite ------------------------------
-
-    jit_batches = True  # every eager call compiles: the conformance suite batches its cases under jit
-
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """``jax.jit(fn)``."""
-        jax, _, _ = jax_modules()
-        return jax.jit(fn)
-
-    def vjp(self, fn: Callable[..., Any], primals: Any, cotangent: Any) -> tuple[Any, ...]:
-        """``jax.vjp(fn, *primals)[1](cotangent)``."""
-        jax, _, _ = jax_modules()
-        return tuple(jax.vjp(fn, *primals)[1](cotangent))
-
-    def conformance_session(self) -> Any:
-        """64-bit types on (``jax_enable_x64``) while the suite runs, restored after."""
-        import contextlib
-
-        @contextlib.contextmanager
-        def x64() -> Any:
-            jax, _, _ = jax_modules()
-            previous = jax.config.read("jax_enable_x64")
-            jax.config.update("jax_enable_x64", True)
-            try:
-                yield
-            finally:
-                jax.config.update("jax_enable_x64", previous)
-
-        return x64()
 
     # -- the ops -------------------------------------------------------------------
 

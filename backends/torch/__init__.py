@@ -112,20 +112,6 @@ class TorchBackend(Backend):
             return "PyTorch is not installed (pip install 'polyconv[torch]')"
         return None
 
-    # -- compilation and autodiff ----------------------------------------------------
-    def jit(self, fn: Any) -> Any:
-        """``torch.compile(fn, fullgraph=True)``: polyconv's functions are single graph nodes."""
-        return self._t().compile(fn, fullgraph=True)
-
-    def vjp(self, fn: Any, primals: Any, cotangent: Any) -> tuple[Any, ...]:
-        """Autograd: the gradients of ``(fn(*primals) * cotangent).sum()``, taken on
-        detached copies of the primals (the caller's tensors are left alone)."""
-        torch = self._t()
-        leaves = [p.detach().clone().requires_grad_(True) for p in primals]
-        out = fn(*leaves)
-        grads = torch.autograd.grad(out, leaves, cotangent, allow_unused=True)
-        return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(leaves, grads))
-
     # -- ops ------------------------------------------------------------------------
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
         from .run import conv
