@@ -96,13 +96,14 @@ def pairs(backend: str, shape: Shape, rng: Any) -> list[tuple[str, Callable[[], 
     if backend == "cupy":  # against PyTorch's CUDA convolution (cuDNN) on the same GPU memory
         import cupy
         import torch
+        from torch.utils.dlpack import from_dlpack  # torch.from_dlpack itself, which torch's stubs do not export
 
         if not torch.cuda.is_available():
             return []
         cx, cw = cupy.asarray(x), cupy.asarray(w)
         sync = cupy.cuda.Device().synchronize
         return [("torch CUDA", _synced(_polyconv_call(shape, cx, cw), sync),
-                 _synced(_torch_call(shape, torch.from_dlpack(cx), torch.from_dlpack(cw)), sync))]
+                 _synced(_torch_call(shape, from_dlpack(cx), from_dlpack(cw)), sync))]
     raise ValueError(f"no benchmark for backend {backend!r}")
 
 

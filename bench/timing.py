@@ -70,7 +70,7 @@ def matmul_rate(seconds: float = 1.0) -> float:
     n = 1024
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     a @ a
-    times = []
+    times: list[float] = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(times) < 3:
         t0 = time.perf_counter()

@@ -16,13 +16,16 @@ The other operations have their own plain-data cases, made the same way:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from polyconv.spec import conv_spec, patches_spec
 from polyconv.spec.dimension_numbers import channels_last
 from polyconv.spec.dtypes import numpy_dtype
+
+if TYPE_CHECKING:
+    from dataclasses import Field
 
 __all__ = [
     "ConvCase",
@@ -64,6 +67,8 @@ class _SeededCase:
     name: str
     seed: int
     dtype: str
+    if TYPE_CHECKING:  # every case class is a dataclass (what fields() needs)
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def operands(self) -> tuple[np.ndarray, ...]:
         """NumPy operands of the case's dtype, drawn from its seed."""

@@ -197,7 +197,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if state is None:
         return
     for key, entry in report.user_properties:
-        if key == _PROPERTY:
+        if key == _PROPERTY and isinstance(entry, dict):  # only run_item records under this key
             _tally(state, entry)
 
 

@@ -97,7 +97,8 @@ def _to_wide(a: np.ndarray, acc: np.dtype) -> np.ndarray:
 
 def _canonical(a: Any, spec: tuple[int, ...], acc: np.dtype) -> np.ndarray:
     """``a`` in the wide dtype ``acc``, axes taken in the order ``spec`` (canonical layout)."""
-    return _to_wide(np.asarray(a), acc).transpose(spec)
+    canonical: np.ndarray = _to_wide(np.asarray(a), acc).transpose(spec)
+    return canonical
 
 
 def _padded_dilated(x: np.ndarray, lhs_dilation: tuple[int, ...], padding: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -141,7 +142,8 @@ def _taps(window: tuple[int, ...]) -> Any:
 
 def _from_canonical(a: np.ndarray, spec: tuple[int, ...]) -> np.ndarray:
     """A canonical array moved into the layout described by ``spec``."""
-    return a.transpose(np.argsort(spec))
+    moved: np.ndarray = a.transpose(np.argsort(spec))
+    return moved
 
 
 def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:

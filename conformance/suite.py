@@ -136,7 +136,7 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
     """Everything the suite checks on ``be`` (see the module docstring)."""
     batched = harness_for(be).jit_batches
     n = case_counts(thorough, batched)
-    usable = (lambda c: True) if has_ml_dtypes() else (
+    usable: Callable[[cases.ConvCase], bool] = (lambda c: True) if has_ml_dtypes() else (
         lambda c: "bfloat16" not in (c.dtype, getattr(c, "preferred_element_type", None)))
     grid, dtype_grid = cases.grid(), [c for c in cases.dtype_grid() if usable(c)]
     plain_dtype_grid = [c for c in dtype_grid if c.preferred_element_type is None]

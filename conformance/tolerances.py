@@ -233,7 +233,7 @@ def check_vjp_close(
     out_dtype = out_dtype or spec.dtype
     exact = reference.vjp_from_spec(lhs, rhs, cotangent, spec)
     magnitude: tuple[Any, Any] = (None, None)
-    rel_tol = (0.0, 0.0)  # integers: exact
+    rel_tol: tuple[float, ...] = (0.0, 0.0)  # integers: exact
     if _floating(out_dtype):
         mag = reference.vjp_from_spec(_abs(lhs), _abs(rhs), _abs(cotangent), spec)
         magnitude = (mag[0].real, mag[1].real)

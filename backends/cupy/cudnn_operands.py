@@ -32,7 +32,8 @@ def operands(xp: Any, plan: CudnnPlan, lhs: Any, rhs: Any) -> tuple[Any, Any]:
     n = plan.nspatial
     x = xp.permute_dims(lhs, plan.lhs_perm)  # (N, *S, C), a view
     if any(lo or hi for lo, hi in plan.in_crop):
-        x = x[(slice(None), *(slice(lo, x.shape[1 + a] - hi) for a, (lo, hi) in enumerate(plan.in_crop)))]
+        crop = (slice(None), *(slice(lo, x.shape[1 + a] - hi) for a, (lo, hi) in enumerate(plan.in_crop)))
+        x = x[crop]
     if any(lo or hi for lo, hi in plan.in_pad):
         x = _pad(xp, xp.astype(x, dtype), plan.in_pad, array_api_compat.device(lhs))
     x = xp.reshape(_contiguous(xp, x, dtype), plan.x_shape)
@@ -62,7 +63,8 @@ def result(xp: Any, plan: CudnnPlan, y: Any) -> Any:
     full = y.shape[1 : 1 + n]
     out = xp.reshape(y, (y.shape[0], *full, y.shape[-1]))
     if any(lo or hi for lo, hi in plan.out_crop):
-        out = out[(slice(None), *(slice(lo, s - hi) for s, (lo, hi) in zip(full, plan.out_crop)))]
+        crop = (slice(None), *(slice(lo, s - hi) for s, (lo, hi) in zip(full, plan.out_crop)))
+        out = out[crop]
     if plan.out_dtype != plan.io_dtype:
         out = xp.astype(out, namespace_dtype(xp, plan.out_dtype, y))
     return out if plan.out_perm is None else xp.permute_dims(out, plan.out_perm)

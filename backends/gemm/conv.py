@@ -222,7 +222,7 @@ class Layout:
     def _gather(self, r0: int, r1: int, k0: int, k1: int) -> np.ndarray:
         """Rows ``r0:r1`` and taps ``k0:k1``, one table lookup per axis."""
         pos = np.unravel_index(np.arange(r0, r1), (self.nb, *self.out_spatial))
-        flat = np.broadcast_to((pos[0] * self.plane)[:, None], (r1 - r0, k1 - k0)).copy()
+        flat: np.ndarray = np.broadcast_to((pos[0] * self.plane)[:, None], (r1 - r0, k1 - k0)).copy()
         if self.window:
             taps = np.unravel_index(np.arange(k0, k1), self.window)
             for table, y, k in zip(self.tables, pos[1:], taps):

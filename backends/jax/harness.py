@@ -25,7 +25,8 @@ class JaxHarness(Harness):
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``jax.jit(fn)``."""
         jax, _, _ = jax_modules()
-        return jax.jit(fn)
+        jitted: Callable[..., Any] = jax.jit(fn)
+        return jitted
 
     def vjp(self, fn: Callable[..., Any], primals: Sequence[Any], cotangent: Any) -> tuple[Any, ...]:
         """``jax.vjp(fn, *primals)[1](cotangent)``."""

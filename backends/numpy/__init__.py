@@ -75,7 +75,8 @@ class NumpyBackend(Backend):
         return np.array(x, copy=True)
 
     def version(self) -> str:
-        return np.__version__
+        version: str = np.__version__
+        return version
 
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
         return strategy.convolve(lhs, rhs, spec)

@@ -257,11 +257,15 @@ def fill_slab(geo: Geometry, chunk: Chunk, x: np.ndarray, slab: np.ndarray) -> N
         plane = slab[index]
         view = plane[:, :, :body].reshape(shape)
         for region in geo.zero_regions(dest, chunk):
-            view[(slice(None), slice(None), *region)] = 0
+            outside = (slice(None), slice(None), *region)
+            view[outside] = 0
         plane[:, :, body:] = 0
         if dest is not None:
-            source = src_images[(slice(None), slice(None), slice(None), *src)]  # (images, G_c, C_g, ...)
-            target = view[(slice(None), slice(None), slice(None), *dest)]  # (G_c, C_g, images, ...)
+            assert src is not None  # fills gives both index tuples or neither
+            src_index = (slice(None), slice(None), slice(None), *src)
+            dest_index = (slice(None), slice(None), slice(None), *dest)
+            source = src_images[src_index]  # (images, G_c, C_g, ...)
+            target = view[dest_index]  # (G_c, C_g, images, ...)
             np.copyto(target, source.transpose(1, 2, 0, *range(3, source.ndim)), casting="unsafe")
 
 

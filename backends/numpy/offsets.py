@@ -135,7 +135,9 @@ def plan(problem: Problem, itemsize: int, level: int | None = None, budget: int 
     n, cg = problem.nspatial, problem.cg
     if level is None:
         level = _level(problem, geo)
-    copies, terms, index = [], [], []
+    copies: list[Copy] = []
+    terms: list[Term] = []
+    index: list[int] = []
     rows = 0
     extra = 0
     kernel_strides = [math.prod(problem.window[i + 1 :]) for i in range(n)]

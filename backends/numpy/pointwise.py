@@ -49,7 +49,8 @@ def run(problem: Problem, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute: 
     that do not merge into one axis of a view, or a layout BLAS cannot read.
     """
     index = tuple(slice(-lo, -lo + (yy - 1) * s + 1, s) for lo, yy, s in zip(problem.low, problem.out, problem.strides))
-    xs = x[(slice(None), slice(None), slice(None), *index)]
+    window = (slice(None), slice(None), slice(None), *index)
+    xs = x[window]
     n, g, cg, og = problem.batch, problem.groups, problem.cg, problem.og
     positions = problem.positions
     shape_x, shape_y = (n, g, cg, positions), (n, g, og, positions)

@@ -52,7 +52,7 @@ def _axis(size: int, window: int, stride: int, lhs_dilation: int, dilation: int,
     period, sub_stride = lhs_dilation // g, stride // g
     h = math.gcd(dilation, lhs_dilation)
     kstep, sub_dilation = lhs_dilation // h, dilation // h
-    phases = []
+    phases: list[tuple[slice, slice, tuple[int, int, int, int, int] | None]] = []
     for a in range(min(period, out)):
         outputs = (out - a + period - 1) // period
         out_slice = slice(a, a + (outputs - 1) * period + 1, period)
@@ -79,8 +79,8 @@ def decompose(problem: Problem, lhs_dilation: tuple[int, ...]) -> list[Part]:
     for combo in product(*axes):
         out = tuple(c[0] for c in combo)
         kernel = tuple(c[1] for c in combo)
-        subs = [c[2] for c in combo]
-        if any(s is None for s in subs):
+        subs = [c[2] for c in combo if c[2] is not None]
+        if len(subs) < len(combo):
             parts.append(Part(None, kernel, out))
             continue
         parts.append(Part(

@@ -103,26 +103,27 @@ def input_view(lhs: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """``lhs`` as ``(N', G, C_g, *S)`` (a view)."""
     dn = spec.dimension_numbers
     n = spec.nspatial
-    x = lhs.transpose(dn.lhs_spec)  # (N, C, *S)
+    x: np.ndarray = lhs.transpose(dn.lhs_spec)  # (N, C, *S)
     sizes = x.shape[2:]
     if spec.batch_group_count > 1:  # batch-major groups: (B, N', C, *S) -> (N', B, C, *S)
         b = spec.batch_group_count
         x = x.reshape(b, spec.batch // b, spec.in_features, *sizes)
-        return x.transpose(1, 0, *range(2, n + 3))
+        batch_major: np.ndarray = x.transpose(1, 0, *range(2, n + 3))
+        return batch_major
     g = spec.feature_group_count
     return x.reshape(spec.batch, g, spec.in_features // g, *sizes)
 
 
 def kernel_view(rhs: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """``rhs`` as ``(G, O_g, C_g, *K)`` (a view)."""
-    w = rhs.transpose(spec.dimension_numbers.rhs_spec)  # (O, I, *K)
+    w: np.ndarray = rhs.transpose(spec.dimension_numbers.rhs_spec)  # (O, I, *K)
     groups = max(spec.feature_group_count, spec.batch_group_count)
     return w.reshape(groups, w.shape[0] // groups, *w.shape[1:])
 
 
 def output_view(out: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The result array ``out`` (in the output layout) as ``(N', G, O_g, *Y)`` (a view)."""
-    y = out.transpose(spec.dimension_numbers.out_spec)  # (N', O, *Y)
+    y: np.ndarray = out.transpose(spec.dimension_numbers.out_spec)  # (N', O, *Y)
     groups = max(spec.feature_group_count, spec.batch_group_count)
     return y.reshape(y.shape[0], groups, y.shape[1] // groups, *y.shape[2:])
 

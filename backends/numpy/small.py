@@ -57,7 +57,8 @@ def _window_index(spec: ConvSpec) -> np.ndarray:
         shape = [1] * m
         shape[2 + axis], shape[3 + n + axis] = table.shape[1], table.shape[0]
         pos.append(table.T.reshape(shape))
-    return canon[tuple(pos)]
+    index: np.ndarray = canon[tuple(pos)]
+    return index
 
 
 def runner(spec: ConvSpec, compute: np.dtype, out_dtype: np.dtype) -> Callable[[Any, Any], np.ndarray]:

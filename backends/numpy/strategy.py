@@ -113,7 +113,8 @@ def choose(spec: ConvSpec) -> Choice:
 
     if plan.exact_int or dtype_kind(plan.compute) not in "fc":
         def general(lhs: Any, rhs: Any) -> np.ndarray:
-            return gemm.conv_general_dilated(np, np.asarray(lhs), np.asarray(rhs), spec)
+            out: np.ndarray = gemm.conv_general_dilated(np, np.asarray(lhs), np.asarray(rhs), spec)
+            return out
 
         return Choice("gemm", general, ("gemm",))
 
@@ -129,11 +130,13 @@ def choose(spec: ConvSpec) -> Choice:
 
         def phases(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
             for solver, part in solvers:
-                y_part = y[(slice(None), slice(None), slice(None), *part.out)]
+                out_index = (slice(None), slice(None), slice(None), *part.out)
+                y_part = y[out_index]
                 if solver is None:
                     y_part[...] = 0
                 else:
-                    solver[1](x, w[(slice(None), slice(None), slice(None), *part.kernel)], y_part)
+                    kernel_index = (slice(None), slice(None), slice(None), *part.kernel)
+                    solver[1](x, w[kernel_index], y_part)
 
         return Choice("polyphase", _direct(spec, phases, out_dtype), names)
 

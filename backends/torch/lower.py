@@ -156,7 +156,8 @@ def _transposed(
     )
     out = pad(out, [(-a, -b) for a, b in rest])
     if any(s != 1 for s in strides):  # strided and lhs-dilated at once: no native kernel does both
-        out = out[(slice(None), slice(None), *(slice(None, None, s) for s in strides))]
+        strided = (slice(None), slice(None), *(slice(None, None, s) for s in strides))
+        out = out[strided]
     return out
 
 

@@ -81,9 +81,13 @@ class PolyconvModule(LazyModuleMixin, nn.Module):
         dtype = getattr(torch, dtype_name(layer.param_dtype))
         self._input_shape: tuple[int, ...] | None = None
         if input_shape is None:
-            self.kernel = UninitializedParameter(device=device, dtype=dtype)
+            # torch's stub gives UninitializedParameter the signature of Parameter (data, requires_grad);
+            # at run time its __new__ takes (requires_grad, device, dtype)
+            self.kernel: nn.Parameter | UninitializedParameter = UninitializedParameter(  # type: ignore[call-arg]
+                device=device, dtype=dtype)
             if layer.use_bias:
-                self.bias = UninitializedParameter(device=device, dtype=dtype)
+                self.bias: nn.Parameter | UninitializedParameter | None = UninitializedParameter(  # type: ignore[call-arg]
+                    device=device, dtype=dtype)
             else:
                 self.register_parameter("bias", None)
         else:
@@ -99,7 +103,7 @@ class PolyconvModule(LazyModuleMixin, nn.Module):
     def _generator(self) -> Any:
         return torch.default_generator if self._rng is None else self._rng
 
-    def initialize_parameters(self, x: torch.Tensor) -> None:  # type: ignore[override]
+    def initialize_parameters(self, x: torch.Tensor) -> None:
         """Make the lazy parameters from the first input (called by torch before the first forward)."""
         if not self.has_uninitialized_params():
             return

@@ -28,7 +28,7 @@ __all__ = ["conv", "conv_runner", "patches", "local"]
 def _ieee_float32(torch: Any) -> Iterator[None]:
     """No TF32 inside: cuDNN convolutions and cuBLAS matrix products in full
     float32.  The caller's settings are restored on exit."""
-    settings = [
+    settings: list[tuple[Any, str, str | bool]] = [
         (owner, "fp32_precision", "ieee")
         for owner in (getattr(torch.backends.cudnn, "conv", None), getattr(torch.backends.cuda, "matmul", None))
         if owner is not None and hasattr(owner, "fp32_precision")
