@@ -37,6 +37,11 @@ from polyconv.spec import ConvDimensionNumbers, conv_spec, conv_transpose_spec, 
 jax = pytest.importorskip("jax", reason="JAX is not installed: the reference is checked against jax.lax")
 from jax import lax  # noqa: E402
 
+# The module's fixtures compute JAX's results for all the selected cases of a test at once
+# (_prefetch); under pytest-xdist every worker would do it for the whole list, so the
+# module's tests run on one worker.
+pytestmark = pytest.mark.xdist_group("reference-ops-vs-jax")
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _x64():
