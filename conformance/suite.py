@@ -30,8 +30,9 @@ reproducer) or ``unsupported`` (the manifest excludes the case and the call
 raised the promised polyconv error).  Backends whose every eager call
 compiles (:attr:`~.harness.Harness.jit_batches`, JAX) run the value grids
 under ``jit`` in batches, one compilation per batch, plus an eager sample;
-they draw a quarter of the random cases, and every other case of the
-curated grids of patches, local, vjp and autodiff.
+they draw a quarter of the random cases and every other case of the
+curated grids (with ``thorough``: every case of the grids, and ten times
+the random cases, like every backend).
 
 Examples
 --------
@@ -66,8 +67,6 @@ FEATURES = (
 _BATCH = 64  # cases per compiled batch
 _JIT_SAMPLE = 24  # every n-th case of each curated grid runs under the backend's jit
 _EAGER_SAMPLE = 16  # for batching backends, every n-th case of each curated grid also runs eagerly
-# for batching backends, every other case of these features' curated grids (each case costs a compilation)
-_BATCHED_SAMPLED = ("patches", "local", "vjp", "autodiff")
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
     out: list[Item] = []
     for feature, group, build, group_cases in sets:
         prefix = f"{feature}/{group}"
-        if batched and group in ("grid", "dtypes") and feature in _BATCHED_SAMPLED:
+        if batched and not thorough and group in ("grid", "dtypes"):  # each case costs a compilation
             group_cases = group_cases[::2]
         unit = prefix if group in ("random", "nd45") else None
         for i, case in enumerate(group_cases):
