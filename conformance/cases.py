@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConvCase",
+    "has_ml_dtypes",
     "grid",
     "dtype_grid",
     "random_case",
@@ -687,3 +688,10 @@ def local_case_of(case: ConvCase) -> LocalCase:
         padding=p.padding, filter_shape=p.filter_shape, lhs_dilation=p.lhs_dilation, rhs_dilation=p.rhs_dilation,
         dimension_numbers=p.dimension_numbers, dtype=case.dtype, seed=case.seed,
     )
+
+
+def has_ml_dtypes() -> bool:
+    """Whether bfloat16 operands can be made (with ml_dtypes)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ml_dtypes") is not None

@@ -41,10 +41,8 @@ PROPERTIES: dict[str, tuple[Any, Any, tuple[str, ...] | None]] = {
 
 
 def _dtypes(be: Backend, op: str, fixed: tuple[str, ...] | None) -> list[str]:
-    from .suite import has_ml_dtypes
-
     names = [d for d in (fixed or cases.DTYPES) if d in be.manifest.dtypes]
-    if not has_ml_dtypes():
+    if not cases.has_ml_dtypes():
         names = [d for d in names if d != "bfloat16"]
     if op == "vjp":
         names = [d for d in names if d != "bool"]

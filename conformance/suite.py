@@ -120,13 +120,6 @@ def load(name: str) -> tuple[Backend | None, str]:
     return None, rec.reason if rec is not None and rec.reason else "not registered"
 
 
-def has_ml_dtypes() -> bool:
-    """Whether bfloat16 operands can be made (with ml_dtypes)."""
-    import importlib.util
-
-    return importlib.util.find_spec("ml_dtypes") is not None
-
-
 def _real_float(case: cases.ConvCase) -> bool:
     return case.dtype in ("float16", "bfloat16", "float32", "float64") and case.preferred_element_type is None
 
@@ -135,7 +128,7 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
     """Everything the suite checks on ``be`` (see the module docstring)."""
     batched = harness_for(be).jit_batches
     n = case_counts(thorough, batched)
-    usable: Callable[[cases.ConvCase], bool] = (lambda c: True) if has_ml_dtypes() else (
+    usable: Callable[[cases.ConvCase], bool] = (lambda c: True) if cases.has_ml_dtypes() else (
         lambda c: "bfloat16" not in (c.dtype, getattr(c, "preferred_element_type", None)))
     grid, dtype_grid = cases.grid(), [c for c in cases.dtype_grid() if usable(c)]
     plain_dtype_grid = [c for c in dtype_grid if c.preferred_element_type is None]
