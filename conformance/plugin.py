@@ -133,7 +133,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("polyconv_item", params)
 
 
-def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool], node: Any = None) -> None:
+def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool], node: pytest.Item) -> None:
     """The body of the suite's one test: run the item (or the items of a random
     set), record the outcomes on the test (``node``'s user properties, which
     pytest-xdist carries from its workers to the session that prints the
@@ -144,7 +144,7 @@ def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool], node: 
     rows: list[tuple[str, str, str, str, str]] = []
     if items is None:
         reason = state.unavailable.get(name, "")
-        _record(node, state, rows, {name: f"unavailable: {reason}"}, 0.0)
+        _record(node, rows, {name: f"unavailable: {reason}"}, 0.0)
         message = f"backend {name!r} is not available: {reason}"
         if explicit:
             pytest.fail(message, pytrace=False)
@@ -157,7 +157,7 @@ def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool], node: 
         rows.append((name, item.feature, outcome.status, item.id, outcome.detail if outcome.status == "fail" else ""))
         if outcome.status == "fail":
             failed.append((item, outcome))
-    _record(node, state, rows, {}, suite.seconds - before)
+    _record(node, rows, {}, suite.seconds - before)
     if failed:
         item, outcome = failed[0]
         others = "".join(f"\n  {i.id}: {o.detail.splitlines()[0]}" for i, o in failed[1:])
@@ -168,26 +168,20 @@ def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool], node: 
 _PROPERTY = "polyconv_conformance"
 
 
-def _record(node: Any, state: _State, rows: list[Any], notes: dict[str, str], seconds: float) -> None:
-    """Tally the outcomes: through the test report when there is a test node
-    (:func:`pytest_runtest_logreport` adds them up, in this process or in
-    xdist's controller), else at once."""
-    entry = {"rows": rows, "notes": notes, "seconds": seconds}
-    if node is not None:
-        node.user_properties.append((_PROPERTY, entry))
-    else:
-        _tally(state, entry)
+def _record(node: pytest.Item, rows: list[Any], notes: dict[str, str], seconds: float) -> None:
+    """Put the outcomes on the test's report; :func:`pytest_runtest_logreport`
+    adds them up, in this process or in xdist's controller."""
+    node.user_properties.append((_PROPERTY, {"rows": rows, "notes": notes, "seconds": seconds}))
 
 
 def _tally(state: _State, entry: dict[str, Any]) -> None:
     for backend, feature, status, item, detail in entry["rows"]:
         state.tally.add(backend, feature, status, item, detail)
-        state.tally.seconds[backend] = state.tally.seconds.get(backend, 0.0)
     for backend, note in entry["notes"].items():
         state.tally.notes[backend] = note
-    if entry["rows"]:
+    if entry["rows"]:  # one test's rows are all of one backend
         backend = entry["rows"][0][0]
-        state.tally.seconds[backend] += entry["seconds"]
+        state.tally.seconds[backend] = state.tally.seconds.get(backend, 0.0) + entry["seconds"]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -39,27 +39,29 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BoundedCache", "IdentityCache", "memoize", "typed_key", "clear", "sizes", "environment", "ENVIRONMENT"]
+__all__ = ["BoundedCache", "IdentityCache", "memoize", "typed_key", "clear", "environment"]
 
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
-
-#: The environment variables that dispatch decisions depend on.
-ENVIRONMENT = ("POLYCONV_BACKEND", "POLYCONV_BLOCK")
 
 _caches: weakref.WeakSet[_Clearable] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
 class _Clearable:
+    """A registered cache whose entries live in ``_entries`` (a dict, or a
+    :class:`BoundedCache` for the function caches)."""
+
     name: str
+    _entries: Any
 
-    def clear(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def __len__(self) -> int:
+        return len(self._entries)
 
-    def __len__(self) -> int:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
 
 
 def _register(cache: _Clearable) -> None:
@@ -92,12 +94,6 @@ class BoundedCache(_Clearable, Generic[K, V]):
             if key not in self._entries and len(self._entries) >= self.maxsize:
                 self._entries.pop(next(iter(self._entries)), None)
             self._entries[key] = value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def items(self) -> list[tuple[K, V]]:
         """The entries stored now, oldest first."""
@@ -135,13 +131,6 @@ class IdentityCache(_Clearable, Generic[T]):
         self._entries.put(id(obj), (obj, value))
         return value
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        """Forget every entry."""
-        self._entries.clear()
-
 
 class _Memoized(_Clearable, Generic[T]):
     def __init__(self, fn: Callable[..., T], name: str, maxsize: int, key: Callable[..., Hashable] | None) -> None:
@@ -162,12 +151,6 @@ class _Memoized(_Clearable, Generic[T]):
             hit = self._fn(*args)
             self._entries.put(key, hit)
         return hit
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 def memoize(
@@ -233,19 +216,8 @@ def clear() -> None:
         cache.clear()
 
 
-def sizes() -> dict[str, int]:
-    """The number of entries of the caches, by name (caches sharing a name are
-    added up), for tests and debugging."""
-    with _lock:
-        caches = list(_caches)
-    out: dict[str, int] = {}
-    for cache in caches:
-        out[cache.name] = out.get(cache.name, 0) + len(cache)
-    return dict(sorted(out.items()))
-
-
 def environment() -> tuple[str | None, ...]:
-    """The values of :data:`ENVIRONMENT` now: a part of every cached dispatch
+    """``POLYCONV_BACKEND`` and ``POLYCONV_BLOCK`` now: a part of every cached dispatch
     decision's key, so that changing them takes effect at the next call."""
     get = os.environ.get  # spelled out, not a loop: this runs on every call
     return get("POLYCONV_BACKEND"), get("POLYCONV_BLOCK")
