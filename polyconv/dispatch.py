@@ -10,6 +10,12 @@ The order:
 5. an array-API array nobody owns: a fallback backend (``array_api``);
 6. Python scalars and lists only: NumPy.
 
+Before any of that, :func:`check_operands` applies the rules on NumPy's
+subclasses that hold whichever backend runs: a masked array is an error (its
+mask would be dropped), and a ``numpy.matrix`` is taken as its plain
+``ndarray`` view only where a 2-d operand belongs (a convolution with no
+spatial dimensions), an error anywhere else.
+
 Operands of two frameworks, or on two devices, are an error naming both.
 Resolution by type is cached per (type, registry state, POLYCONV_BLOCK), so
 dispatch costs microseconds.  Every decision is logged at DEBUG on the
@@ -22,6 +28,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -31,7 +38,9 @@ from .backend import Backend, is_neutral
 from .errors import BackendNotFoundError, ConvTypeError, MixedArraysError
 from .registry import PolyconvPluginWarning, Registry, blocked_names, registry
 
-__all__ = ["use_backend", "current_backend", "resolve", "owner_of", "check_devices", "DEFAULT_BACKEND"]
+__all__ = [
+    "use_backend", "current_backend", "resolve", "owner_of", "check_devices", "check_operands", "DEFAULT_BACKEND",
+]
 
 logger = logging.getLogger("polyconv")
 
@@ -130,6 +139,76 @@ def _type_name(x: Any) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
+def check_operands(
+    op: str, arrays: Sequence[Any], params: Sequence[str], rank: int | None = None
+) -> tuple[Any, ...]:
+    """The operands, after the rules on NumPy's subclasses that hold on every backend.
+
+    Parameters
+    ----------
+    op, params
+        The operation and the operands' parameter names, for the errors.
+    arrays
+        The operands (arrays, Python scalars or lists).
+    rank
+        The rank the call's operands have (2 for a convolution with no
+        spatial dimensions), or None when the caller reshapes its operands
+        (the layers).
+
+    Returns
+    -------
+    tuple
+        ``arrays``, with each ``numpy.matrix`` replaced by its plain
+        ``ndarray`` view (no copy) when ``rank`` is 2.
+
+    Raises
+    ------
+    ConvTypeError
+        For a ``numpy.ma.MaskedArray`` (polyconv would drop its mask), and for
+        a ``numpy.matrix`` where ``rank`` is not 2 (a matrix is always 2-d).
+
+    Notes
+    -----
+    A type check per operand; NumPy is looked up in ``sys.modules``, as
+    array-api-compat does, so nothing is imported.
+    """
+    np = sys.modules.get("numpy")
+    if np is None:  # no NumPy array can exist
+        return tuple(arrays)
+    ndarray = np.ndarray
+    out: list[Any] | None = None
+    for i, (param, a) in enumerate(zip(params, arrays)):
+        t = type(a)
+        if t is ndarray or not issubclass(t, ndarray):
+            continue
+        ma = sys.modules.get("numpy.ma")
+        if ma is not None and issubclass(t, ma.MaskedArray):
+            raise ConvTypeError(
+                op, param, "must not be a masked array: polyconv would silently drop its mask; pass "
+                f"np.ma.filled({param}, 0) to convolve the masked elements as zeros, or {param}.data to use "
+                "the values under the mask", got=f"a {_type_name(a)} of shape {a.shape}",
+            )
+        if issubclass(t, np.matrix):
+            if rank != 2:
+                if rank is None:
+                    why, fix = "a matrix stays 2-d through every reshape, and the layers reshape their inputs", ""
+                else:
+                    spatial = f"{rank - 2} spatial dimension{'' if rank == 3 else 's'}"
+                    why = (
+                        f"a matrix is always 2-d (an operand only of a convolution with no spatial "
+                        f"dimensions), and this call's operands have rank {rank} ({spatial})"
+                    )
+                    fix = f" reshaped to rank {rank}"
+                raise ConvTypeError(
+                    op, param, f"must not be a numpy.matrix: {why}; pass np.asarray({param}){fix}",
+                    got=f"a {_type_name(a)} of shape {a.shape}",
+                )
+            if out is None:
+                out = list(arrays)
+            out[i] = np.asarray(a)  # the plain ndarray view: the result is an ndarray
+    return tuple(arrays) if out is None else tuple(out)
+
+
 def resolve(
     arrays: Sequence[Any],
     backend: str | None = None,
@@ -141,6 +220,7 @@ def resolve(
     by the order of this module."""
     if backend is not None and not isinstance(backend, str):
         raise ConvTypeError(op, "backend", "must be None or a backend name (a string)", backend)
+    check_operands(op, arrays, params)  # masked arrays and matrices (ops pass matrices on as plain views)
     debug = logger.isEnabledFor(logging.DEBUG)
     forced, why = backend, "backend= keyword"
     if forced is None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from . import caching, derive
 from .backend import NEUTRAL_TYPES, Backend, is_neutral
-from .dispatch import check_devices, current_backend, resolve
+from .dispatch import check_devices, check_operands, current_backend, resolve
 from .errors import ConvShapeError, ConvTypeError
 from .registry import registry
 from .spec import (
@@ -409,13 +409,34 @@ def _setup(
                     if be.device(a) != device:
                         check_devices(be, arrays, names, op)  # raises, naming both
             return be, list(arrays), spec, runner
-    be, prepared = _prepare(op, arrays, names, backend)
+    # only here: a call of a masked array raises and one of a np.matrix is not cached, so no hit has one
+    checked = check_operands(op, arrays, names, _rank(arrays, params))
+    be, prepared = _prepare(op, checked, names, backend)
     spec = parse(be, *prepared)
     make_runner = getattr(be, "runner", None)  # duck-typed backends may lack it
     runner = make_runner(op, spec) if make_runner is not None else None
-    if key is not None:
+    if key is not None and all(c is a for c, a in zip(checked, arrays)):
         calls.put(key, (be, spec, runner))
     return be, prepared, spec, runner
+
+
+def _rank(arrays: tuple[Any, ...], params: tuple[Any, ...]) -> int:
+    """The rank of the call's operands as far as it can be told before parsing
+    (for :func:`~polyconv.dispatch.check_operands`): two more than the length
+    of the first parameter (every op's first one has an entry per spatial
+    dimension), else the rank of an operand of rank above 2, else 2; parsing
+    then checks it."""
+    first = params[0]
+    if not isinstance(first, (str, bytes)):
+        try:
+            return len(first) + 2
+        except TypeError:
+            pass
+    for a in arrays:  # a matrix is 2-d: another rank is another operand's
+        rank = 2 if is_neutral(a) else len(getattr(a, "shape", ()))
+        if rank > 2:
+            return rank
+    return 2
 
 
 def _call_key(op: str, arrays: tuple[Any, ...], backend: str | None, params: tuple[Any, ...]) -> Any:

@@ -47,22 +47,31 @@ def threads() -> int:
 
 
 def _executor(size: int) -> ThreadPoolExecutor:
+    """The pool of ``size`` threads; the caller holds :data:`_lock` until it
+    has submitted its work, so no other thread shuts the pool down between
+    handing it out and its receiving the work.  Replacing a pool (another
+    size, or a forked child) shuts the old one down without waiting: work
+    already submitted to it still completes."""
     global _pool, _pool_key
     key = (size, os.getpid())
-    with _lock:
-        if _pool is None or _pool_key != key:
-            if _pool is not None and _pool_key[1] == key[1]:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(size, thread_name_prefix="polyconv-numpy")
-            _pool_key = key
-        return _pool
+    if _pool is None or _pool_key != key:
+        if _pool is not None and _pool_key[1] == key[1]:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(size, thread_name_prefix="polyconv-numpy")
+        _pool_key = key
+    return _pool
 
 
 def run_chunks(work: Callable[[T], None], chunks: Sequence[T], min_chunks: int = 2) -> None:
     """``work(chunk)`` for every chunk: on the calling thread alone when there
     is one thread or fewer than ``min_chunks`` chunks per thread, else in
     contiguous runs of chunks, one on the calling thread and one on each of
-    the pool's threads."""
+    the pool's threads.
+
+    Safe to call from several threads while ``POLYCONV_NUMPY_THREADS``
+    changes: the pool is taken and the runs submitted under one lock, and a
+    pool replaced after that still finishes the runs it was given.
+    """
     n = threads()
     if n == 1 or len(chunks) < n * min_chunks or threading.current_thread().name.startswith("polyconv-numpy"):
         for chunk in chunks:
@@ -75,8 +84,9 @@ def run_chunks(work: Callable[[T], None], chunks: Sequence[T], min_chunks: int =
         for chunk in part:
             work(chunk)
 
-    pool = _executor(n - 1)
-    futures = [pool.submit(run, part) for part in parts[1:]]
+    with _lock:
+        pool = _executor(n - 1)
+        futures = [pool.submit(run, part) for part in parts[1:]]
     try:
         run(parts[0])
     finally:

@@ -154,10 +154,18 @@ def conv_runner(torch: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
     return planned
 
 
-def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec) -> Any:
+def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec, private: bool = False) -> Any:
     """``conv_general_dilated_patches`` as strided windows (``Tensor.unfold``)
     of the padded input: a copy, no arithmetic.  lhs dilation goes through the
-    convolution with an identity kernel (:func:`polyconv.derive.patches`)."""
+    convolution with an identity kernel (:func:`polyconv.derive.patches`).
+
+    The windows are views of the input until they are reshaped into the patch
+    axis; that reshape copies except where the windows' memory already is
+    one (a 1x1 window, one channel, a window covering the input, no spatial
+    dims).  Unless padding made a new tensor first, the result is then copied
+    so that it never shares memory with ``lhs``; ``private=True`` (a caller
+    that only reads the patches, such as :func:`local`) skips that copy.
+    """
     conv_spec = spec.conv
     dn = conv_spec.dimension_numbers
     if any(d != 1 for d in conv_spec.lhs_dilation):
@@ -166,13 +174,24 @@ def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec) -> Any:
     if 0 in conv_spec.out_shape:
         return _zeros(torch, conv_spec.out_shape, out_dtype, lhs)
     n = conv_spec.nspatial
-    x = lower.pad(lhs.permute(dn.lhs_spec), conv_spec.padding)
+    x = lhs.permute(dn.lhs_spec)
+    fresh = any(lo > 0 or hi > 0 for lo, hi in conv_spec.padding)
+    if fresh:  # F.pad writes a new tensor
+        x = lower.pad(x, conv_spec.padding)
+    else:  # crops only: views
+        for axis, (lo, hi) in enumerate(conv_spec.padding):
+            if lo or hi:
+                x = x.narrow(2 + axis, -lo, x.shape[2 + axis] + lo + hi)
     for axis, (k, s, d) in enumerate(zip(spec.filter_shape, conv_spec.window_strides, conv_spec.rhs_dilation)):
         x = x.unfold(2 + axis, (k - 1) * d + 1, s)[..., ::d]  # window appended as the last axis
     # (N, C, *Y, *K) -> (N, C, *K, *Y) -> (N, C * prod(K), *Y): channel-major windows
     x = x.permute(0, 1, *range(2 + n, 2 + 2 * n), *range(2, 2 + n))
-    x = x.reshape(x.shape[0], x.shape[1] * math.prod(spec.filter_shape), *conv_spec.out_spatial)
-    return x.to(out_dtype).permute(inverse_permutation(dn.out_spec))
+    shape = (x.shape[0], x.shape[1] * math.prod(spec.filter_shape), *conv_spec.out_spatial)
+    if fresh or private:
+        x = x.reshape(shape).to(out_dtype)
+    else:  # the one copy the reshape would make where it copies, also where it would be a view of lhs
+        x = x.to(out_dtype, memory_format=torch.contiguous_format, copy=True).view(shape)
+    return x.permute(inverse_permutation(dn.out_spec))
 
 
 def local(torch: Any, be: Any, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
@@ -190,7 +209,7 @@ def local(torch: Any, be: Any, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
     device_type = lhs.device.type
     p = plan_dtypes(pspec.conv, contraction, device_type)
     compute = getattr(torch, p.compute)
-    pat = patches(torch, be, lhs, pspec)
+    pat = patches(torch, be, lhs, pspec, private=True)  # read only: may be a view of lhs
     # patches to (*Y, N, I), kernel to (*Y, I, O): a batched matrix product over positions
     spatial = tuple(range(2, n + 2))
     pat = pat.permute(tuple(dn.out_spec[a] for a in (*spatial, 0, 1))).to(compute)

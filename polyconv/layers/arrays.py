@@ -20,7 +20,7 @@ import array_api_compat
 import numpy as np
 
 from ..backend import Backend, is_neutral
-from ..dispatch import owner_of
+from ..dispatch import check_operands, owner_of
 from ..errors import ConvTypeError, UnsupportedDtypeError
 from ..registry import registry
 from ..spec import dtype_name
@@ -35,9 +35,11 @@ _NARROWER = {"float64": "float32", "int64": "int32", "uint64": "uint32", "comple
 
 
 def owner(x: Any, op: str, param: str) -> Backend:
-    """The backend that owns ``x`` (NumPy for Python scalars and lists)."""
+    """The backend that owns ``x`` (NumPy for Python scalars and lists); a
+    masked array or a ``numpy.matrix`` is a ``ConvTypeError``, as in every call."""
     if is_neutral(x):
         return registry.load("numpy")
+    check_operands(op, (x,), (param,))
     name = owner_of(x)
     if name is None:
         raise ConvTypeError(
