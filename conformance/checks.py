@@ -6,8 +6,9 @@ Each ``check_*`` function takes a loaded backend and a plain-data case from
 ``backend=`` the backend's name, and returns an :class:`Outcome`:
 
 * ``pass``: the result is an array the backend owns, on the operands'
-  device, of the spec's shape and dtype, its values match the reference
-  within :mod:`.tolerances`, and the operands are unchanged;
+  device, of the spec's shape and dtype, sharing no memory with an operand,
+  its values match the reference within :mod:`.tolerances`, and the
+  operands are unchanged;
 * ``unsupported``: the backend's manifest excludes the case (a dtype or
   feature it does not declare) *and* the call raised the polyconv error the
   manifest promises, before computing anything;
@@ -46,7 +47,7 @@ from .harness import harness_for
 from .reproduce import snippet
 
 __all__ = [
-    "Outcome", "Check", "run", "run_batched", "vjp_dtype",
+    "Outcome", "Check", "run", "run_batched", "run_repeated", "vjp_dtype", "reduced_precision", "BUILDERS",
     "conv_check", "transpose_check", "patches_check", "local_check", "vjp_check", "autodiff_check",
     "check_conv", "check_transpose", "check_patches", "check_local", "check_vjp",
 ]
@@ -73,7 +74,7 @@ class Outcome:
         return f"{self.detail}\n\nTo reproduce:\n\n{self.snippet}\n"
 
 
-def _reduced_precision(be: Backend, device: str) -> bool:
+def reduced_precision(be: Backend, device: str) -> bool:
     """Reduced-precision tolerances apply on accelerators of backends that declare them."""
     return "reduced_precision" in be.manifest.features and not device.startswith("cpu")
 
@@ -109,10 +110,12 @@ def run(be: Backend, check: Check, device: str | None = None, strided: bool = Fa
     return _with_snippet(_run(be, check, device, strided), check, device, jit=False, strided=strided)
 
 
-def _with_snippet(outcome: Outcome, check: Check, device: str | None, jit: bool, strided: bool = False) -> Outcome:
+def _with_snippet(outcome: Outcome, check: Check, device: str | None, jit: bool, strided: bool = False,
+                  thorough: bool = False) -> Outcome:
     if outcome.status != "fail" or check.case is None:
         return outcome
-    return replace(outcome, snippet=snippet(check.kind, check.backend, check.case, device, jit, strided=strided))
+    return replace(outcome, snippet=snippet(check.kind, check.backend, check.case, device, jit, strided=strided,
+                                            thorough=thorough))
 
 
 def make_array(be: Backend, a: np.ndarray, device: str | None, strided: bool = False) -> Any:
@@ -152,13 +155,58 @@ def _run(be: Backend, check: Check, device: str | None = None, strided: bool = F
     return _verify(be, check, arrays, result)
 
 
+def run_repeated(be: Backend, first: Check, second: Check, device: str | None = None) -> Outcome:
+    """State across calls: call ``first`` twice on the same arrays (the results
+    must be bit-identical), then write ``second``'s operands (same shapes and
+    dtypes, other values) into those arrays in place
+    (:meth:`~.harness.Harness.overwrite`; fresh arrays where the framework's
+    are immutable) and call again: the result must be ``second``'s.  A backend
+    that caches a packed kernel, or anything else, per array object fails."""
+    if first.promised() is not None:
+        return run(be, first, device)
+    outcome = _repeated(be, first, second, device)
+    return _with_snippet(outcome, first if "the first call" in outcome.detail else second, device, jit=False)
+
+
+def _repeated(be: Backend, first: Check, second: Check, device: str | None) -> Outcome:
+    try:
+        arrays = [make_array(be, a, device) for a in first.operands]
+        once = [be.to_numpy(r) for r in _results(first.call(*arrays), len(first.expected))]
+        twice = [be.to_numpy(r) for r in _results(first.call(*arrays), len(first.expected))]
+    except Exception as exc:
+        raised = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return Outcome("fail", f"the first call raised {raised}")
+    for i, (a, b) in enumerate(zip(once, twice)):
+        if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
+            return Outcome("fail", f"two calls on the same arrays differ: result {i} was {_brief(a)}, then "
+                           f"{_brief(b)} (repeated calls must be bit-identical)")
+    changed = [make_array(be, a, device) for a in second.operands]
+    harness = harness_for(be)
+    if all(harness.overwrite(x, new) for x, new in zip(arrays, changed)):
+        changed = arrays
+    try:
+        result = second.call(*changed)
+    except Exception as exc:
+        return Outcome("fail", "the call after the operands changed raised "
+                       + "".join(traceback.format_exception_only(type(exc), exc)).strip())
+    outcome = _verify(be, second, changed, result)
+    if outcome:
+        return outcome
+    return replace(outcome, detail="after its operands were changed in place, the call gave: " + outcome.detail)
+
+
+def _results(result: Any, count: int) -> list[Any]:
+    return list(result) if count > 1 and isinstance(result, (tuple, list)) else [result]
+
+
 def run_batched(
     be: Backend, checks: Sequence[Check], transform: Callable[[Callable[..., Any]], Callable[..., Any]],
-    device: str | None = None, strided: bool = False,
+    device: str | None = None, strided: bool = False, thorough: bool = False,
 ) -> list[Outcome]:
     """Run many prepared cases as one function, wrapped by ``transform``
     (``jax.jit``: one compilation for the whole batch), and judge each
-    (``strided``: on strided views, see :func:`run`).
+    (``strided``: on strided views, see :func:`run`; ``thorough``: ``transform``
+    is the harness's ``jit`` of the long tier, which a reproducer then calls).
 
     Cases the manifest excludes run eagerly (they must raise).  If the batch
     as a whole fails, every case runs eagerly, so the failure is pinned on
@@ -188,7 +236,7 @@ def run_batched(
             outcome = replace(outcome if jit_only else eager,
                               detail=("under jit only (the eager call passes): " if jit_only else "")
                               + (outcome if jit_only else eager).detail)
-            outcome = _with_snippet(outcome, checks[i], device, jit=jit_only, strided=strided)
+            outcome = _with_snippet(outcome, checks[i], device, jit=jit_only, strided=strided, thorough=thorough)
         outcomes[i] = outcome
     return [o for o in outcomes if o is not None]
 
@@ -213,8 +261,11 @@ def _verify(be: Backend, check: Check, arrays: Sequence[Any], result: Any) -> Ou
             return Outcome("fail", f"{what} has shape {tuple(out.shape)}, expected {tuple(shape)}")
         if dtype_name(out.dtype) != dtype:
             return Outcome("fail", f"{what} has dtype {dtype_name(out.dtype)}, expected {dtype}")
+        for name, operand in zip(("lhs", "rhs", "cotangent"), arrays):
+            if harness_for(be).shares_memory(out, operand):
+                return Outcome("fail", f"{what} shares memory with the {name} operand (a view, not a new array)")
     received = [be.to_numpy(r) for r in results]
-    problem = check.judge(received, _reduced_precision(be, device_in))
+    problem = check.judge(received, reduced_precision(be, device_in))
     if not problem:
         return Outcome("pass")
     if check.expect is not None:
@@ -372,3 +423,10 @@ def check_local(be: Backend, case: LocalCase, device: str | None = None) -> Outc
 def check_vjp(be: Backend, case: ConvCase, device: str | None = None) -> Outcome:
     """Run :func:`vjp_check` eagerly."""
     return run(be, vjp_check(be, case), device)
+
+
+#: The check builder of each kind of case a reproducer reruns (:data:`.reproduce.KINDS`).
+BUILDERS: dict[str, Callable[[Backend, Any], Check]] = {
+    "conv": conv_check, "transpose": transpose_check, "patches": patches_check, "local": local_check,
+    "vjp": vjp_check, "autodiff": autodiff_check,
+}

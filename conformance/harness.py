@@ -8,11 +8,15 @@ which only the suite uses, so it lives here, in an object of its own:
 * :attr:`Harness.jit_batches` -- whether every eager call compiles (JAX): the
   suite then runs its grids under :meth:`Harness.jit` in batches of cases;
 * :meth:`Harness.jit` -- the framework's compiler, for backends declaring the
-  ``'jit'`` feature;
+  ``'jit'`` feature (``thorough=True`` in the suite's long tier);
 * :meth:`Harness.vjp` -- the framework's own autodiff, for backends declaring
   ``'autodiff'``;
 * :meth:`Harness.session` -- what the backend switches on while the suite
-  runs (JAX: 64-bit types).
+  runs (JAX: 64-bit types);
+* :meth:`Harness.shares_memory` -- whether two of the backend's arrays share
+  memory (no result may share memory with an operand);
+* :meth:`Harness.overwrite` -- change an operand in place, to check that a
+  backend caches nothing per array object.
 
 A backend package registers its harness under the backend's name in the
 entry-point group ``polyconv.harnesses`` (``torch =
@@ -37,6 +41,8 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
+import numpy as np
+
 from polyconv import caching
 from polyconv.backend import Backend
 
@@ -58,10 +64,12 @@ class Harness:
     #: eager sample.  False: case by case, eagerly, and a sample under :meth:`jit`.
     jit_batches: bool = False
 
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def jit(self, fn: Callable[..., Any], thorough: bool = False) -> Callable[..., Any]:
         """``fn`` compiled by the framework's compiler (``jax.jit``,
         ``torch.compile``), taking and returning the backend's arrays.  The
-        suite checks that polyconv's functions give the same values under it."""
+        suite checks that polyconv's functions give the same values under it.
+        ``thorough``: the suite's long tier is running; a harness may compile
+        with a cheaper pipeline otherwise (torch: no Inductor code generation)."""
         raise NotImplementedError("this backend's conformance harness has no compiler ('jit')")
 
     def vjp(self, fn: Callable[..., Any], primals: Sequence[Any], cotangent: Any) -> tuple[Any, ...]:
@@ -74,6 +82,51 @@ class Harness:
         """What the backend switches on while the suite runs, so that it holds
         every dtype its manifest declares.  Default: nothing."""
         return contextlib.nullcontext()
+
+    def overwrite(self, x: Any, values: Any) -> bool:
+        """Write ``values`` (an array of the backend, of ``x``'s shape and dtype)
+        into ``x`` in place and return True, or return False for a framework
+        whose arrays are immutable (JAX).  Default: ``x[...] = values``."""
+        try:
+            x[...] = values
+        except TypeError:  # immutable arrays: nothing can change under the backend's feet
+            return False
+        return True
+
+    def shares_memory(self, a: Any, b: Any) -> bool:
+        """Whether arrays ``a`` and ``b`` of the backend may share memory (their
+        address ranges overlap).  Default: NumPy arrays directly, host arrays
+        through DLPack (``np.from_dlpack``, no copy), device arrays through
+        ``__cuda_array_interface__``; False for arrays none of these reach."""
+        first, second = _address_range(a), _address_range(b)
+        if first is None or second is None:
+            return False
+        return first[0] < second[1] and second[0] < first[1]
+
+
+def _address_range(x: Any) -> tuple[int, int] | None:
+    """``[first byte, last byte + 1)`` of the memory an array's elements span, or None
+    when it cannot be told (or the array is empty)."""
+    iface = getattr(x, "__cuda_array_interface__", None)
+    if iface is None:
+        try:
+            host = x if isinstance(x, np.ndarray) else np.from_dlpack(x)
+        except Exception:  # not a host array, or not exportable: nothing to compare
+            return None
+        iface = host.__array_interface__
+        itemsize = host.itemsize
+    else:
+        itemsize = np.dtype(iface["typestr"]).itemsize
+    shape = iface["shape"]
+    if 0 in shape:
+        return None
+    strides = iface.get("strides")
+    if strides is None:  # C-contiguous
+        strides = tuple(itemsize * int(np.prod(shape[i + 1:])) for i in range(len(shape)))
+    start = int(iface["data"][0])
+    low = start + sum(s * (n - 1) for s, n in zip(strides, shape) if s < 0)
+    high = start + sum(s * (n - 1) for s, n in zip(strides, shape) if s > 0) + itemsize
+    return low, high
 
 
 _found: caching.BoundedCache[str, Harness] = caching.BoundedCache("polyconv.conformance.harnesses", 64)

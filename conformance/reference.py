@@ -14,6 +14,17 @@ parsing.  It favours being obviously right over being fast:
    and contract the channels of each group with ``einsum``;
 5. move the canonical result into the output layout.
 
+*Structural positions* (the padding and the holes of the lhs dilation) hold
+no input element, and they form no product: a kernel tap over one adds
+nothing, also when the tap is infinite or NaN (XLA's definition, and what
+``jax.lax`` computes on the CPU).  The zeros of steps 2 and 3 give exactly
+that for finite kernels; for a tap with a non-finite entry, the products at
+structural positions are dropped.  Kernel dilation inserts no elements at
+all (a tap is simply further away), so it has no structural positions.
+Frameworks that pad with real zeros do form those products (``0 * inf`` is
+NaN): :func:`zero_product_nans` says where that can make an element NaN,
+which the comparator allows (:mod:`.tolerances`).
+
 The result is returned in the accumulation dtype; :func:`cast_result` turns
 it into the output dtype the way an exact computation would (integers wrap).
 
@@ -76,6 +87,9 @@ __all__ = [
     "vjp_from_spec",
     "accumulation_dtype",
     "cast_result",
+    "zero_product_nans",
+    "transpose_zero_product_nans",
+    "local_zero_product_nans",
 ]
 
 
@@ -146,6 +160,26 @@ def _from_canonical(a: np.ndarray, spec: tuple[int, ...]) -> np.ndarray:
     return moved
 
 
+def _real_positions(
+    spatial: tuple[int, ...], lhs_dilation: tuple[int, ...], padding: tuple[tuple[int, int], ...]
+) -> np.ndarray:
+    """``(1, 1, *padded)``: True where the padded, lhs-dilated input holds an
+    input element, False at structural positions (padding, holes)."""
+    ones = np.ones((1, 1, *spatial), np.int8)
+    real: np.ndarray = _padded_dilated(ones, lhs_dilation, padding) != 0
+    return real
+
+
+def _drop_structural(term: np.ndarray, kernel: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """One tap's contribution ``term`` (``(N, O, *Y)``) with the products at structural
+    positions (``real`` False) dropped, which only matters for a non-finite kernel tap."""
+    if np.isfinite(kernel).all():
+        return term  # 0 * w == 0: the zeros already add nothing
+    dropped: np.ndarray = np.where(real, term, 0)
+    return dropped
+
+
+@np.errstate(invalid="ignore", over="ignore")
 def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
     """Reference ``conv_general_dilated`` for an already parsed spec.
 
@@ -155,7 +189,8 @@ def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
         out[n, o, y] = sum_{c, k} xp[n', c', y * s + k * rd] * w[o, c, k]
 
     where ``o`` is in output-feature block ``g``, and ``(n', c') = (n, g * C/G + c)``
-    for feature groups or ``(g * N/G + n, c)`` for batch groups.
+    for feature groups or ``(g * N/G + n, c)`` for batch groups; the sum
+    takes no product at a structural position (see the module docstring).
     """
     acc = accumulation_dtype(spec.out_dtype)
     dn = spec.dimension_numbers
@@ -172,8 +207,10 @@ def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
     og = out_features // groups
     cg = x.shape[1] // fgc
     nb = batch // bgc
-    for tap in _taps(w.shape[2:]):
-        seen = xp[_tap_window(tap, spec.rhs_dilation, spec.window_strides, out_spatial)]  # (N, C, *Y)
+    real = _real_positions(spec.lhs_spatial, spec.lhs_dilation, spec.padding)
+    for tap in _taps(w.shape[2:]):  # non-finite operands: 0 * inf is NaN, as it should be
+        window = _tap_window(tap, spec.rhs_dilation, spec.window_strides, out_spatial)
+        seen = xp[window]  # (N, C, *Y)
         kernel = w[(slice(None), slice(None)) + tap]  # (O, I)
         for g in range(groups):
             o = slice(g * og, (g + 1) * og)
@@ -181,7 +218,7 @@ def conv_from_spec(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
                 xs = seen[g * nb : (g + 1) * nb]
             else:  # group g pairs lhs feature block g with output features block g
                 xs = seen[:, g * cg : (g + 1) * cg]
-            out[:, o] += np.einsum("nc...,oc->no...", xs, kernel[o])
+            out[:, o] += _drop_structural(np.einsum("nc...,oc->no...", xs, kernel[o]), kernel[o], real[window])
 
     # 5. canonical (N, O, *Y) into the output layout.
     return _from_canonical(out, dn.out_spec)
@@ -236,6 +273,7 @@ def _scatter_range(count: int, step: int, offset: int, size: int) -> tuple[slice
     return slice(first, last + 1), slice(first * step + offset, last * step + offset + 1, step)
 
 
+@np.errstate(invalid="ignore", over="ignore")
 def transpose_from_spec(lhs: Any, rhs: Any, tspec: TransposeSpec) -> np.ndarray:
     """Reference ``conv_transpose`` for an already parsed spec, computed as a scatter.
 
@@ -363,6 +401,7 @@ def conv_general_dilated_patches(
     return patches_from_spec(lhs, pspec)
 
 
+@np.errstate(invalid="ignore", over="ignore")
 def local_from_spec(lhs: Any, rhs: Any, lspec: LocalSpec) -> np.ndarray:
     """Reference ``conv_general_dilated_local`` for an already parsed spec.
 
@@ -382,9 +421,11 @@ def local_from_spec(lhs: Any, rhs: Any, lspec: LocalSpec) -> np.ndarray:
     filter_shape = lspec.patches.filter_shape
     w = w.reshape(w.shape[0], channels, math.prod(filter_shape), *out_spatial)  # channel-major
     out = np.zeros((batch, w.shape[0], *out_spatial), acc)
+    real = _real_positions(conv.lhs_spatial, conv.lhs_dilation, conv.padding)
     for j, tap in enumerate(_taps(filter_shape)):
-        seen = xp[_tap_window(tap, conv.rhs_dilation, conv.window_strides, out_spatial)]  # (N, C, *Y)
-        out += np.einsum("nc...,oc...->no...", seen, w[:, :, j])
+        window = _tap_window(tap, conv.rhs_dilation, conv.window_strides, out_spatial)
+        seen = xp[window]  # (N, C, *Y)
+        out += _drop_structural(np.einsum("nc...,oc...->no...", seen, w[:, :, j]), w[:, :, j], real[window])
     return _from_canonical(out, dn.out_spec)
 
 
@@ -410,6 +451,89 @@ def conv_general_dilated_local(
         rhs_dilation, dimension_numbers, precision,
     )
     return local_from_spec(lhs, rhs, lspec)
+
+
+# -- where products with structural zeros may make NaN ---------------------------
+
+def _nan_taps(
+    bad: list[np.ndarray], real: np.ndarray, window_of: Any, taps: Any, out_features: int,
+    out_spatial: tuple[int, ...],
+) -> np.ndarray:
+    """``(O, *Y)``: True where some tap ``j`` with ``bad[j]`` (``(O,)`` or
+    ``(O, *Y)``: a non-finite kernel entry) lands on a structural position."""
+    mask = np.zeros((out_features, *out_spatial), bool)
+    for j, tap in enumerate(taps):
+        hits = bad[j]
+        if not hits.any():
+            continue
+        structural = ~real[window_of(tap)][0, 0]  # (*Y)
+        mask |= (hits.reshape(hits.shape + (1,) * len(out_spatial)) if hits.ndim == 1 else hits) & structural
+    return mask
+
+
+def _canonical_mask(mask: np.ndarray, batch: int, out_spec: tuple[int, ...]) -> np.ndarray:
+    """An ``(O, *Y)`` mask for every image, in the output layout."""
+    full = np.broadcast_to(mask, (batch, *mask.shape))
+    return _from_canonical(full, out_spec)
+
+
+def zero_product_nans(rhs: Any, spec: ConvSpec) -> np.ndarray:
+    """Where a backend that multiplies the zeros of padding and lhs-dilation
+    holes by the kernel may give NaN for ``conv_general_dilated``: the output
+    elements (boolean, the output's layout and shape) over whose window a
+    non-finite kernel tap lands on a structural position.  All False for a
+    finite kernel.
+
+    Examples
+    --------
+    With one zero of low padding, the first output's first tap reads the padding:
+
+    >>> spec = conv_spec((1, 1, 2), (1, 1, 2), 'float64', 'float64', (1,), [(1, 0)])
+    >>> zero_product_nans(np.array([np.inf, 1.0]).reshape(1, 1, 2), spec)[0, 0]
+    array([ True, False])
+    >>> zero_product_nans(np.array([1.0, np.inf]).reshape(1, 1, 2), spec)[0, 0]
+    array([False, False])
+    """
+    dn = spec.dimension_numbers
+    w = np.asarray(rhs).transpose(dn.rhs_spec)  # (O, I, *K)
+    bad = ~np.isfinite(w)
+    taps = list(_taps(w.shape[2:]))
+    real = _real_positions(spec.lhs_spatial, spec.lhs_dilation, spec.padding)
+    mask = _nan_taps(
+        [bad[(slice(None), slice(None)) + t].any(axis=1) for t in taps], real,
+        lambda t: _tap_window(t, spec.rhs_dilation, spec.window_strides, spec.out_spatial),
+        taps, w.shape[0], spec.out_spatial,
+    )
+    return _canonical_mask(mask, spec.out_shape[dn.out_spec[0]], dn.out_spec)
+
+
+def transpose_zero_product_nans(rhs: Any, tspec: TransposeSpec) -> np.ndarray:
+    """:func:`zero_product_nans` for ``conv_transpose``, seen as the fractionally
+    strided convolution ``tspec.conv`` (lhs dilation = the strides), whose
+    holes and padding a backend may multiply."""
+    conv = tspec.conv
+    w = np.asarray(rhs).transpose(conv.dimension_numbers.rhs_spec)
+    if tspec.transpose_kernel:
+        w = np.flip(w, axis=tuple(range(2, w.ndim))).swapaxes(0, 1)
+    return zero_product_nans(_from_canonical(w, conv.dimension_numbers.rhs_spec), conv)
+
+
+def local_zero_product_nans(rhs: Any, lspec: LocalSpec) -> np.ndarray:
+    """:func:`zero_product_nans` for ``conv_general_dilated_local`` (a kernel per output position)."""
+    conv = lspec.patches.conv
+    dn = lspec.dimension_numbers
+    filter_shape = lspec.patches.filter_shape
+    w = np.asarray(rhs).transpose(dn.rhs_spec)  # (O, C * taps, *Y)
+    w = w.reshape(w.shape[0], -1, math.prod(filter_shape), *conv.out_spatial)
+    bad = ~np.isfinite(w)
+    taps = list(_taps(filter_shape))
+    real = _real_positions(conv.lhs_spatial, conv.lhs_dilation, conv.padding)
+    mask = _nan_taps(
+        [bad[:, :, j].any(axis=1) for j in range(len(taps))], real,
+        lambda t: _tap_window(t, conv.rhs_dilation, conv.window_strides, conv.out_spatial),
+        taps, w.shape[0], conv.out_spatial,
+    )
+    return _canonical_mask(mask, conv.out_shape[dn.out_spec[0]], dn.out_spec)
 
 
 # -- the gradients of conv_general_dilated -------------------------------------

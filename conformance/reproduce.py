@@ -3,7 +3,9 @@
 Every failure the suite reports carries one: the case as plain data (its
 operands are drawn from its seed, signed values), the exact polyconv call on
 the backend's arrays (under the backend's ``jit`` or through its ``vjp`` when
-that is what failed), the reference's result, and both printed.  Pasting it
+that is what failed), the reference's result, and both printed with their
+dtypes (the reference's cast to the dtype the result must have: integers
+wrapped), then the suite's verdict: the worst error beside the allowed one.  Pasting it
 into a Python prompt where polyconv and the backend are installed shows the
 failure without the test suite.
 
@@ -14,7 +16,7 @@ Examples
 >>> print(snippet("conv", "numpy", case))  # doctest: +ELLIPSIS
 import numpy as np
 import polyconv
-from polyconv.conformance import cases, reference
+from polyconv.conformance import cases, checks, reference
 from polyconv.registry import registry
 from polyconv.spec import ConvDimensionNumbers, conv_spec
 <BLANKLINE>
@@ -51,12 +53,17 @@ _CALLS = {
 KINDS = (*_CALLS, "autodiff")
 
 
+def _compiled(thorough: bool) -> str:
+    return "harness.jit(call, thorough=True)" if thorough else "harness.jit(call)"
+
+
 def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: bool = False,
-            cotangent_seed: int | None = None, strided: bool = False) -> str:
+            cotangent_seed: int | None = None, strided: bool = False, thorough: bool = False) -> str:
     """The Python source that reruns ``case`` of ``kind`` on ``backend`` and
     prints the received and expected values.
 
-    ``jit``: call through the harness's ``jit``.  ``strided``: the operands
+    ``jit``: call through the harness's ``jit`` (its long-tier compiler when
+    ``thorough``).  ``strided``: the operands
     are strided views (every other element of a longer last axis).
     ``cotangent_seed``: for
     ``'vjp'`` and ``'autodiff'``, the seed the output cotangent is drawn from
@@ -67,7 +74,7 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
     lines = [
         "import numpy as np",
         "import polyconv",
-        "from polyconv.conformance import cases, reference",
+        "from polyconv.conformance import cases, checks, reference",
         *(["from polyconv.conformance.harness import harness_for"] if jit or kind == "autodiff" else []),
         "from polyconv.registry import registry",
         "from polyconv.spec import ConvDimensionNumbers, conv_spec",
@@ -104,12 +111,17 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
         call, expected = _CALLS[kind]
         lines.append(f"call = lambda *args: {call.format(be=backend)}")
     lines += [
-        f"result = {'harness.jit(call)' if jit else 'call'}(*args)",
-        "results = result if isinstance(result, (tuple, list)) else (result,)",
+        f"result = {_compiled(thorough) if jit else 'call'}(*args)",
+        "results = [be.to_numpy(r) for r in (result if isinstance(result, (tuple, list)) else (result,))]",
         f"expected = {expected}",
         "expected = expected if isinstance(expected, tuple) else (expected,)",
-        "for got, want in zip(results, expected):",
-        "    print('received:', repr(be.to_numpy(got)), sep='\\n')",
-        "    print('expected (reference, exact):', repr(want), sep='\\n')",
+        f"check = checks.BUILDERS[{kind!r}](be, case)  # the suite's judge, and the dtypes it expects",
+        "for got, want, (_, dtype) in zip(results, expected, check.expected):",
+        "    print('received:', got.dtype, repr(got), sep='\\n')",
+        "    print('expected (the reference, in ' + dtype + '):', reference.cast_result(want, dtype).dtype,",
+        "          repr(reference.cast_result(want, dtype)), sep='\\n')",
     ]
+    if kind not in ("vjp", "autodiff") or cotangent_seed is None:  # the judge draws the suite's cotangent
+        lines.append("print('verdict:', check.judge(results, checks.reduced_precision(be, be.device(result if not "
+                     "isinstance(result, (tuple, list)) else result[0]))) or 'within tolerance')")
     return "\n".join(lines)

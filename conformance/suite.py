@@ -9,7 +9,15 @@
     the transposed-convolution grid), the dtype grid (every dtype, with and
     without ``preferred_element_type``), seeded random cases over the whole
     parameter space, and 4-5 spatial dims; a quarter of the forward grid
-    again on strided (non-contiguous) operands.
+    again on strided (non-contiguous) operands; non-finite operands
+    (:func:`.cases.nonfinite_grid`, judged by the rule of :mod:`.tolerances`)
+    for ``conv_general_dilated`` and ``conv_transpose``, and non-finite
+    kernels for ``local`` (patches of non-finite inputs are not judged:
+    ``jax.lax`` computes them with an identity kernel, ``inf * 0``); extreme
+    integer operands and long reductions (:func:`.cases.extremes_grid`);
+    state across calls on a sample of each curated grid (two calls on the
+    same arrays are bit-identical; after the operands change in place, the
+    result follows: :func:`.checks.run_repeated`).
 ``vjp``
     ``conv_general_dilated_vjp`` on the forward grids and random cases.
 ``autodiff``
@@ -45,9 +53,10 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -67,6 +76,7 @@ FEATURES = (
 _BATCH = 64  # cases per compiled batch
 _JIT_SAMPLE = 24  # every n-th case of each curated grid runs under the backend's jit
 _EAGER_SAMPLE = 16  # for batching backends, every n-th case of each curated grid also runs eagerly
+_STATE_SAMPLE = 20  # every n-th case of each curated grid is called repeatedly (state across calls)
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class Item:
     build: Callable[[Backend, Any], checks.Check] | None = None
     batch: str | None = None  # under the backend's jit, with the other items of the batch
     strided: bool = False
+    repeat: bool = False  # state across calls (:func:`.checks.run_repeated`)
     unit: str | None = None  # items with the same unit are one pytest test (the seeded random sets)
 
     def __str__(self) -> str:
@@ -141,19 +152,25 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
         name=f"transpose-{nd}d", lhs_shape=(1, *([3] * nd), 2), rhs_shape=(*([2] * nd), 3, 2),
         strides=(2,) * nd, padding="SAME", transpose_kernel=True, seed=nd) for nd in (4, 5)]
 
+    nonfinite = cases.nonfinite_grid()
     # (feature, group, builder, cases); groups named "grid"/"dtypes" are curated (sampled for jit/eager)
     sets: list[tuple[str, str, Any, list[Any]]] = [
         ("conv_general_dilated", "grid", checks.conv_check, grid),
         ("conv_general_dilated", "dtypes", checks.conv_check, dtype_grid),
         ("conv_general_dilated", "random", checks.conv_check, _random_convs(n["conv"], 1234, _RANDOM_DTYPES)),
         ("conv_general_dilated", "nd45", checks.conv_check, nd45),
+        ("conv_general_dilated", "nonfinite", checks.conv_check, nonfinite),
+        ("conv_general_dilated", "extremes", checks.conv_check, cases.extremes_grid()),
         ("conv_transpose", "grid", checks.transpose_check, cases.transpose_grid()),
+        ("conv_transpose", "nonfinite", checks.transpose_check, cases.nonfinite_transpose_grid()),
         ("conv_transpose", "random", checks.transpose_check, transposes),
         ("patches", "grid", checks.patches_check, [cases.patches_case_of(c) for c in grid]),
         ("patches", "dtypes", checks.patches_check, [cases.patches_case_of(c) for c in plain_dtype_grid]),
         ("patches", "random", checks.patches_check, cases.random_patches_cases(n["patches_local"], seed=41)),
         ("local", "grid", checks.local_check, [cases.local_case_of(c) for c in grid]),
         ("local", "dtypes", checks.local_check, [cases.local_case_of(c) for c in plain_dtype_grid]),
+        ("local", "nonfinite", checks.local_check,
+         [replace(cases.local_case_of(c), values="nonfinite-kernel") for c in nonfinite[1::2]]),
         ("local", "random", checks.local_check, cases.random_local_cases(n["patches_local"], seed=43)),
         ("vjp", "grid", checks.vjp_check, grid),
         ("vjp", "dtypes", checks.vjp_check, dtype_grid),
@@ -179,6 +196,10 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
         if batched and group in ("grid", "dtypes"):
             out += [Item(feature, f"{prefix}/eager/{case.name}", case, build)
                     for case in group_cases[::_EAGER_SAMPLE]]
+    # state across calls: a sample of each op's curated grid, called twice, then again on changed operands
+    out += [Item(feature, f"{feature}/state/{case.name}", case, build, repeat=True)
+            for feature, group, build, group_cases in sets if group == "grid"
+            for case in group_cases[:: _STATE_SAMPLE * (4 if batched and not thorough else 1)]]
     # non-contiguous operands: every 4th case of the forward grid on strided views
     out += [Item("conv_general_dilated", f"conv_general_dilated/strided/{case.name}", case, checks.conv_check,
                  f"conv_general_dilated/strided/{i // _BATCH}" if batched else None, strided=True)
@@ -256,12 +277,17 @@ class Suite:
         assert item.build is not None
         try:
             check = item.build(self.be, item.case)
+            if item.repeat:
+                other = item.build(self.be, replace(item.case, seed=item.case.seed + 7919))
         except Exception as exc:  # a case the suite cannot even prepare is the suite's bug: say so
             return checks.Outcome("fail", f"preparing the case failed: {exc!r}")
+        if item.repeat:
+            return checks.run_repeated(self.be, check, other, self.device)
         return checks.run(self.be, check, self.device, item.strided)
 
     def _run_batch(self, batch: list[Item]) -> None:
         prepared = [item.build(self.be, item.case) for item in batch if item.build is not None]
-        outcomes = checks.run_batched(self.be, prepared, harness_for(self.be).jit, self.device, batch[0].strided)
+        jit = functools.partial(harness_for(self.be).jit, thorough=self.thorough)
+        outcomes = checks.run_batched(self.be, prepared, jit, self.device, batch[0].strided, self.thorough)
         for item, outcome in zip(batch, outcomes):
             self._outcomes[item.id] = outcome

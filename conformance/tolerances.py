@@ -23,6 +23,17 @@ channels of a group), the allowed error is::
 * ``u_out``: the rounding of the result to the output dtype.
 * ``tiny``: the smallest normal number of the output dtype, for zeros.
 
+Non-finite values follow the reference's rule (:mod:`.reference`: padding
+and the holes of the lhs dilation form no products, as in XLA): a NaN
+exactly where the reference has one, the same infinity where it has one
+(or where its value overflows the output dtype), finite values elsewhere.
+A backend may also multiply the zeros of padding and holes by the kernel,
+as frameworks that pad with real zeros do, so an element over whose window
+an infinite or NaN kernel tap meets padding or a hole may be NaN
+(:func:`.reference.zero_product_nans`).  Anything else is a failure: a NaN
+where the reference is finite or infinite, an infinity of the wrong sign,
+a finite value where the reference is not.
+
 The other operations are judged the same way: :func:`check_close_to` takes
 the reference's exact result and its magnitude (the same operation on the
 absolute values of the operands) with a relative bound from
@@ -42,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec, dtype_kind
+from polyconv.spec.dtypes import numpy_dtype
 
 from . import reference
 
@@ -126,11 +138,13 @@ def check_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precisi
     if dtype_kind(spec.out_dtype) in "iub":  # exact
         return check_close_to(actual, exact, None, 0.0, spec.out_dtype)
     magnitude = reference.conv_from_spec(_abs(lhs), _abs(rhs), spec).real
-    return check_close_to(actual, exact, magnitude, tolerance(spec, reduced_precision), spec.out_dtype)
+    nans = None if np.isfinite(rhs).all() else reference.zero_product_nans(rhs, spec)
+    return check_close_to(actual, exact, magnitude, tolerance(spec, reduced_precision), spec.out_dtype, nans)
 
 
 def check_close_to(
-    actual: Any, expected: np.ndarray, magnitude: np.ndarray | None, rel_tol: float, out_dtype: str
+    actual: Any, expected: np.ndarray, magnitude: np.ndarray | None, rel_tol: float, out_dtype: str,
+    nan_allowed: np.ndarray | None = None,
 ) -> str | None:
     """None if ``actual`` matches a reference result, else a description of the worst mismatch.
 
@@ -138,8 +152,20 @@ def check_close_to(
     and ``magnitude`` the same operation applied to the absolute values of
     the operands (real, float64; unused, and may be None, for integer and
     boolean results, which must equal ``expected`` cast to ``out_dtype``
-    exactly).  A floating element passes when its error is at most
-    ``rel_tol * magnitude + tiny``; ``rel_tol`` usually comes from
+    exactly).  A floating element passes when:
+
+    * the reference is NaN, and it is NaN;
+    * the reference is infinite (or its value rounds to infinity in
+      ``out_dtype``), and it is the same infinity;
+    * the reference is finite, and it is finite with an error of at most
+      ``rel_tol * magnitude + tiny`` (or infinite of the right sign, where
+      the reference plus that bound overflows ``out_dtype``);
+    * ``nan_allowed`` is true there (:func:`.reference.zero_product_nans`:
+      a non-finite kernel tap over padding or a hole) and it is NaN.
+
+    Complex elements follow the same rule, except that a non-finite
+    reference only requires a non-finite element (frameworks differ in the
+    components of ``inf * (a + bj)``).  ``rel_tol`` usually comes from
     :func:`tolerance_for`.
     """
     actual = np.asarray(actual)
@@ -152,18 +178,38 @@ def check_close_to(
         if not bad.any():
             return None
         i = tuple(int(v) for v in np.argwhere(bad)[0])
-        return f"{int(bad.sum())} of {bad.size} elements differ; at {i}: got {actual[i]!r}, expected {expected[i]!r}"
+        wrapped = "" if int(exact[i]) == int(expected[i]) else (
+            f" (the exact sum {int(exact[i])} wrapped to {out_dtype})")
+        return (f"{int(bad.sum())} of {bad.size} elements differ; at {i}: got {actual[i]!r}, "
+                f"expected {expected[i]!r}{wrapped}")
     assert magnitude is not None, "a floating result needs its magnitude"
-    bound = rel_tol * np.asarray(magnitude) + _TINY[_real(out_dtype)]
-    got = actual.astype(np.complex128 if np.iscomplexobj(actual) else np.float64)
-    err = np.abs(got - exact)
-    bad = ~(err <= bound)  # NaN counts as bad
+    complex_ = np.iscomplexobj(actual) or np.iscomplexobj(exact)
+    got = actual.astype(np.complex128 if complex_ else np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bound = rel_tol * np.asarray(magnitude) + _TINY[_real(out_dtype)]
+        err = np.abs(got - exact)
+        finite_ref, finite_got = np.isfinite(exact), np.isfinite(got)
+        ok = finite_ref & finite_got & (err <= bound)
+        if complex_:
+            ok |= ~finite_ref & ~finite_got
+        else:
+            rounded = exact.astype(numpy_dtype(_real(out_dtype)), copy=False).astype(np.float64)
+            top = (np.abs(exact) + bound).astype(numpy_dtype(_real(out_dtype)), copy=False)
+            ok |= np.isnan(exact) & np.isnan(got)
+            ok |= np.isinf(rounded) & (got == rounded)  # an infinite reference, or one that overflows
+            ok |= finite_ref & np.isinf(got) & np.isinf(top) & (np.sign(got) == np.sign(exact))
+        if nan_allowed is not None:
+            ok |= nan_allowed & np.isnan(got)
+    bad = ~ok
     if not bad.any():
         return None
-    i = tuple(int(v) for v in np.unravel_index(np.argmax(np.where(bad, err / bound, 0)), err.shape))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(finite_ref & finite_got, err / bound, np.inf)
+    i = tuple(int(v) for v in np.unravel_index(np.argmax(np.where(bad, score, -1.0)), err.shape))
+    allowed = f"allowed {bound[i]:.3g}" + (" or NaN" if nan_allowed is not None and nan_allowed[i] else "")
     return (
         f"{int(bad.sum())} of {bad.size} elements out of tolerance; worst at {i}: got {got[i]!r}, "
-        f"expected {exact[i]!r} (error {err[i]:.3g}, allowed {bound[i]:.3g})"
+        f"expected {exact[i]!r} (error {err[i]:.3g}, {allowed})"
     )
 
 
@@ -188,7 +234,8 @@ def check_transpose_close(
     if not _floating(conv.out_dtype):  # exact
         return check_close_to(actual, exact, None, 0.0, conv.out_dtype)
     magnitude = reference.transpose_from_spec(_abs(lhs), _abs(rhs), tspec).real
-    return check_close_to(actual, exact, magnitude, tolerance(conv, reduced_precision), conv.out_dtype)
+    nans = None if np.isfinite(rhs).all() else reference.transpose_zero_product_nans(rhs, tspec)
+    return check_close_to(actual, exact, magnitude, tolerance(conv, reduced_precision), conv.out_dtype, nans)
 
 
 def check_patches_close(actual: Any, lhs: Any, pspec: PatchesSpec, reduced_precision: bool = False) -> str | None:
@@ -214,7 +261,8 @@ def check_local_close(actual: Any, lhs: Any, rhs: Any, lspec: LocalSpec, reduced
     magnitude = reference.local_from_spec(_abs(lhs), _abs(rhs), lspec).real
     products = conv.in_features * math.prod(lspec.patches.filter_shape)
     rel_tol = tolerance_for(products, conv.dtype, conv.dtype, lspec.precision, reduced_precision)
-    return check_close_to(actual, exact, magnitude, rel_tol, conv.dtype)
+    nans = None if np.isfinite(rhs).all() else reference.local_zero_product_nans(rhs, lspec)
+    return check_close_to(actual, exact, magnitude, rel_tol, conv.dtype, nans)
 
 
 def check_vjp_close(

@@ -410,3 +410,92 @@ class VjpMissingResult(VjpExtraResult):
 
 # The suite once let these three through (or crashed on them); _verify now counts results.
 MUTANTS = (*MUTANTS, OneTupleTranspose, VjpExtraResult, VjpMissingResult)
+
+
+class ZeroStuffedRhsDilation(Mutant):
+    """Dilates the kernel by inserting zeros (one dense kernel), so an infinite input times a zero makes NaN."""
+
+    name = "mutant-zero-stuffed-rhs-dilation"
+    probe = (("conv_general_dilated", "nonfinite"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        if all(d == 1 for d in spec.rhs_dilation):
+            return strategy.convolve(lhs, rhs, spec)
+        order = spec.dimension_numbers.rhs_spec
+        w = np.asarray(rhs).transpose(order)  # (O, I, *K)
+        dense = np.zeros(w.shape[:2] + tuple((k - 1) * d + 1 for k, d in zip(w.shape[2:], spec.rhs_dilation)),
+                         w.dtype)
+        dense[(slice(None), slice(None), *(slice(None, None, d) for d in spec.rhs_dilation))] = w
+        with np.errstate(invalid="ignore"):
+            return _reference(lhs, dense.transpose(np.argsort(order)), replace(spec, rhs_dilation=(1,) * spec.nspatial))
+
+
+class IntegersInFloat32(Mutant):
+    """Accumulates integer convolutions in float32, which is exact only up to 2**24."""
+
+    name = "mutant-integers-in-float32"
+    probe = (("conv_general_dilated", "extremes"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        if dtype_kind(spec.out_dtype) not in "iu":
+            return strategy.convolve(lhs, rhs, spec)
+        narrow = replace(spec, dtype="float32", preferred_element_type=None)
+        out = strategy.convolve(lhs.astype(np.float32), rhs.astype(np.float32), narrow)
+        with np.errstate(invalid="ignore"):  # out-of-range values: wrapped through int64, as exact sums are
+            return out.astype(np.float64).astype(np.int64).astype(spec.out_dtype)
+
+
+class SaturatingSums(Mutant):
+    """Saturates integer results at the output dtype's range instead of wrapping around."""
+
+    name = "mutant-saturating-sums"
+    probe = (("conv_general_dilated", "extremes"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        if dtype_kind(spec.out_dtype) not in "iu":
+            return strategy.convolve(lhs, rhs, spec)
+        from polyconv.conformance import reference
+
+        info = np.iinfo(spec.out_dtype)
+        exact = reference.conv_from_spec(lhs, rhs, spec)  # int64, itself wrapped modulo 2**64
+        return np.clip(exact, max(info.min, -(2**63)), min(info.max, 2**63 - 1)).astype(spec.out_dtype)
+
+
+class PatchesAliasInput(Mutant):
+    """conv_general_dilated_patches returns a view of its input where the patches are the input (a 1x1 window)."""
+
+    name = "mutant-patches-alias-input"
+    native_ops = frozenset({"conv_general_dilated_patches"})
+    caught_by = "patches"
+    also = frozenset()
+    reason = r"shares memory with the lhs operand"
+    probe = (("patches", "grid"), CONV_DTYPES, ERRORS)
+
+    def conv_general_dilated_patches(self, lhs: Any, spec: Any) -> Any:
+        conv = spec.conv
+        identity = (math.prod(spec.filter_shape) == 1 and conv.out_shape == lhs.shape
+                    and conv.dimension_numbers.lhs_spec == conv.dimension_numbers.out_spec
+                    and conv.dtype == conv.out_dtype)
+        return lhs if identity else derive.patches(self, lhs, spec)
+
+
+class KernelCachedPerObject(Mutant):
+    """Keeps a packed copy of each kernel array it sees, keyed by the array object, and reuses it."""
+
+    name = "mutant-kernel-cached-per-object"
+    reason = r"after its operands were changed in place"
+    probe = (("conv_general_dilated", "state"), ERRORS)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._packed: dict[int, tuple[Any, np.ndarray]] = {}
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        hit = self._packed.get(id(rhs))
+        if hit is None or hit[0] is not rhs:
+            hit = self._packed[id(rhs)] = (rhs, np.ascontiguousarray(rhs).copy())
+        return strategy.convolve(lhs, hit[1], spec)
+
+
+MUTANTS = (*MUTANTS, ZeroStuffedRhsDilation, IntegersInFloat32, SaturatingSums, PatchesAliasInput,
+           KernelCachedPerObject)

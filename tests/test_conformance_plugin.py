@@ -77,11 +77,14 @@ def test_cli_matrix_json_and_markdown(toy: Any, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "backend  conv_transpose" in done.stdout
     data = json.loads(out_json.read_text())
-    assert data["matrix"]["toy"]["conv_transpose"] == {"unsupported": 790}
+    from polyconv.registry import registry
+
+    transposes = sum(i.feature == "conv_transpose" for i in suite.items(registry.load("toy")))
+    assert data["matrix"]["toy"]["conv_transpose"] == {"unsupported": transposes}
     assert data["matrix"]["numpy"]["errors"] == {"pass": 35}
     assert data["totals"]["fail"] == 0
     md = out_md.read_text()
-    assert "| toy | 790 unsupported | 35 pass |" in md
+    assert f"| toy | {transposes} unsupported | 35 pass |" in md
     assert "python -m polyconv conformance --backend toy,numpy" in md
     assert "| float32 -> float32 | highest |" in md
 
@@ -114,4 +117,5 @@ def test_reproducer_snippets_run_and_print_both_values(kind: str) -> None:
     done = _run(["-c", source])
     assert done.returncode == 0, source + "\n" + done.stderr
     assert done.stdout.count("received:") == (2 if kind == "vjp" else 1)
-    assert "expected (reference, exact):" in done.stdout
+    assert "expected (the reference, in " in done.stdout
+    assert "verdict: within tolerance" in done.stdout

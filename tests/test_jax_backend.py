@@ -634,3 +634,22 @@ def test_cases_that_crash_xla_algsimp(case: tuple) -> None:
             assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
         else:  # the known bug, and no other failure
             assert "Window dimensions do not match RHS shape" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_xla_cpu_grouped_convolutions_still_make_nan_of_another_groups_inf() -> None:
+    """A known deviation of ``jax.lax`` on the CPU, which the non-finite grid of
+    the conformance suite works around (grouped cases there have finite
+    inputs): XLA expands a grouped convolution into a dense one with a
+    block-diagonal kernel, so an infinite element of channel 1 times the zero
+    block of group 0 makes group 0's output NaN.  When this test fails, XLA has
+    stopped doing it: give the grouped cases of ``cases.nonfinite_grid`` their
+    non-finite inputs back."""
+    x = np.array([1.0, 2.0, np.inf, 3.0]).reshape(1, 2, 2)  # N=1, C=2, W=2
+    w = np.ones((2, 1, 1))
+    expected = reference.conv_general_dilated(x, w, (1,), "VALID", feature_group_count=2)
+    np.testing.assert_array_equal(expected[0], [[1.0, 2.0], [np.inf, 3.0]])
+    got = np.asarray(lax.conv_general_dilated(x, w, (1,), "VALID", feature_group_count=2))
+    assert np.isnan(got[0, 0, 0]) and np.array_equal(got[0, 1], expected[0, 1])
+    # polyconv's JAX backend computes what jax.lax computes
+    assert np.array_equal(_n(polyconv.conv_general_dilated(_j(x), _j(w), (1,), "VALID", feature_group_count=2)),
+                          got, equal_nan=True)

@@ -162,11 +162,13 @@ def test_the_reproducer_shows_the_wrong_value(mutant: type[Mutant], control: Sui
     with registered(mutant) as be:
         item, outcome = _failures(run_probe(Suite(be), mutant.probe))[0]
         printed, namespace = _rerun(outcome.snippet)
-    assert "received:" in printed and "expected (reference, exact):" in printed
+    assert "received:" in printed and "expected (the reference, in " in printed
     assert _differs(namespace), f"the reproducer of {item.id} does not reproduce:\n{printed}"
+    assert "verdict:" in printed and "verdict: within tolerance" not in printed, printed
     # the same snippet on the control agrees with the reference
-    _, namespace = _rerun(outcome.snippet.replace(repr(be.name), repr(control.be.name)))
+    printed, namespace = _rerun(outcome.snippet.replace(repr(be.name), repr(control.be.name)))
     assert not _differs(namespace)
+    assert "verdict: within tolerance" in printed
 
 
 def test_the_reproducer_raises_the_backends_error() -> None:

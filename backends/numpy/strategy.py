@@ -10,7 +10,9 @@ strategy       chosen for
 ``small``      small convolutions (:data:`.small.MAX_ELEMENTS`): one cached
                gather and one product (:mod:`.small`)
 ``polyphase``  lhs dilation: split into output phases, each one of the plain
-               strategies below (:mod:`.polyphase`)
+               strategies below (:mod:`.polyphase`); non-finite kernel taps
+               over the holes then make NaN, as in every strategy
+               (:mod:`.holes`)
 ``pointwise``  1x1 windows that read no padding: one batched product on a
                view of the input (:mod:`.pointwise`)
 ``depthwise``  one input channel per group, at most four outputs each:
@@ -38,7 +40,7 @@ from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
 from polyconv.spec.dtypes import numpy_dtype
 
 from .. import gemm
-from . import depthwise, offsets, pointwise, polyphase, small
+from . import depthwise, holes, offsets, pointwise, polyphase, small
 from .problem import Problem, from_spec, input_view, kernel_view, output_view
 
 __all__ = ["Choice", "choose", "convolve", "runner", "transpose_runner"]
@@ -137,6 +139,7 @@ def choose(spec: ConvSpec) -> Choice:
                 else:
                     kernel_index = (slice(None), slice(None), slice(None), *part.kernel)
                     solver[1](x, w[kernel_index], y_part)
+            holes.fill_nans(problem, spec.lhs_dilation, w, y)  # the holes multiply too (one rule)
 
         return Choice("polyphase", _direct(spec, phases, out_dtype), names)
 
