@@ -10,11 +10,17 @@ the computation is exactly JAX's.  Nothing converts to NumPy or branches on
 array values: the backend is transparent under ``jax.jit``, ``jax.grad``,
 ``jax.vmap``, ``jax.checkpoint`` and with sharded inputs.
 
-Three departures from a bare pass-through, each computing the documented
+Four departures from a bare pass-through, each computing the documented
 result with ``jax.lax`` operations: integer and bool gradients (``jax.vjp``
 refuses them) and patches without channels (JAX asks XLA for zero groups) go
 through :mod:`polyconv.derive`; complex64 operands accumulated in complex128
-are converted first (XLA:CPU accumulates them in complex64).
+are converted first (XLA:CPU accumulates them in complex64); and parameters
+XLA should not be handed as they are (a pad, stride or dilation past 2**31,
+or a padded, dilated input far larger than the input and the output, such as
+a padding of 2**62 cropped back: JAX's shape arithmetic overflows int64) are
+computed tap by tap, one strided slice and one 1x1 convolution per kernel tap
+that reaches the input (:func:`._lowering.conv_by_taps`), patches and local
+convolutions of them through :mod:`polyconv.derive`.
 
 Importing this module does not import JAX; JAX is imported the first time a
 method needs it.
@@ -122,6 +128,9 @@ class JaxBackend(Backend):
                 "first: XLA:CPU would accumulate them in complex64",
                 "patches and local convolutions without channels (which JAX refuses) go through "
                 "polyconv.derive",
+                "pads, strides and dilations past 2**31, or a padded input far larger than the input and "
+                "output (a padding of 2**62 cropped back), are computed tap by tap: one strided slice and "
+                "one 1x1 jax.lax convolution per kernel tap that reaches the input",
             ),
         )
         # runners per spec object (specs come from polyconv's parse cache: equal calls share one)

@@ -6,20 +6,32 @@ once, and :func:`make_runner` into a function of the operands alone;
 second trace of a jitted function, which gets the same cached spec from
 polyconv's parser) costs one dictionary look-up here.  JAX is imported on
 first use, never at import time.
+
+Parameters that XLA should not be handed as they are (a stride, dilation or
+pad past 2**31, which overflow XLA's int64 shape arithmetic once added up
+and cuDNN's int32 ones sooner, or a padded, dilated input far larger than
+the input and the output: :func:`polyconv.backends.gemm.reach.beyond_native`)
+are computed tap by tap instead (:func:`conv_by_taps`), with ``jax.lax``
+operations still, so ``jit``, ``grad`` and ``vmap`` work as before; patches
+and local convolutions of such specs then go through :mod:`polyconv.derive`
+onto it (their builders give no function).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from itertools import product
 from typing import Any, TypeVar
 
 from polyconv.errors import UnsupportedDtypeError
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec
 
+from ..gemm.reach import axis_reads, beyond_native
+
 __all__ = [
     "jax_modules", "lax_conv_args", "transpose_args", "patches_args", "local_args", "make_runner",
-    "require_x64",
+    "require_x64", "beyond_xla", "conv_by_taps",
 ]
 
 Entry = tuple[Any, tuple[Any, ...], bool]
@@ -99,9 +111,67 @@ def _widened(lax: Any, fn: Any, spec: ConvSpec) -> Any:
     return widened
 
 
-def lax_conv_args(spec: ConvSpec) -> Entry:
-    """``jax.lax.conv_general_dilated`` and its arguments after the operands."""
+def beyond_xla(spec: ConvSpec) -> bool:
+    """Whether ``spec``'s parameters are not passed to XLA as they are
+    (:func:`polyconv.backends.gemm.reach.beyond_native`): it is then computed
+    by :func:`conv_by_taps`."""
+    return beyond_native(spec.lhs_spatial, spec.window, spec.out_spatial, spec.window_strides, spec.padding,
+                         spec.lhs_dilation, spec.rhs_dilation)
+
+
+def conv_by_taps(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+    """``conv_general_dilated`` as a sum over the kernel taps that reach the input.
+
+    On each spatial axis a tap reads the outputs ``y0 + m * P`` from the input
+    elements ``i0 + m * s'`` (:func:`polyconv.backends.gemm.reach.axis_reads`):
+    one strided ``lax.slice`` of the lhs, convolved with the tap (a 1x1
+    ``lax.conv_general_dilated``: groups, layouts, precision and dtypes as
+    XLA's) and placed in the output by ``lax.pad`` (its interior padding is
+    the step ``P``).  Taps that read only padding or holes are skipped, so no
+    array is larger than the output or the operands, whatever the padding,
+    strides and dilations.  float16 and bfloat16 taps add up in float32."""
     _, lax, jnp = jax_modules()
+    dn = spec.dimension_numbers
+    n = spec.nspatial
+    out_dtype = jnp.dtype(spec.out_dtype)
+    wide = spec.out_dtype in ("float16", "bfloat16")
+    preferred = jnp.dtype("float32") if wide else _dtype(jnp, spec.preferred_element_type)
+    per_axis = [
+        axis_reads(size, y, k, s, ld, rd, lo)
+        for size, y, k, s, ld, rd, (lo, _) in zip(spec.lhs_spatial, spec.out_spatial, spec.window, spec.window_strides,
+                                                  spec.lhs_dilation, spec.rhs_dilation, spec.padding)
+    ]
+    total = None
+    for reads in product(*per_axis):
+        start, limit, step = [0] * lhs.ndim, list(lhs.shape), [1] * lhs.ndim
+        kstart, klimit = [0] * rhs.ndim, list(rhs.shape)
+        config = [(0, 0, 0)] * len(spec.out_shape)
+        for r, lhs_axis, rhs_axis, out_axis, y in zip(reads, dn.lhs_spec[2:], dn.rhs_spec[2:], dn.out_spec[2:],
+                                                      spec.out_spatial):
+            start[lhs_axis], limit[lhs_axis], step[lhs_axis] = r.in_start, r.in_stop, r.in_step
+            kstart[rhs_axis], klimit[rhs_axis] = r.tap, r.tap + 1
+            config[out_axis] = (r.out_start, y - r.out_stop, r.out_step - 1)
+        part = lax.conv_general_dilated(
+            lax.slice(lhs, start, limit, step), lax.slice(rhs, kstart, klimit), (1,) * n, [(0, 0)] * n, None, None,
+            lax.ConvDimensionNumbers(*dn), spec.feature_group_count, spec.batch_group_count,
+            _precision(lax, spec.precision), preferred,
+        )
+        part = lax.pad(part, jnp.zeros((), part.dtype), config)
+        if total is None:
+            total = part
+        else:
+            total = lax.bitwise_or(total, part) if part.dtype == jnp.bool_ else lax.add(total, part)
+    if total is None:  # no tap reaches the input
+        return jnp.zeros(spec.out_shape, out_dtype)
+    return total if total.dtype == out_dtype else lax.convert_element_type(total, out_dtype)
+
+
+def lax_conv_args(spec: ConvSpec) -> Entry:
+    """``jax.lax.conv_general_dilated`` and its arguments after the operands
+    (:func:`conv_by_taps` where :func:`beyond_xla`)."""
+    _, lax, jnp = jax_modules()
+    if beyond_xla(spec):
+        return _widened(lax, conv_by_taps, spec), (spec,), _needs_x64(spec.preferred_element_type)
     args = (
         spec.window_strides,
         spec.padding,
@@ -122,6 +192,8 @@ def transpose_args(tspec: TransposeSpec) -> Entry:
     convention the caller used (so ``use_consistent_padding`` stays False)."""
     _, lax, jnp = jax_modules()
     conv = tspec.conv
+    if beyond_xla(conv):  # the forward convolution of the dilated lhs, tap by tap
+        return _widened(lax, _transpose_by_taps, conv), (tspec,), _needs_x64(conv.preferred_element_type)
     args = (
         conv.lhs_dilation,
         conv.padding,
@@ -134,13 +206,26 @@ def transpose_args(tspec: TransposeSpec) -> Entry:
     return _widened(lax, lax.conv_transpose, conv), args, _needs_x64(conv.preferred_element_type)
 
 
+def _transpose_by_taps(lhs: Any, rhs: Any, tspec: TransposeSpec) -> Any:
+    """``conv_transpose`` by :func:`conv_by_taps`: the kernel flipped and its I
+    and O axes swapped first when ``transpose_kernel`` (as
+    :func:`polyconv.derive.conv_transpose`)."""
+    _, lax, jnp = jax_modules()
+    dn = tspec.conv.dimension_numbers
+    if tspec.transpose_kernel:
+        rhs = jnp.swapaxes(lax.rev(rhs, tuple(dn.rhs_spec[2:])), dn.rhs_spec[0], dn.rhs_spec[1])
+    return conv_by_taps(lhs, rhs, tspec.conv)
+
+
 def patches_args(pspec: PatchesSpec) -> Entry:
     """``jax.lax.conv_general_dilated_patches`` and its arguments; ``None`` as
-    the function when the lhs has no channels (JAX would ask for zero groups)."""
+    the function when the lhs has no channels (JAX would ask for zero groups)
+    or when :func:`beyond_xla` (the identity-kernel convolution of
+    :func:`polyconv.derive.patches` then computes them)."""
     _, lax, jnp = jax_modules()
     conv = pspec.conv
     x64 = _needs_x64(conv.preferred_element_type)
-    if conv.in_features == 0:
+    if conv.in_features == 0 or beyond_xla(conv):
         return None, (), x64
     precision = _precision(lax, conv.precision)
     args = (
@@ -158,10 +243,11 @@ def patches_args(pspec: PatchesSpec) -> Entry:
 
 def local_args(lspec: LocalSpec) -> Entry:
     """``jax.lax.conv_general_dilated_local`` and its arguments; ``None`` as the
-    function when the lhs has no channels."""
+    function when the lhs has no channels or when :func:`beyond_xla`
+    (:func:`polyconv.derive.local` then computes it)."""
     _, lax, _ = jax_modules()
     conv = lspec.patches.conv
-    if conv.in_features == 0:
+    if conv.in_features == 0 or beyond_xla(conv):
         return None, (), False
     args = (
         conv.window_strides,

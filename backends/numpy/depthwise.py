@@ -55,7 +55,7 @@ def plan(problem: Problem, itemsize: int, budget: int | None = None) -> Depthwis
     for p, plane in enumerate(geo.planes):
         for tap in product(*(range(ph.count) for ph in plane)):
             shifts = tuple(ph.q0 + t * ph.qstep for ph, t in zip(plane, tap))
-            k = sum((ph.k0 + t * ph.kstep) * s for ph, t, s in zip(plane, tap, kernel_strides))
+            k = sum((f + ph.k0 + t * ph.kstep) * s for ph, t, s, f in zip(plane, tap, kernel_strides, geo.first))
             taps.append((p, geo.offset(shifts), k))
     per_column = itemsize * (len(geo.planes) + 2 * problem.og)
     chunks = geo.chunks(per_column, WORKSPACE_BYTES if budget is None else budget, long_runs=True)
@@ -68,9 +68,10 @@ def run(dp: DepthwisePlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute:
     geo = dp.geo
     problem = geo.problem
     og = problem.og
-    kernel = np.ascontiguousarray(w, dtype=compute).reshape(problem.groups, og, problem.taps, 1)
+    kernel = np.ascontiguousarray(w, dtype=compute).reshape(problem.groups, og, -1, 1)  # all of w's taps
     planes = len(geo.planes)
     reach = geo.max_offset
+    full, y = y, geo.computed(y)
 
     def work(chunk: Chunk) -> None:
         gc = chunk.groups
@@ -97,3 +98,4 @@ def run(dp: DepthwisePlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute:
         store(geo, chunk, res[:, :, : geo.width(chunk)], y)
 
     parallel.run_chunks(work, dp.chunks)
+    geo.fill_nans(w, full)

@@ -22,21 +22,36 @@ range of output rows of the first spatial axis of one image, and a range of
 groups.  A chunk's *slab* is the padded phase planes that its outputs read:
 ``(planes, G_c, C_g, L)``, filled from the input by :func:`fill_slab`.
 Chunks keep every temporary buffer bounded, whatever the convolution.
+
+Only what reaches the input is computed (:func:`live_part`): on each axis,
+the taps that read input elements for some output are a range ``k0 .. k1``
+of the kernel, and the outputs that read any through them a range
+``y0 .. y1`` (the others read padding alone: zeros); the geometry is that of
+this window and these outputs (``Geometry.first`` and ``Geometry.origin``
+hold ``k0`` and ``y0``; :meth:`Geometry.computed` zeroes the rest of the
+output, and :meth:`Geometry.fill_nans` makes NaN where a non-finite tap left
+out lands on padding, as the zeros it multiplied would have).  One tap needs
+no dilation, one output no stride, and two taps that both reach the input
+are less than ``S + (Y - 1) * s`` apart, so a plane's extent is below
+``2 * Y + S / s``: bounded by the output and the input, never by the
+padding, the strides or the dilations, which may be any integers (the
+offsets into the input are Python integers).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import product
 
 import numpy as np
 
+from ..gemm.reach import axis_reads
 from .problem import Problem
 
-__all__ = ["AxisPhase", "Geometry", "Chunk", "geometry", "fill_slab", "store"]
+__all__ = ["AxisPhase", "Geometry", "Chunk", "live_part", "padding_nans", "geometry", "fill_slab", "store"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,12 @@ class Geometry:
     flat
         ``F_i``: flat stride of axis ``i`` within a slab (``F_0`` is one row
         of the first axis).
+    first, origin
+        Per axis, the kernel tap that is tap 0 of ``problem``, and the output
+        that is its output 0 (:func:`live_part`: the taps before never reach
+        the input, nor the outputs outside ``problem.out`` from there).
+    source
+        The problem as given (``problem`` itself when nothing was left out).
     """
 
     problem: Problem
@@ -122,6 +143,28 @@ class Geometry:
     extents: tuple[int, ...]
     qmax: tuple[int, ...]
     flat: tuple[int, ...]
+    first: tuple[int, ...]
+    origin: tuple[int, ...]
+    source: Problem
+
+    def computed(self, y: np.ndarray) -> np.ndarray:
+        """The part of the canonical output ``y`` (``(N', G, O_g, *Y)``) that
+        ``problem`` computes, a view; the rest of ``y`` is set to zero."""
+        index = tuple(slice(o, o + size) for o, size in zip(self.origin, self.problem.out))
+        if all(sl.start == 0 and sl.stop == size for sl, size in zip(index, y.shape[3:])):
+            return y
+        y[...] = 0
+        part = (slice(None), slice(None), slice(None), *index)
+        return y[part]
+
+    def fill_nans(self, w: np.ndarray, y: np.ndarray) -> None:
+        """After ``problem`` is computed into :meth:`computed`'s part of ``y``,
+        set to NaN the outputs over whose window a non-finite tap of the
+        canonical kernel ``w`` (``(G, O_g, C_g, *K)``) lands on padding: the
+        products with the zeros of the padding that the taps and outputs left
+        out would have made (every NumPy strategy makes them)."""
+        if self.problem is not self.source:
+            padding_nans(self.source, w, y)
 
     @cached_property
     def max_offset(self) -> int:
@@ -235,13 +278,81 @@ class Geometry:
         return regions
 
 
+def live_part(problem: Problem) -> tuple[Problem, tuple[int, ...], tuple[int, ...]]:
+    """``problem`` restricted to what reaches the input, and per axis its first
+    tap and its first output.
+
+    On each axis the window becomes the taps ``k0 .. k1`` that read input
+    elements for some output, and the outputs the range ``y0 .. y1`` of those
+    that read some through them (every other tap and output reads padding
+    alone); the low padding moves by ``k0 * d + y0 * s``, and one tap needs no
+    dilation, one output no stride.  An axis where nothing reaches the input
+    keeps one output and one tap, which reads past the input's end (zeros)."""
+    window, out, strides, dilation, low, first, origin = [], [], [], [], [], [], []
+    for size, k, y, s, d, lo in zip(problem.sizes, problem.window, problem.out, problem.strides, problem.dilation,
+                                    problem.low):
+        reads = axis_reads(size, y, k, s, 1, d, lo)
+        if reads:
+            k0, k1 = reads[0].tap, reads[-1].tap + 1
+            y0, y1 = min(r.out_start for r in reads), max(r.out_stop for r in reads)
+        else:
+            k0, k1, y0, y1, lo = 0, 1, 0, 1, -size
+        window.append(k1 - k0)
+        out.append(y1 - y0)
+        strides.append(s if y1 - y0 > 1 else 1)
+        dilation.append(d if k1 - k0 > 1 else 1)
+        low.append(lo - k0 * d - y0 * s)
+        first.append(k0)
+        origin.append(y0)
+    live = replace(problem, window=tuple(window), out=tuple(out), strides=tuple(strides), dilation=tuple(dilation),
+                   low=tuple(low))
+    return (problem if live == problem else live), tuple(first), tuple(origin)
+
+
+def padding_nans(problem: Problem, w: np.ndarray, y: np.ndarray, lhs_dilation: tuple[int, ...] | None = None) -> None:
+    """Set to NaN the outputs of ``y`` (``(N', G, O_g, *Y)``) over whose window a
+    non-finite tap of ``w`` (``(G, O_g, C_g, *K)``) lands on padding (or, with
+    ``lhs_dilation``, on a hole of the dilated input): ``0 * inf``.  Nothing
+    to do, past one pass over ``w``, for a finite kernel; the positions come
+    from :func:`polyconv.backends.gemm.reach.axis_reads`, exact for any padding
+    or dilation."""
+    finite = np.isfinite(w)
+    if finite.all():
+        return
+    bad = ~finite.all(axis=2)  # (G, O_g, *K): some channel of the tap is not finite
+    dilation = lhs_dilation or (1,) * problem.nspatial
+    masks = []  # per axis, (K, Y): True where the tap reads no input element for that output
+    for size, k, out, s, ld, d, lo in zip(problem.sizes, problem.window, problem.out, problem.strides, dilation,
+                                          problem.dilation, problem.low):
+        mask = np.ones((k, out), bool)
+        for r in axis_reads(size, out, k, s, ld, d, lo):
+            mask[r.tap, r.out_start : r.out_stop : r.out_step] = False
+        masks.append(mask)
+    n = problem.nspatial
+    for tap in product(*(range(k) for k in problem.window)):
+        at = (slice(None), slice(None), *tap)
+        outputs = bad[at]  # (G, O_g)
+        if not outputs.any():
+            continue
+        where = np.zeros(problem.out, bool)
+        for axis, (mask, k) in enumerate(zip(masks, tap)):
+            shape = [1] * n
+            shape[axis] = problem.out[axis]
+            where = where | mask[k].reshape(shape)
+        if where.any():
+            y[:, outputs[(...,) + (None,) * n] & where] = np.nan
+
+
 def geometry(problem: Problem) -> Geometry:
-    """The :class:`Geometry` of a non-empty problem with at least one spatial axis."""
-    phases = tuple(axis_phases(k, s, d) for k, s, d in zip(problem.window, problem.strides, problem.dilation))
-    qmax = tuple(((k - 1) * d) // s for k, s, d in zip(problem.window, problem.strides, problem.dilation))
-    extents = tuple(y + q for y, q in zip(problem.out, qmax))
+    """The :class:`Geometry` of a non-empty problem with at least one spatial axis:
+    of its :func:`live_part`, which ``Geometry.problem`` holds (``Geometry.first``
+    and ``Geometry.origin`` place it in the kernel and the output)."""
+    live, first, origin = live_part(problem)
+    phases = tuple(axis_phases(k, s, d) for k, s, d in zip(live.window, live.strides, live.dilation))
+    qmax = tuple(((k - 1) * d) // s for k, s, d in zip(live.window, live.strides, live.dilation))
+    extents = tuple(y + q for y, q in zip(live.out, qmax))
     flat = tuple(math.prod(extents[i + 1 :]) for i in range(len(extents)))
-    return Geometry(problem, phases, tuple(product(*phases)), extents, qmax, flat)
+    return Geometry(live, phases, tuple(product(*phases)), extents, qmax, flat, first, origin, problem)
 
 
 def fill_slab(geo: Geometry, chunk: Chunk, x: np.ndarray, slab: np.ndarray) -> None:

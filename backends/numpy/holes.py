@@ -15,24 +15,12 @@ the kernel.
 
 from __future__ import annotations
 
-from itertools import product
-
 import numpy as np
 
+from . import geometry
 from .problem import Problem
 
 __all__ = ["fill_nans"]
-
-
-def _structural(
-    size: int, window: int, stride: int, dilation: int, low: int, lhs_dilation: int, out: int
-) -> np.ndarray:
-    """``(window, out)``: True where tap ``k`` of output ``y`` lands on padding or a hole
-    (dilated position ``y * stride + k * dilation - low`` is not an input element)."""
-    p = np.arange(out)[None, :] * stride + np.arange(window)[:, None] * dilation - low
-    last = (size - 1) * lhs_dilation
-    hole: np.ndarray = (p < 0) | (p > last) | (p % lhs_dilation != 0)
-    return hole
 
 
 def fill_nans(problem: Problem, lhs_dilation: tuple[int, ...], w: np.ndarray, y: np.ndarray) -> None:
@@ -40,26 +28,7 @@ def fill_nans(problem: Problem, lhs_dilation: tuple[int, ...], w: np.ndarray, y:
     non-finite tap of ``w`` (``(G, O_g, C_g, *K)``) lands on padding or a hole.
 
     ``problem`` describes the convolution on the lhs-dilated input (its
-    ``low`` and ``out`` as the spec gives them).
+    ``low`` and ``out`` as the spec gives them); the positions are exact for
+    any padding or dilation (:func:`.geometry.padding_nans`).
     """
-    finite = np.isfinite(w)
-    if finite.all():
-        return
-    bad = ~finite.all(axis=2)  # (G, O_g, *K): some channel of the tap is not finite
-    axes = [
-        _structural(*args)
-        for args in zip(problem.sizes, problem.window, problem.strides, problem.dilation, problem.low, lhs_dilation,
-                        problem.out)
-    ]
-    nd = len(axes)
-    for tap in product(*(range(k) for k in problem.window)):
-        outputs = bad[(slice(None), slice(None)) + tap]  # (G, O_g)
-        if not outputs.any():
-            continue
-        mask = np.zeros(problem.out, bool)
-        for i, (a, k) in enumerate(zip(axes, tap)):
-            shape = [1] * nd
-            shape[i] = problem.out[i]
-            mask = mask | a[k].reshape(shape)
-        if mask.any():
-            y[:, outputs[(...,) + (None,) * nd] & mask] = np.nan
+    geometry.padding_nans(problem, w, y, lhs_dilation)

@@ -131,7 +131,7 @@ def plan(problem: Problem, itemsize: int, level: int | None = None, budget: int 
     budget
         Target bytes of one chunk's buffers (None: :data:`WORKSPACE_BYTES`).
     """
-    geo = geometry(problem)
+    geo = geometry(problem)  # of what reaches the input: geo.first and geo.origin place it
     n, cg = problem.nspatial, problem.cg
     if level is None:
         level = _level(problem, geo)
@@ -156,7 +156,7 @@ def plan(problem: Problem, itemsize: int, level: int | None = None, budget: int 
             w0 = len(index)
             for c in range(cg):
                 for tap in inner_taps if level < n else [()]:
-                    ks = [ph.k0 + t * ph.kstep for ph, t in zip(plane, (*slid, *tap))]
+                    ks = [f + ph.k0 + t * ph.kstep for ph, t, f in zip(plane, (*slid, *tap), geo.first)]
                     index.append(c * problem.taps + sum(k * s for k, s in zip(ks, kernel_strides)))
             if level < n:
                 terms.append(Term(-1, k0, rows, geo.offset(shifts + (0,) * (n - level)), w0, len(index)))
@@ -180,11 +180,12 @@ def run(offsets_plan: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, 
     problem = geo.problem
     cg, og = problem.cg, problem.og
     groups = problem.groups
-    kernel = np.ascontiguousarray(w, dtype=compute).reshape(groups, og, cg * problem.taps)
+    kernel = np.ascontiguousarray(w, dtype=compute).reshape(groups, og, -1)  # all of w's taps
     if offsets_plan.kernel_index is not None:
         kernel = kernel[:, :, offsets_plan.kernel_index]
     planes = len(geo.planes)
     item = compute.itemsize
+    full, y = y, geo.computed(y)
 
     def work(chunk: Chunk) -> None:
         gc, cols = chunk.groups, geo.columns(chunk)
@@ -220,3 +221,4 @@ def run(offsets_plan: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, 
     else:
         for chunk in offsets_plan.chunks:
             work(chunk)
+    geo.fill_nans(w, full)

@@ -12,6 +12,11 @@ dilation) of the undilated input with the sub-kernel ``w[k0::kstep]``,
 stride ``s'``, dilation ``d'`` and low padding ``-base``, whose outputs are
 ``y[a::P]``.  No product with an inserted zero is ever computed.  An output
 phase that no tap reads is zero.
+
+The phases that taps read are found in one step per tap, and parts are
+made for them alone when there are many phases (see :func:`decompose`): a
+huge lhs dilation, whose every output is a phase of its own, costs no more
+than the kernel's taps.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from itertools import product
 
 from .problem import Problem
 
-__all__ = ["Part", "decompose"]
+__all__ = ["Part", "decompose", "MAX_ZERO_PARTS"]
 
 
 @dataclass(frozen=True)
@@ -44,39 +49,82 @@ class Part:
     out: tuple[slice, ...]
 
 
-def _axis(size: int, window: int, stride: int, lhs_dilation: int, dilation: int, low: int, out: int) -> list[
-        tuple[slice, slice, tuple[int, int, int, int, int] | None]]:
-    """Per output phase of one axis: ``(output slice, kernel slice, (taps, stride,
-    dilation, low, outputs))``, the last None when the phase reads no input element."""
+#: Output phase combinations up to which every phase that no tap reads is a part of its own.
+MAX_ZERO_PARTS = 64
+
+Sub = tuple[int, int, int, int, int]  # a phase's (taps, stride, dilation, low, outputs)
+
+
+def _axis(size: int, window: int, stride: int, lhs_dilation: int, dilation: int, low: int, out: int) -> tuple[
+        int, dict[int, tuple[slice, slice, Sub]]]:
+    """The output phases of one axis: how many there are, and, for each phase
+    that reads input elements, ``(output slice, kernel slice, sub-problem)``.
+
+    Tap ``k`` reads input on phase ``a`` when ``a * stride + k * dilation - low``
+    is a multiple of ``lhs_dilation``: one phase per tap ``k < kstep`` at most,
+    so the phases read are found in one step per tap (never one per phase: a
+    dilation of ``2**40`` has that many phases)."""
     g = math.gcd(stride, lhs_dilation)
     period, sub_stride = lhs_dilation // g, stride // g
     h = math.gcd(dilation, lhs_dilation)
     kstep, sub_dilation = lhs_dilation // h, dilation // h
-    phases: list[tuple[slice, slice, tuple[int, int, int, int, int] | None]] = []
-    for a in range(min(period, out)):
-        outputs = (out - a + period - 1) // period
-        out_slice = slice(a, a + (outputs - 1) * period + 1, period)
-        k0 = next((k for k in range(min(window, kstep)) if (a * stride + k * dilation - low) % lhs_dilation == 0), None)
-        if k0 is None:
-            phases.append((out_slice, slice(0, 0), None))
+    count = min(period, out)
+    inverse = pow(sub_stride, -1, period) if period > 1 else 0
+    phases: dict[int, tuple[slice, slice, Sub]] = {}
+    for k0 in range(min(window, kstep)):  # distinct taps below kstep read distinct phases
+        c = k0 * dilation - low
+        if c % g:
             continue
+        a = (-(c // g) * inverse) % period  # a * stride + c is a multiple of lhs_dilation
+        if a >= count:
+            continue
+        outputs = (out - a + period - 1) // period
         taps = (window - k0 + kstep - 1) // kstep
-        base = (a * stride + k0 * dilation - low) // lhs_dilation
-        phases.append((out_slice, slice(k0, k0 + (taps - 1) * kstep + 1, kstep),
-                       (taps, sub_stride, sub_dilation, -base, outputs)))
-    return phases
+        base = (a * stride + c) // lhs_dilation
+        phases[a] = (
+            slice(a, a + (outputs - 1) * period + 1, period if outputs > 1 else 1),
+            slice(k0, k0 + (taps - 1) * kstep + 1, kstep if taps > 1 else 1),
+            (taps, sub_stride, sub_dilation, -base, outputs),
+        )
+    return count, dict(sorted(phases.items()))
+
+
+def _dead(a: int, period: int, out: int) -> tuple[slice, slice, None]:
+    """Phase ``a``, which no tap reads."""
+    outputs = (out - a + period - 1) // period
+    return slice(a, a + (outputs - 1) * period + 1, period), slice(0, 0), None
 
 
 def decompose(problem: Problem, lhs_dilation: tuple[int, ...]) -> list[Part]:
     """The parts of ``problem`` (its ``low`` and ``out`` taken on the dilated
-    input) under lhs dilation ``lhs_dilation``."""
+    input) under lhs dilation ``lhs_dilation``.
+
+    With at most :data:`MAX_ZERO_PARTS` phase combinations, each one is a
+    part, in order (those no tap reads are zero parts); with more, and some
+    that no tap reads, the first part zeroes the whole output and the others
+    are the combinations that read input elements, so the parts never
+    outnumber the kernel's taps (a huge lhs dilation makes every output a
+    phase of its own, almost all of them zeros)."""
     axes = [
         _axis(*args)
         for args in zip(problem.sizes, problem.window, problem.strides, lhs_dilation, problem.dilation, problem.low,
                         problem.out)
     ]
+    combos = math.prod(count for count, _ in axes)
+    live = math.prod(len(phases) for _, phases in axes)
+    lists: list[list[tuple[slice, slice, Sub | None]]]
     parts = []
-    for combo in product(*axes):
+    if live < combos and combos > MAX_ZERO_PARTS:
+        n = problem.nspatial
+        parts.append(Part(None, (slice(0, 0),) * n, (slice(None),) * n))
+        lists = [list(phases.values()) for _, phases in axes]
+    else:
+        periods = [d // math.gcd(s, d) for s, d in zip(problem.strides, lhs_dilation)]
+        lists = [
+            [phases[a] if a in phases else _dead(a, period, out) for a in range(count)]
+            for (count, phases), period, out in zip(axes, periods, problem.out)
+        ]
+    for combo in product(*lists):
         out = tuple(c[0] for c in combo)
         kernel = tuple(c[1] for c in combo)
         subs = [c[2] for c in combo if c[2] is not None]

@@ -18,7 +18,16 @@ kernels).  From there:
 * 0 spatial dims become 1 spatial dim of size 1;
 * more than 3 spatial dims are a sum, over the taps of the first spatial
   axis, of convolutions with one spatial dim fewer, with the output rows of
-  that axis folded into the batch (strided views, one convolution per tap).
+  that axis folded into the batch (strided views, one convolution per tap);
+* parameters PyTorch cannot take as they are (a stride, dilation or pad past
+  2**31, or a padded, dilated input far larger than the input and output,
+  :func:`polyconv.backends.gemm.reach.beyond_native`: a padding of 2**62
+  cropped back, a dilation of 2**40) are computed tap by tap
+  (:func:`_by_taps`): each kernel tap that reaches the input reads one strided
+  slice of it (:func:`polyconv.backends.gemm.reach.axis_reads`), multiplied by
+  the tap's weights in one batched matrix product per group, and placed in
+  the output with ``index_add``; nothing is sized by the padding, the strides
+  or the dilations.
 
 Every step is a differentiable PyTorch op, so autograd flows through all of
 them, and nothing here branches on array values, so ``torch.compile``
@@ -28,17 +37,22 @@ traces it into one graph.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import product
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["conv_canonical", "plan_canonical", "pad"]
+from ..gemm.reach import axis_reads, beyond_native
+
+__all__ = ["conv_canonical", "plan_canonical", "pad", "needs_taps"]
 
 Pads = Sequence[tuple[int, int]]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+#: Parameters up to this size never make the padded input large: no check of the shapes is needed.
+_SMALL_PARAMETER = 1 << 10
 
 
 def _pad_arg(pads: Pads) -> list[int]:
@@ -85,12 +99,13 @@ def conv_canonical(
         x = x.reshape(b, x.shape[0] // b, *x.shape[1:]).transpose(0, 1)
         x = x.reshape(x.shape[0], b * x.shape[2], *x.shape[3:])
         groups = b
+    if needs_taps(x.shape[2:], w.shape[2:], strides, padding, lhs_dilation, rhs_dilation):
+        return _by_taps(x, w, strides, padding, lhs_dilation, rhs_dilation, groups)
     if n > 3:
         return _by_first_axis(x, w, strides, padding, lhs_dilation, rhs_dilation, groups)
     if any(d != 1 for d in lhs_dilation):
         return _transposed(x, w, strides, padding, lhs_dilation, rhs_dilation, groups)
-    simple = plan_canonical(n, tuple(strides), tuple(padding), tuple(lhs_dilation), tuple(rhs_dilation), groups, 1)
-    return simple(x, w)
+    return _native(n, tuple(strides), tuple(padding), tuple(rhs_dilation), groups)(x, w)
 
 
 def plan_canonical(
@@ -108,22 +123,33 @@ def plan_canonical(
     resolved here, once: the call is then one native convolution, preceded
     by one ``F.pad`` only when the padding is asymmetric or negative.
     """
-    if not 1 <= n <= 3 or batch_groups > 1 or any(d != 1 for d in lhs_dilation):
+    if (
+        not 1 <= n <= 3 or batch_groups > 1 or any(d != 1 for d in lhs_dilation)
+        or max((*strides, *rhs_dilation, *(abs(p) for pair in padding for p in pair)), default=0) > _SMALL_PARAMETER
+    ):  # conv_canonical checks the shapes where the parameters may be too large for PyTorch
         def general(x: Any, w: Any) -> Any:
             return conv_canonical(x, w, strides, padding, lhs_dilation, rhs_dilation, feature_groups, batch_groups)
 
         return general
+    return _native(n, strides, padding, rhs_dilation, feature_groups)
+
+
+def _native(
+    n: int, strides: tuple[int, ...], padding: tuple[tuple[int, int], ...], rhs_dilation: tuple[int, ...], groups: int,
+) -> Callable[[Any, Any], Any]:
+    """One native convolution (1-3 spatial dims, no lhs dilation), preceded by
+    one ``F.pad`` only when the padding is asymmetric or negative."""
     conv = _CONV[n]
     native = tuple(max(0, min(lo, hi)) for lo, hi in padding)
     rest = [(lo - p, hi - p) for (lo, hi), p in zip(padding, native)]
     if any(lo or hi for lo, hi in rest):
         def padded(x: Any, w: Any) -> Any:
-            return conv(pad(x, rest), w, None, strides, native, rhs_dilation, feature_groups)
+            return conv(pad(x, rest), w, None, strides, native, rhs_dilation, groups)
 
         return padded
 
     def direct(x: Any, w: Any) -> Any:
-        return conv(x, w, None, strides, native, rhs_dilation, feature_groups)
+        return conv(x, w, None, strides, native, rhs_dilation, groups)
 
     return direct
 
@@ -186,3 +212,77 @@ def _by_first_axis(
         out = y if out is None else out + y
     assert out is not None
     return out.reshape(n, rows, *out.shape[1:]).transpose(1, 2)
+
+
+def needs_taps(
+    sizes: Sequence[int], window: Sequence[int], strides: Sequence[int], padding: Pads,
+    lhs_dilation: Sequence[int], rhs_dilation: Sequence[int],
+) -> bool:
+    """Whether PyTorch's own convolutions cannot be given these parameters for
+    an input of spatial sizes ``sizes`` and a kernel of ``window``
+    (:func:`polyconv.backends.gemm.reach.beyond_native`): :func:`conv_canonical`
+    then computes the convolution tap by tap."""
+    if max((*strides, *lhs_dilation, *rhs_dilation, *(abs(p) for pair in padding for p in pair)),
+           default=0) <= _SMALL_PARAMETER:
+        return False
+    sizes, window = [int(s) for s in sizes], [int(k) for k in window]
+    return beyond_native(sizes, window, _out_sizes(sizes, window, strides, padding, lhs_dilation, rhs_dilation),
+                         strides, padding, lhs_dilation, rhs_dilation)
+
+
+def _out_sizes(
+    sizes: Sequence[int], window: Sequence[int], strides: Sequence[int], padding: Pads,
+    lhs_dilation: Sequence[int], rhs_dilation: Sequence[int],
+) -> list[int]:
+    out = []
+    for size, k, s, (lo, hi), ld, rd in zip(sizes, window, strides, padding, lhs_dilation, rhs_dilation):
+        padded = (0 if size == 0 else (size - 1) * ld + 1) + lo + hi
+        reach = (k - 1) * rd + 1
+        out.append(0 if padded < reach else (padded - reach) // s + 1)
+    return out
+
+
+def _by_taps(
+    x: Any, w: Any, strides: Sequence[int], padding: Pads, lhs_dilation: Sequence[int],
+    rhs_dilation: Sequence[int], groups: int,
+) -> Any:
+    """``(N, C, *S) x (O, I, *K) -> (N, O, *Y)``, one batched matrix product per
+    kernel tap that reaches the input.
+
+    On each axis a tap reads the outputs ``y0 + m * P`` from the input elements
+    ``i0 + m * s'`` (:func:`polyconv.backends.gemm.reach.axis_reads`): a strided
+    slice of the input, multiplied by the tap's ``(O, I)`` weights per group and
+    spread over the output with ``index_add``.  Taps that only read padding or
+    the holes of lhs dilation are skipped, and no tensor is larger than the
+    output or the input, whatever the padding, strides and dilations."""
+    sizes, window = [int(s) for s in x.shape[2:]], [int(k) for k in w.shape[2:]]
+    out_sizes = _out_sizes(sizes, window, strides, padding, lhs_dilation, rhs_dilation)
+    batch, channels, o = x.shape[0], x.shape[1], w.shape[0]
+    per_axis = [
+        axis_reads(size, y, k, s, ld, rd, lo)
+        for size, y, k, s, ld, rd, (lo, _) in zip(sizes, out_sizes, window, strides, lhs_dilation, rhs_dilation,
+                                                  padding)
+    ]
+    # (O, I, *K) -> (G, O / G, I, *K): the weights of one tap are w[..., k] as (G, O / G, I)
+    wg = w.reshape(groups, o // groups, channels // groups, *window)
+    out = None
+    for reads in product(*per_axis):
+        reading = (slice(None), slice(None), *(slice(r.in_start, r.in_stop, r.in_step) for r in reads))
+        tap = (..., *(r.tap for r in reads))
+        counts = [r.count for r in reads]
+        # (N, C, *counts) -> (N, G, I, M) @ per group (O / G, I) -> (N, G, O / G, M) -> (N, O, *counts)
+        part = torch.matmul(wg[tap], x[reading].reshape(batch, groups, channels // groups, -1))
+        part = part.reshape(batch, o, *counts)
+        for axis, (r, total) in enumerate(zip(reads, out_sizes)):
+            if r.count == total:
+                continue
+            shape = list(part.shape)
+            shape[2 + axis] = total
+            index = torch.arange(r.out_start, r.out_stop, r.out_step, device=part.device)
+            part = part.new_zeros(shape).index_add(2 + axis, index, part)
+        out = part if out is None else out + part
+    if out is None:  # no tap reaches the input: zeros, tied to the operands for autograd
+        out = x.new_zeros((batch, o, *out_sizes))
+        if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+            out = out + (x.reshape(-1)[:0].sum() + w.reshape(-1)[:0].sum())
+    return out

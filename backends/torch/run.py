@@ -168,7 +168,10 @@ def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec, private: bool = Fa
     """
     conv_spec = spec.conv
     dn = conv_spec.dimension_numbers
-    if any(d != 1 for d in conv_spec.lhs_dilation):
+    if any(d != 1 for d in conv_spec.lhs_dilation) or lower.needs_taps(
+        conv_spec.lhs_spatial, spec.filter_shape, conv_spec.window_strides, conv_spec.padding,
+        conv_spec.lhs_dilation, conv_spec.rhs_dilation,
+    ):  # absurd pads or dilations: the convolution with an identity kernel computes them tap by tap
         return derive.patches(be, lhs, spec)
     out_dtype = getattr(torch, conv_spec.out_dtype)
     if 0 in conv_spec.out_shape:
