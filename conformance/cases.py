@@ -39,6 +39,7 @@ __all__ = [
     "DTYPES",
     "nonfinite_grid",
     "nonfinite_transpose_grid",
+    "transpose_dtype_grid",
     "extremes_grid",
     "TransposeCase",
     "PatchesCase",
@@ -285,13 +286,23 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 # variants that mean something without spatial dims
 _VARIANTS_0D = ("base", "groups", "batch-groups", "zero-batch", "zero-channels", "zero-out-features")
 
+# For the default and channels-last layouts only: odd padding totals (1 on every axis) with stride 2,
+# where SAME and SAME_LOWER put the extra zero apart; and (3-d) a cubic kernel on a cubic input, where
+# mixing up two spatial axes changes no shape, only values.
+_VARIANTS_ODD = {
+    "same-odd": {"padding": "SAME", "strides": 2, "size": (8, 6, 10), "window": (3, 3, 3)},
+    "same-lower-odd": {"padding": "SAME_LOWER", "strides": 2, "size": (8, 6, 10), "window": (3, 3, 3)},
+}
+_VARIANTS_3D = {"cube": {"size": (5, 5, 5), "window": (3, 3, 3), "padding": [(1, 0), (0, 1), (2, 2)], "strides": 2}}
+
 
 def grid() -> list[ConvCase]:
     """The curated grid of float64 cases over 0-3 spatial dims and every layout family."""
     cases = []
     for nd in range(4):
         for layout in _layouts(nd):
-            for i, (name, kw) in enumerate(_VARIANTS.items()):
+            extra = {**_VARIANTS_ODD, **(_VARIANTS_3D if nd == 3 else {})} if layout[0] in ("default", "NHWC-HWIO") else {}
+            for i, (name, kw) in enumerate({**_VARIANTS, **extra}.items()):
                 if nd == 0:
                     if name not in _VARIANTS_0D:
                         continue
@@ -360,6 +371,15 @@ def nonfinite_grid() -> list[ConvCase]:
             for dtype in ("float32", "float64"):
                 cases.append(replace(base, dtype=dtype, values=values, name=f"{base.name}-{values}[{dtype}]"))
     return cases
+
+
+def transpose_dtype_grid() -> list[TransposeCase]:
+    """Every 48th case of :func:`transpose_grid` with each of a few
+    ``preferred_element_type`` pairs (floating, integer and bool operands)."""
+    pairs = (("float16", "float32"), ("float32", "float64"), ("int8", "int32"), ("uint8", "int16"),
+             ("bool", "int32"), ("complex64", "complex128"))
+    return [replace(c, dtype=a, preferred_element_type=b, name=f"{c.name}[{a}->{b}]")
+            for i, (a, b) in enumerate(pairs) for c in transpose_grid()[i::48]]
 
 
 def nonfinite_transpose_grid() -> list[TransposeCase]:
@@ -782,13 +802,21 @@ def random_local_cases(count: int, seed: int = 0, dtype: str = "float64", max_sp
 # -- the forward grid, reused for patches and local ----------------------------------
 
 def patches_case_of(case: ConvCase) -> PatchesCase:
-    """The patches of a forward case's geometry (its kernel's window as ``filter_shape``)."""
+    """The patches of a forward case's geometry (its kernel's window as ``filter_shape``).
+
+    The suite does not take the complex ``preferred_element_type`` pairs of the
+    dtype grid for patches: ``jax.lax`` computes complex64 patches with an
+    identity-kernel convolution in complex64 arithmetic, so its complex128
+    patches are off by float32 roundings (``tests/test_jax_backend.py``
+    keeps watch on it)."""
     lhs, rhs = case.lhs_shape, case.rhs_shape
-    window = conv_spec(lhs, rhs, "float64", "float64", **{**case.kwargs(), "precision": None}).window
+    window = conv_spec(lhs, rhs, "float64", "float64",
+                       **{**case.kwargs(), "precision": None, "preferred_element_type": None}).window
     return PatchesCase(
         name=f"patches-{case.name}", lhs_shape=lhs, filter_shape=window, window_strides=case.window_strides,
         padding=case.padding, lhs_dilation=case.lhs_dilation, rhs_dilation=case.rhs_dilation,
-        dimension_numbers=case.dimension_numbers, dtype=case.dtype, seed=case.seed,
+        dimension_numbers=case.dimension_numbers, preferred_element_type=case.preferred_element_type,
+        dtype=case.dtype, seed=case.seed,
     )
 
 

@@ -163,9 +163,11 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
         ("conv_general_dilated", "extremes", checks.conv_check, cases.extremes_grid()),
         ("conv_transpose", "grid", checks.transpose_check, cases.transpose_grid()),
         ("conv_transpose", "nonfinite", checks.transpose_check, cases.nonfinite_transpose_grid()),
+        ("conv_transpose", "dtypes", checks.transpose_check, cases.transpose_dtype_grid()),
         ("conv_transpose", "random", checks.transpose_check, transposes),
         ("patches", "grid", checks.patches_check, [cases.patches_case_of(c) for c in grid]),
-        ("patches", "dtypes", checks.patches_check, [cases.patches_case_of(c) for c in plain_dtype_grid]),
+        ("patches", "dtypes", checks.patches_check,  # complex preferred types: see cases.patches_case_of
+         [cases.patches_case_of(c) for c in dtype_grid if not str(c.preferred_element_type).startswith("complex")]),
         ("patches", "random", checks.patches_check, cases.random_patches_cases(n["patches_local"], seed=41)),
         ("local", "grid", checks.local_check, [cases.local_case_of(c) for c in grid]),
         ("local", "dtypes", checks.local_check, [cases.local_case_of(c) for c in plain_dtype_grid]),
