@@ -301,7 +301,9 @@ def grid() -> list[ConvCase]:
     cases = []
     for nd in range(4):
         for layout in _layouts(nd):
-            extra = {**_VARIANTS_ODD, **(_VARIANTS_3D if nd == 3 else {})} if layout[0] in ("default", "NHWC-HWIO") else {}
+            extra: dict[str, dict[str, Any]] = {}
+            if layout[0] in ("default", "NHWC-HWIO"):
+                extra = {**_VARIANTS_ODD, **(_VARIANTS_3D if nd == 3 else {})}
             for i, (name, kw) in enumerate({**_VARIANTS, **extra}.items()):
                 if nd == 0:
                     if name not in _VARIANTS_0D:

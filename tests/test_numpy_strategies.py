@@ -426,7 +426,7 @@ def test_non_finite_kernels_follow_one_rule_on_every_strategy(strategy_name: str
     caching.clear()
     rng = np.random.default_rng(3)
     seen = 0
-    for trial in range(60):
+    for _ in range(60):
         groups = 3 if strategy_name == "depthwise" else 1
         x = rng.standard_normal((2, 3, 9, 7))
         w = rng.standard_normal((3 * (1 if groups > 1 else 2), 3 // groups, 3, 2))

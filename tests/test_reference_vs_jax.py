@@ -4,7 +4,8 @@ The reference is the oracle every backend is checked against, so it is
 itself checked against JAX on the curated grid, the dtype grid (their
 odd-numbered halves: the JAX backend's conformance run checks the others;
 all of both with ``--polyconv-thorough``), and seeded random cases over
-the whole parameter space (150 by default, 1500 with ``--polyconv-thorough``).  Runs where JAX is installed (it is in CI).
+the whole parameter space (150 by default, 1500 with ``--polyconv-thorough``).
+Runs where JAX is installed (it is in CI).
 """
 
 from __future__ import annotations
