@@ -127,7 +127,7 @@ class ConvCase(_SeededCase):
 
 #: The value patterns of :func:`make_operand` (a case's ``values`` may also be
 #: ``'nonfinite-kernel'``: a random lhs and a ``'nonfinite'`` kernel).
-VALUES = ("random", "nonfinite", "min", "max", "alternating", "ones")
+VALUES = ("random", "nonfinite", "min", "max", "alternating", "ones", "broadcast")
 
 
 def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, values: str = "random") -> np.ndarray:
@@ -145,7 +145,10 @@ def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, v
         for bool), or the two alternating in C order (integer and bool
         dtypes only);
     ``'ones'``
-        every element one (for long reductions).
+        every element one (for long reductions);
+    ``'broadcast'``
+        random, but constant along the first axis longer than 1 (operands
+        that can be stride-0 broadcasts).
     """
     if values in ("min", "max", "alternating", "ones"):
         if dtype.startswith(("float", "bfloat", "complex")) and values != "ones":
@@ -157,6 +160,12 @@ def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, v
             return np.full(shape, lo if values == "min" else hi, dtype=dtype)
         flat = np.where(np.arange(int(np.prod(shape))) % 2 == 0, lo, hi).astype(dtype)
         return flat.reshape(shape)
+    if values == "broadcast":  # random, constant along the first axis longer than 1
+        axis = next((i for i, n in enumerate(shape) if n > 1), None)
+        if axis is None:
+            return make_operand(rng, shape, dtype)
+        first = make_operand(rng, (*shape[:axis], 1, *shape[axis + 1:]), dtype)
+        return np.broadcast_to(first, shape).copy()
     if values not in ("random", "nonfinite"):
         raise ValueError(f"values must be one of {VALUES}; got {values!r}")
     if dtype == "bool":

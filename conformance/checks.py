@@ -47,7 +47,8 @@ from .harness import harness_for
 from .reproduce import snippet
 
 __all__ = [
-    "Outcome", "Check", "run", "run_batched", "run_repeated", "vjp_dtype", "reduced_precision", "BUILDERS",
+    "Outcome", "Check", "VIEWS", "make_array", "run", "run_batched", "run_repeated", "vjp_dtype", "reduced_precision",
+    "BUILDERS",
     "conv_check", "transpose_check", "patches_check", "local_check", "vjp_check", "autodiff_check",
     "check_conv", "check_transpose", "check_patches", "check_local", "check_vjp",
 ]
@@ -104,13 +105,13 @@ class Check:
         return None
 
 
-def run(be: Backend, check: Check, device: str | None = None, strided: bool = False) -> Outcome:
+def run(be: Backend, check: Check, device: str | None = None, strided: bool | str = False) -> Outcome:
     """Run one prepared case eagerly and judge it.  ``strided``: the operands are
-    strided views (every other element of the last axis of a larger array)."""
+    views (:func:`make_array`: strided, read-only or broadcast)."""
     return _with_snippet(_run(be, check, device, strided), check, device, jit=False, strided=strided)
 
 
-def _with_snippet(outcome: Outcome, check: Check, device: str | None, jit: bool, strided: bool = False,
+def _with_snippet(outcome: Outcome, check: Check, device: str | None, jit: bool, strided: bool | str = False,
                   thorough: bool = False) -> Outcome:
     if outcome.status != "fail" or check.case is None:
         return outcome
@@ -118,21 +119,53 @@ def _with_snippet(outcome: Outcome, check: Check, device: str | None, jit: bool,
                                             thorough=thorough))
 
 
-def make_array(be: Backend, a: np.ndarray, device: str | None, strided: bool = False) -> Any:
-    """``a`` as an array of ``be``; with ``strided``, a view taking every other
-    element of the last axis of a backend array twice as long (0-d arrays stay whole)."""
-    if not strided or a.ndim == 0:
+#: The operand views :func:`make_array` makes besides plain arrays (``strided=`` of the runners).
+VIEWS = ("strided", "readonly", "broadcast")
+
+
+def make_array(be: Backend, a: np.ndarray, device: str | None, strided: bool | str = False) -> Any:
+    """``a`` as an array of ``be``, or a view of one (0-d arrays stay whole):
+
+    ``True`` or ``'strided'``
+        taking every other element of the last axis of an array twice as long;
+    ``'readonly'``
+        the array made read-only, where the framework has the notion
+        (NumPy's ``setflags``), else plain;
+    ``'broadcast'``
+        a stride-0 broadcast (``broadcast_to`` of the array's namespace) of
+        its first slice along the first axis ``a`` is constant on (the
+        ``'broadcast'`` value pattern of :func:`.cases.make_operand` makes
+        such operands); plain if there is none.
+    """
+    view = "strided" if strided is True else strided
+    if not view or a.ndim == 0:
         return be.from_numpy(a, device)
-    return be.from_numpy(np.repeat(a, 2, axis=-1), device)[..., ::2]
+    if view == "strided":
+        return be.from_numpy(np.repeat(a, 2, axis=-1), device)[..., ::2]
+    if view == "readonly":
+        x = be.from_numpy(a, device)
+        if hasattr(x, "setflags"):
+            x.setflags(write=False)
+        return x
+    if view != "broadcast":
+        raise ValueError(f"strided must be a bool or one of {VIEWS}; got {strided!r}")
+    for axis in range(a.ndim if a.size else 0):
+        first = a.take([0], axis=axis)
+        if a.shape[axis] > 1 and np.array_equal(a, np.broadcast_to(first, a.shape), equal_nan=True):
+            import array_api_compat
+
+            small = be.from_numpy(first, device)
+            return array_api_compat.array_namespace(small).broadcast_to(small, a.shape)
+    return be.from_numpy(a, device)
 
 
-def _run(be: Backend, check: Check, device: str | None = None, strided: bool = False) -> Outcome:
+def _run(be: Backend, check: Check, device: str | None = None, strided: bool | str = False) -> Outcome:
     promised = check.promised()
     if strided:
         try:
-            make_array(be, np.zeros((1, 1)), device, strided)
+            make_array(be, np.zeros((2, 2)), device, strided)
         except TypeError as exc:
-            return Outcome("unsupported", f"the backend's arrays have no strided views (slicing raised {exc})")
+            return Outcome("unsupported", f"the backend's arrays have no such views ({strided!r}: {exc})")
     try:
         arrays = [make_array(be, a, device, strided) for a in check.operands]
     except UnsupportedDtypeError as exc:  # the framework cannot even hold these operands
@@ -201,7 +234,7 @@ def _results(result: Any, count: int) -> list[Any]:
 
 def run_batched(
     be: Backend, checks: Sequence[Check], transform: Callable[[Callable[..., Any]], Callable[..., Any]],
-    device: str | None = None, strided: bool = False, thorough: bool = False,
+    device: str | None = None, strided: bool | str = False, thorough: bool = False,
 ) -> list[Outcome]:
     """Run many prepared cases as one function, wrapped by ``transform``
     (``jax.jit``: one compilation for the whole batch), and judge each

@@ -58,13 +58,14 @@ def _compiled(thorough: bool) -> str:
 
 
 def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: bool = False,
-            cotangent_seed: int | None = None, strided: bool = False, thorough: bool = False) -> str:
+            cotangent_seed: int | None = None, strided: bool | str = False, thorough: bool = False) -> str:
     """The Python source that reruns ``case`` of ``kind`` on ``backend`` and
     prints the received and expected values.
 
     ``jit``: call through the harness's ``jit`` (its long-tier compiler when
     ``thorough``).  ``strided``: the operands
-    are strided views (every other element of a longer last axis).
+    are views (strided: every other element of a longer last axis; or
+    ``'readonly'``, ``'broadcast'``: :func:`.checks.make_array`).
     ``cotangent_seed``: for
     ``'vjp'`` and ``'autodiff'``, the seed the output cotangent is drawn from
     (the suite uses the case's seed plus 5).
@@ -93,9 +94,12 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
             f"cotangent = cases.make_operand(np.random.default_rng({seed}), spec.out_shape, spec.out_dtype)",
             "operands = (*operands, cotangent)",
         ]
-    if strided:
+    if strided is True or strided == "strided":
         lines.append(f"args = [be.from_numpy(np.repeat(a, 2, axis=-1), {device!r})[..., ::2] if a.ndim else "
                      f"be.from_numpy(a, {device!r}) for a in operands]  # strided views")
+    elif strided:
+        lines += ["from polyconv.conformance.checks import make_array",
+                  f"args = [make_array(be, a, {device!r}, {strided!r}) for a in operands]  # {strided} views"]
     else:
         lines.append(f"args = [be.from_numpy(a, {device!r}) for a in operands]")
     lines += [

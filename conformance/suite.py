@@ -9,7 +9,8 @@
     the transposed-convolution grid), the dtype grid (every dtype, with and
     without ``preferred_element_type``), seeded random cases over the whole
     parameter space, and 4-5 spatial dims; a quarter of the forward grid
-    again on strided (non-contiguous) operands; non-finite operands
+    again on strided (non-contiguous) operands, an eighth on read-only
+    operands and an eighth on stride-0 broadcasts; non-finite operands
     (:func:`.cases.nonfinite_grid`, judged by the rule of :mod:`.tolerances`)
     for ``conv_general_dilated`` and ``conv_transpose``, and non-finite
     kernels for ``local`` (patches of non-finite inputs are not judged:
@@ -94,7 +95,7 @@ class Item:
     case: Any
     build: Callable[[Backend, Any], checks.Check] | None = None
     batch: str | None = None  # under the backend's jit, with the other items of the batch
-    strided: bool = False
+    strided: bool | str = False  # operand views: True (strided), 'readonly' or 'broadcast' (checks.make_array)
     repeat: bool = False  # state across calls (:func:`.checks.run_repeated`)
     unit: str | None = None  # items with the same unit are one pytest test (the seeded random sets)
 
@@ -206,6 +207,11 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
     out += [Item("conv_general_dilated", f"conv_general_dilated/strided/{case.name}", case, checks.conv_check,
                  f"conv_general_dilated/strided/{i // _BATCH}" if batched else None, strided=True)
             for i, case in enumerate(grid[::4])]
+    # read-only operands (every 8th case), and stride-0 broadcasts of operands constant along an axis
+    for view, views in (("readonly", grid[1::8]), ("broadcast", [replace(c, values="broadcast") for c in grid[2::8]])):
+        out += [Item("conv_general_dilated", f"conv_general_dilated/{view}/{case.name}", case, checks.conv_check,
+                     f"conv_general_dilated/{view}/{i // _BATCH}" if batched else None, strided=view)
+                for i, case in enumerate(views)]
     if "jit" in be.manifest.features:
         sample = [(feature, build, case) for feature, group, build, group_cases in sets
                   if group in ("grid", "dtypes") for case in group_cases[::_JIT_SAMPLE]]

@@ -497,5 +497,19 @@ class KernelCachedPerObject(Mutant):
         return strategy.convolve(lhs, hit[1], spec)
 
 
+class ScalesOperandsInPlace(Mutant):
+    """Multiplies its operands by one in place before convolving (harmless, until an operand is read-only)."""
+
+    name = "mutant-scales-operands-in-place"
+    reason = r"read-only"
+    probe = (("conv_general_dilated", "readonly"), ("conv_general_dilated", "broadcast"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        for operand in (lhs, rhs):
+            if operand.size and operand.dtype.kind in "fc":
+                operand *= 1
+        return strategy.convolve(lhs, rhs, spec)
+
+
 MUTANTS = (*MUTANTS, ZeroStuffedRhsDilation, IntegersInFloat32, SaturatingSums, PatchesAliasInput,
-           KernelCachedPerObject)
+           KernelCachedPerObject, ScalesOperandsInPlace)
