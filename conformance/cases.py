@@ -165,7 +165,8 @@ def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, v
         if axis is None:
             return make_operand(rng, shape, dtype)
         first = make_operand(rng, (*shape[:axis], 1, *shape[axis + 1:]), dtype)
-        return np.broadcast_to(first, shape).copy()
+        constant: np.ndarray = np.broadcast_to(first, shape).copy()
+        return constant
     if values not in ("random", "nonfinite"):
         raise ValueError(f"values must be one of {VALUES}; got {values!r}")
     if dtype == "bool":
