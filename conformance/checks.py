@@ -197,22 +197,23 @@ def run_repeated(be: Backend, first: Check, second: Check, device: str | None = 
     that caches a packed kernel, or anything else, per array object fails."""
     if first.promised() is not None:
         return run(be, first, device)
-    outcome = _repeated(be, first, second, device)
-    return _with_snippet(outcome, first if "the first call" in outcome.detail else second, device, jit=False)
+    outcome, failed = _repeated(be, first, second, device)
+    return _with_snippet(outcome, failed, device, jit=False)
 
 
-def _repeated(be: Backend, first: Check, second: Check, device: str | None) -> Outcome:
+def _repeated(be: Backend, first: Check, second: Check, device: str | None) -> tuple[Outcome, Check]:
+    """The outcome, and the check whose call it judges (for the reproducer)."""
     try:
         arrays = [make_array(be, a, device) for a in first.operands]
         once = [be.to_numpy(r) for r in _results(first.call(*arrays), len(first.expected))]
         twice = [be.to_numpy(r) for r in _results(first.call(*arrays), len(first.expected))]
     except Exception as exc:
         raised = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return Outcome("fail", f"the first call raised {raised}")
+        return Outcome("fail", f"the first call raised {raised}"), first
     for i, (a, b) in enumerate(zip(once, twice)):
         if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
             return Outcome("fail", f"two calls on the same arrays differ: result {i} was {_brief(a)}, then "
-                           f"{_brief(b)} (repeated calls must be bit-identical)")
+                           f"{_brief(b)} (repeated calls must be bit-identical)"), first
     changed = [make_array(be, a, device) for a in second.operands]
     harness = harness_for(be)
     if all(harness.overwrite(x, new) for x, new in zip(arrays, changed)):
@@ -221,11 +222,11 @@ def _repeated(be: Backend, first: Check, second: Check, device: str | None) -> O
         result = second.call(*changed)
     except Exception as exc:
         return Outcome("fail", "the call after the operands changed raised "
-                       + "".join(traceback.format_exception_only(type(exc), exc)).strip())
+                       + "".join(traceback.format_exception_only(type(exc), exc)).strip()), second
     outcome = _verify(be, second, changed, result)
     if outcome:
-        return outcome
-    return replace(outcome, detail="after its operands were changed in place, the call gave: " + outcome.detail)
+        return outcome, second
+    return replace(outcome, detail="after its operands were changed in place, the call gave: " + outcome.detail), second
 
 
 def _results(result: Any, count: int) -> list[Any]:
@@ -278,11 +279,11 @@ def _verify(be: Backend, check: Check, arrays: Sequence[Any], result: Any) -> Ou
     for name, before, after in zip(("lhs", "rhs", "cotangent"), check.operands, arrays):
         if not np.array_equal(be.to_numpy(after), before, equal_nan=True):
             return Outcome("fail", f"the call modified its {name} operand")
-    several = len(check.expected) > 1
-    results = list(result) if several and isinstance(result, (tuple, list)) else [result]
+    results = _results(result, len(check.expected))
     if len(results) != len(check.expected):
         return Outcome("fail", f"returned {len(results)} results, expected {len(check.expected)}")
     device_in = be.device(arrays[0])
+    harness = harness_for(be)
     for i, (out, (shape, dtype)) in enumerate(zip(results, check.expected)):
         what = f"result {i}" if len(results) > 1 else "result"
         if not be.accepts(out):  # owns, or for a fallback backend: takes
@@ -295,7 +296,7 @@ def _verify(be: Backend, check: Check, arrays: Sequence[Any], result: Any) -> Ou
         if dtype_name(out.dtype) != dtype:
             return Outcome("fail", f"{what} has dtype {dtype_name(out.dtype)}, expected {dtype}")
         for name, operand in zip(("lhs", "rhs", "cotangent"), arrays):
-            if harness_for(be).shares_memory(out, operand):
+            if harness.shares_memory(out, operand):
                 return Outcome("fail", f"{what} shares memory with the {name} operand (a view, not a new array)")
     received = [be.to_numpy(r) for r in results]
     problem = check.judge(received, reduced_precision(be, device_in))

@@ -178,14 +178,22 @@ def _messages(op: str, arrays: list[Any], args: tuple[Any, ...], param: str) -> 
     return messages
 
 
-@pytest.mark.parametrize("op, names, operands, args", _CALLS, ids=[c[0] for c in _CALLS])
-def test_masked_operands_are_a_type_error_on_every_backend(op, names, operands, args) -> None:
+def _one_message_per_operand(op: str, names: Any, operands: Any, args: Any, wrap: Any) -> list[tuple[str, str]]:
+    """For each operand in turn made ``wrap(operand)``: its parameter, and the one
+    message every backend raises (:func:`_messages`)."""
+    found = []
     for i, param in enumerate(names):
         arrays: list[Any] = list(operands)
-        arrays[i] = _masked(operands[i])
+        arrays[i] = wrap(operands[i])
         messages = _messages(op, arrays, args, param)
         assert len(messages) == 1, messages
-        message = messages.pop()
+        found.append((param, messages.pop()))
+    return found
+
+
+@pytest.mark.parametrize("op, names, operands, args", _CALLS, ids=[c[0] for c in _CALLS])
+def test_masked_operands_are_a_type_error_on_every_backend(op, names, operands, args) -> None:
+    for param, message in _one_message_per_operand(op, names, operands, args, _masked):
         assert message.startswith(f"{op}: {param} must not be a masked array")
         assert f"np.ma.filled({param}, 0)" in message and f"{param}.data" in message
         assert "numpy.ma.MaskedArray" in message
@@ -193,12 +201,7 @@ def test_masked_operands_are_a_type_error_on_every_backend(op, names, operands, 
 
 @pytest.mark.parametrize("op, names, operands, args", _CALLS, ids=[c[0] for c in _CALLS])
 def test_matrix_operands_with_spatial_dims_are_a_type_error_on_every_backend(op, names, operands, args) -> None:
-    for i, param in enumerate(names):
-        arrays: list[Any] = list(operands)
-        arrays[i] = _matrix(operands[i])
-        messages = _messages(op, arrays, args, param)
-        assert len(messages) == 1, messages
-        message = messages.pop()
+    for param, message in _one_message_per_operand(op, names, operands, args, _matrix):
         assert message.startswith(f"{op}: {param} must not be a numpy.matrix")
         assert "rank 3 (1 spatial dimension)" in message and f"np.asarray({param}) reshaped to rank 3" in message
 

@@ -408,7 +408,7 @@ def test_conv_transpose_runs_through_the_backend_runner(transpose_kernel: bool) 
 
 
 def _zeros_rule(x: np.ndarray, w: np.ndarray, spec: Any) -> np.ndarray:
-    """The NumPy backend's rule for non-finite kernels (:mod:`polyconv.backends.numpy.holes`):
+    """The NumPy backend's rule for non-finite kernels (:mod:`polyconv.backends.numpy.strategy`):
     the reference, NaN wherever a non-finite tap meets padding or a hole."""
     return np.where(reference.zero_product_nans(w, spec), np.nan, reference.conv_from_spec(x, w, spec))
 

@@ -11,8 +11,7 @@ strategy       chosen for
                gather and one product (:mod:`.small`)
 ``polyphase``  lhs dilation: split into output phases, each one of the plain
                strategies below (:mod:`.polyphase`); non-finite kernel taps
-               over the holes then make NaN, as in every strategy
-               (:mod:`.holes`)
+               over the holes then make NaN, as in every strategy (below)
 ``pointwise``  1x1 windows that read no padding: one batched product on a
                view of the input (:mod:`.pointwise`)
 ``depthwise``  one input channel per group, at most four outputs each:
@@ -21,6 +20,15 @@ strategy       chosen for
 ``offsets``    everything else: matrix products on shifted slices of the
                padded, flattened phase planes (:mod:`.offsets`)
 =============  ==============================================================
+
+Non-finite kernels follow one rule on every strategy: padding and the holes
+of the lhs dilation are zeros that multiply the kernel, as in the direct
+strategies (they pad with zeros), so an infinite or NaN tap that lands on
+one makes that output NaN (``0 * inf``), as PyTorch's padded convolutions
+do.  XLA forms no such products; the conformance suite accepts both
+(:func:`polyconv.conformance.reference.zero_product_nans`).  The polyphase
+strategy never reads a hole, so it sets those outputs afterwards
+(:func:`.geometry.padding_nans`: one pass over a finite kernel, nothing more).
 
 A :class:`Choice` is cached per spec, with everything its strategy could work
 out from the spec alone; :func:`runner` hands its function to polyconv's call
@@ -40,7 +48,7 @@ from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
 from polyconv.spec.dtypes import numpy_dtype
 
 from .. import gemm
-from . import depthwise, holes, offsets, pointwise, polyphase, small
+from . import depthwise, geometry, offsets, pointwise, polyphase, small
 from .problem import Problem, from_spec, input_view, kernel_view, output_view
 
 __all__ = ["Choice", "choose", "convolve", "runner", "transpose_runner"]
@@ -139,7 +147,7 @@ def choose(spec: ConvSpec) -> Choice:
                 else:
                     kernel_index = (slice(None), slice(None), slice(None), *part.kernel)
                     solver[1](x, w[kernel_index], y_part)
-            holes.fill_nans(problem, spec.lhs_dilation, w, y)  # the holes multiply too (one rule)
+            geometry.padding_nans(problem, w, y, spec.lhs_dilation)  # the holes multiply too (one rule)
 
         return Choice("polyphase", _direct(spec, phases, out_dtype), names)
 
