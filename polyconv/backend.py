@@ -137,6 +137,13 @@ class Backend:
         """Whether this backend can take ``x`` when asked for by name."""
         return self.owns(x)
 
+    def takes_alongside(self, x: Any) -> bool:
+        """Whether this backend takes ``x``, an array of another framework, as an
+        operand next to arrays it owns.  Default: never (operands of two
+        frameworks are an error).  The dask backend takes the NumPy and CuPy
+        arrays its chunks are made of (a kernel held in memory, say)."""
+        return False
+
     def asarray(self, x: Any, like: Any = None) -> Any:
         """Turn a Python scalar or nested list into this framework's array,
         on the device of ``like`` (the other operand) when one is given."""

@@ -17,10 +17,10 @@ from typing import Any
 import array_api_compat
 
 from .backend import Backend
-from .spec import LocalSpec, PatchesSpec, TransposeSpec, VjpLhsPlan, VjpRhsPlan
+from .spec import LocalSpec, PatchesSpec, TransposeSpec, VjpLhsPlan, VjpRhsPlan, dtype_kind, dtype_name
 from .spec.dimension_numbers import inverse_permutation
 
-__all__ = ["conv_transpose", "patches", "local", "vjp_lhs", "vjp_rhs"]
+__all__ = ["conv_transpose", "patches", "patches_kernel", "local", "vjp_lhs", "vjp_rhs", "cotangent_dtype"]
 
 
 def conv_transpose(be: Backend, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
@@ -38,14 +38,20 @@ def conv_transpose(be: Backend, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
 def patches(be: Backend, lhs: Any, spec: PatchesSpec) -> Any:
     """``conv_general_dilated_patches``: one group per channel, identity kernel."""
     xp = array_api_compat.array_namespace(lhs)
+    kernel = patches_kernel(xp, spec, lhs.dtype, array_api_compat.device(lhs))
+    return be.conv_general_dilated(lhs, kernel, spec.conv)
+
+
+def patches_kernel(xp: Any, spec: PatchesSpec, dtype: Any, device: Any) -> Any:
+    """The kernel of the patches convolution: an identity per channel (one
+    output feature per channel and tap), in ``spec.conv``'s rhs layout."""
     conv = spec.conv
     taps = math.prod(spec.filter_shape)
     channels = conv.in_features
-    eye = xp.eye(taps, dtype=lhs.dtype, device=array_api_compat.device(lhs))
+    eye = xp.eye(taps, dtype=dtype, device=device)
     kernel = xp.broadcast_to(eye, (channels, taps, taps))
     kernel = xp.reshape(kernel, (channels * taps, 1 if channels else 0, *spec.filter_shape))
-    kernel = xp.permute_dims(kernel, inverse_permutation(conv.dimension_numbers.rhs_spec))
-    return be.conv_general_dilated(lhs, kernel, conv)
+    return xp.permute_dims(kernel, inverse_permutation(conv.dimension_numbers.rhs_spec))
 
 
 def local(be: Backend, lhs: Any, rhs: Any, spec: LocalSpec, patches_of: Any = None) -> Any:
@@ -103,3 +109,12 @@ def vjp_rhs(be: Backend, lhs: Any, rhs: Any, cotangent: Any, plan: VjpRhsPlan, r
         return xp.zeros(rhs.shape, dtype=rhs_dtype, device=array_api_compat.device(rhs))
     out = be.conv_general_dilated(xp.astype(lhs, cotangent.dtype), cotangent, plan.conv)
     return xp.astype(out, rhs_dtype)
+
+
+def cotangent_dtype(primal: Any, cotangent: Any) -> Any:
+    """An operand's cotangent has the operand's dtype, except that integer and
+    bool operands with a floating cotangent keep the cotangent's dtype:
+    rounding real-valued gradients to integers would destroy them."""
+    if dtype_kind(dtype_name(primal.dtype)) in "iub" and dtype_kind(dtype_name(cotangent.dtype)) in "fc":
+        return cotangent.dtype
+    return primal.dtype

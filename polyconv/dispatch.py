@@ -16,7 +16,10 @@ mask would be dropped), and a ``numpy.matrix`` is taken as its plain
 ``ndarray`` view only where a 2-d operand belongs (a convolution with no
 spatial dimensions), an error anywhere else.
 
-Operands of two frameworks, or on two devices, are an error naming both.
+Operands of two frameworks, or on two devices, are an error naming both,
+except where the backend owning one of them takes the others alongside its
+own (:meth:`Backend.takes_alongside`: the dask backend takes the NumPy or
+CuPy kernel of a dask array's convolution).
 Resolution by type is cached per (type, registry state, POLYCONV_BLOCK), so
 dispatch costs microseconds.  Every decision is logged at DEBUG on the
 ``polyconv`` logger.
@@ -247,8 +250,7 @@ def resolve(
                 "cannot run here" if pref is None else "does not accept these arrays",
             )
 
-    owner: str | None = None
-    owner_param = ""
+    owners: list[tuple[str, str, Any]] = []  # (param, backend name, operand)
     for param, a in zip(params, arrays):
         if is_neutral(a):
             continue
@@ -258,23 +260,38 @@ def resolve(
                 op, param, "must be an array of a framework with a polyconv backend, an array-API array, "
                 "or a Python scalar or list", got=f"a {_type_name(a)}",
             )
-        if owner is None:
-            owner, owner_param = name, param
-        elif name != owner:
-            raise MixedArraysError(
-                f"{op}: {owner_param} is a {_type_name(arrays[params.index(owner_param)])} "
-                f"(backend {owner!r}) but {param} is a {_type_name(a)} (backend {name!r}); "
-                "polyconv never converts between frameworks: convert one of them explicitly"
-            )
-    if owner is None:
-        owner, why = DEFAULT_BACKEND, "Python scalars and lists"
+        owners.append((param, name, a))
+    if not owners:
+        be, why = reg.load(DEFAULT_BACKEND), "Python scalars and lists"
+    elif all(name == owners[0][1] for _, name, _ in owners):
+        be, why = reg.load(owners[0][1]), "array type"
     else:
-        why = "array type"
-    be = reg.load(owner)
+        be, why = _taker(owners, reg, op), "array type, with arrays of another framework it takes"
     check_devices(be, arrays, params, op)
     if debug:
         logger.debug("%s: backend %r (%s)", op, be.name, why)
     return be
+
+
+def _takes(be: Backend, x: Any) -> bool:
+    takes = getattr(be, "takes_alongside", None)  # duck-typed backends may lack it
+    return takes is not None and _asks(be, "takes_alongside", x)
+
+
+def _taker(owners: list[tuple[str, str, Any]], reg: Registry, op: str) -> Backend:
+    """For operands of several frameworks: the one owner backend that takes all
+    the other operands alongside its own (:meth:`Backend.takes_alongside`: the
+    dask backend takes a NumPy kernel), else a :class:`MixedArraysError`."""
+    names = list(dict.fromkeys(name for _, name, _ in owners))
+    for name in names:
+        be = reg.load(name)
+        if all(n == name or _takes(be, a) for _, n, a in owners):
+            return be
+    (p0, n0, a0), (p1, n1, a1) = owners[0], next(o for o in owners if o[1] != owners[0][1])
+    raise MixedArraysError(
+        f"{op}: {p0} is a {_type_name(a0)} (backend {n0!r}) but {p1} is a {_type_name(a1)} (backend {n1!r}); "
+        "polyconv never converts between frameworks: convert one of them explicitly"
+    )
 
 
 def _preferred_backend(name: str, reg: Registry) -> Backend | None:
@@ -288,8 +305,9 @@ def _preferred_backend(name: str, reg: Registry) -> Backend | None:
 
 
 def _require_accepts(be: Backend, arrays: Sequence[Any], params: Sequence[str], op: str, why: str) -> None:
+    taken = [a for a in arrays if not is_neutral(a) and be.accepts(a)]
     for param, a in zip(params, arrays):
-        if not is_neutral(a) and not be.accepts(a):
+        if not is_neutral(a) and not be.accepts(a) and not (taken and _takes(be, a)):
             raise MixedArraysError(
                 f"{op}: the {be.name!r} backend (chosen by {why}) cannot take {param}, a "
                 f"{_type_name(a)}; polyconv never converts between frameworks: convert it explicitly"

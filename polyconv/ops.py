@@ -25,7 +25,6 @@ from .spec import (
     TransposeSpec,
     conv_spec,
     conv_transpose_spec,
-    dtype_kind,
     dtype_name,
     local_spec,
     patches_spec,
@@ -364,18 +363,9 @@ def conv_general_dilated_vjp(
         if plan is not None:
             be.manifest.check(plan, be.name, op)
     return (
-        derive.vjp_lhs(be, rhs, cotangent, lhs_plan, _cotangent_dtype(lhs, cotangent)),
-        derive.vjp_rhs(be, lhs, rhs, cotangent, rhs_plan, _cotangent_dtype(rhs, cotangent)),
+        derive.vjp_lhs(be, rhs, cotangent, lhs_plan, derive.cotangent_dtype(lhs, cotangent)),
+        derive.vjp_rhs(be, lhs, rhs, cotangent, rhs_plan, derive.cotangent_dtype(rhs, cotangent)),
     )
-
-
-def _cotangent_dtype(primal: Any, cotangent: Any) -> Any:
-    """An operand's cotangent has the operand's dtype, except that integer and
-    bool operands with a floating cotangent keep the cotangent's dtype:
-    rounding real-valued gradients to integers would destroy them."""
-    if dtype_kind(dtype_name(primal.dtype)) in "iub" and dtype_kind(dtype_name(cotangent.dtype)) in "fc":
-        return cotangent.dtype
-    return primal.dtype
 
 
 def _setup(

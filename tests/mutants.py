@@ -366,14 +366,6 @@ MUTANTS: tuple[type[Mutant], ...] = (
 
 # -- wrong result counts: one result in a tuple, a VJP with one result too many or too few --
 
-def _cotangent_dtype(primal: np.ndarray, cotangent: np.ndarray) -> np.dtype:
-    """polyconv's rule: an operand's cotangent has the operand's dtype, except that
-    integer and bool operands with a floating cotangent keep the cotangent's."""
-    if primal.dtype.kind in "iub" and cotangent.dtype.kind in "fc":
-        return cotangent.dtype
-    return primal.dtype
-
-
 class OneTupleTranspose(Mutant):
     """conv_transpose (native) returns its result wrapped in a one-element tuple."""
 
@@ -404,8 +396,8 @@ class VjpExtraResult(Mutant):
     def _cotangents(self, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> tuple[Any, Any]:
         """The correct cotangents (polyconv's derivation)."""
         return (
-            derive.vjp_lhs(self, rhs, cotangent, vjp_lhs_plan(spec), _cotangent_dtype(lhs, cotangent)),
-            derive.vjp_rhs(self, lhs, rhs, cotangent, vjp_rhs_plan(spec), _cotangent_dtype(rhs, cotangent)),
+            derive.vjp_lhs(self, rhs, cotangent, vjp_lhs_plan(spec), derive.cotangent_dtype(lhs, cotangent)),
+            derive.vjp_rhs(self, lhs, rhs, cotangent, vjp_rhs_plan(spec), derive.cotangent_dtype(rhs, cotangent)),
         )
 
 
