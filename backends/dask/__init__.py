@@ -191,7 +191,16 @@ class DaskBackend(Backend):
 
         lhs, rhs = self._lazy(lhs, rhs)
         rhs = graph.as_dask(rhs, lhs)
-        return derive.local(self, lhs, rhs, spec, self.conv_general_dilated_patches)
+        features = spec.dimension_numbers.out_spec[1]
+
+        def whole_patches(x: Any, patches_spec: PatchesSpec) -> Any:
+            # the patches' features in one chunk: each position's product is one block product,
+            # not partial products added up; float16 and bfloat16 products accumulate in float32
+            # (the patches are exact copies of the input, so nothing is lost in the cast)
+            pat = self.conv_general_dilated_patches(x, patches_spec).rechunk({features: -1})
+            return pat.astype("float32") if spec.patches.conv.dtype in ("float16", "bfloat16") else pat
+
+        return derive.local(self, lhs, rhs, spec, whole_patches)
 
     def conv_general_dilated_vjp(self, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> tuple[Any, Any]:
         from . import graph
@@ -202,8 +211,11 @@ class DaskBackend(Backend):
         plan = vjp_lhs_plan(spec)
         if plan.conv is not None:
             self._check_chunks(lhs, plan.conv, op)
-        dlhs = derive.vjp_lhs(self, graph.as_dask(rhs, lhs), graph.as_dask(cotangent, lhs), plan,
-                              derive.cotangent_dtype(lhs, cotangent))
+        lhs_dtype = derive.cotangent_dtype(lhs, cotangent)
+        if 0 in rhs.shape or 0 in cotangent.shape:  # no products: zeros (dask cannot reshape empty arrays)
+            dlhs = _dask_array().zeros_like(lhs, dtype=lhs_dtype)
+        else:
+            dlhs = derive.vjp_lhs(self, graph.as_dask(rhs, lhs), graph.as_dask(cotangent, lhs), plan, lhs_dtype)
         drhs = graph.kernel_grad(lhs, rhs, cotangent, spec, dtype_name(derive.cotangent_dtype(rhs, cotangent)))
         return dlhs, drhs
 

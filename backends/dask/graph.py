@@ -76,10 +76,19 @@ def canonical_spec(
     groups: int | None = None,
     batch_groups: int | None = None,
     preferred: str | None = None,
+    dtype: str | None = None,
 ) -> ConvSpec:
     """``spec`` for operands in the canonical layout, with new shapes and,
-    optionally, another padding, feature or batch group count, or
-    ``preferred_element_type``."""
+    optionally, another padding, feature or batch group count,
+    ``preferred_element_type`` or operand dtype (with ``dtype``, no
+    ``preferred_element_type`` unless ``preferred`` names one)."""
+    if dtype is not None:
+        return conv_spec(
+            tuple(lhs_shape), tuple(rhs_shape), dtype, dtype, spec.window_strides,
+            tuple(spec.padding if padding is None else padding), spec.lhs_dilation, spec.rhs_dilation,
+            _canonical_dn(len(lhs_shape)), spec.feature_group_count if groups is None else groups,
+            spec.batch_group_count if batch_groups is None else batch_groups, spec.precision, preferred,
+        )
     return conv_spec(
         tuple(lhs_shape), tuple(rhs_shape), spec.dtype, spec.dtype, spec.window_strides,
         tuple(spec.padding if padding is None else padding), spec.lhs_dilation, spec.rhs_dilation,
@@ -206,11 +215,12 @@ class _Plan:
 
         return nest(0, (), ())
 
-    def _block_spec(self, ib: int, seg: Segment, blocks: Sequence[AxisBlock], preferred: str | None) -> ConvSpec:
+    def _block_spec(self, ib: int, seg: Segment, blocks: Sequence[AxisBlock], preferred: str | None,
+                    dtype: str | None = None) -> ConvSpec:
         lhs_shape = (self.x.chunks[0][ib], seg.stop - seg.start, *(b.in_stop - b.in_start for b in blocks))
         rhs_shape = (seg.out_stop - seg.out_start, seg.kernel_in[1] - seg.kernel_in[0], *self.cs.window)
         return canonical_spec(self.cs, lhs_shape, rhs_shape, padding=[b.padding for b in blocks],
-                              groups=max(seg.groups, 1), preferred=preferred)
+                              groups=max(seg.groups, 1), preferred=preferred, dtype=dtype)
 
     def _tree(self, keys: list[Any]) -> Any:
         """Add the partial results ``keys`` up pairwise; the key of the sum."""
@@ -271,7 +281,9 @@ class _Plan:
             self.x.chunks[0], tuple(b - a for a, b in self.ranges),
             *(tuple(b.out_stop - b.out_start for b in a) for a in self.axes),
         ))
-        partial = "float32" if dtype in _NARROW_FLOATS else dtype
+        # each block's share is computed and added up in the cotangent's dtype (float32 for
+        # float16 and bfloat16), as the whole kernel's would be, and cast to `dtype` at the end
+        partial = "float32" if cs.out_dtype in _NARROW_FLOATS else cs.out_dtype
         kernels = self._kernel_slices()
         shares: dict[int, list[Any]] = defaultdict(list)
         for ib in range(len(self.x.chunks[0])):
@@ -280,9 +292,9 @@ class _Plan:
                 for i, (seg, kernel) in enumerate(zip(self.segments, kernels)):
                     jf = self.ranges.index((seg.out_start, seg.out_stop))
                     key = self._key("conv-kernel-grad-block")
-                    spec = self._block_spec(ib, seg, blocks, cs.preferred_element_type)
+                    spec = self._block_spec(ib, seg, blocks, None, dtype=partial)
                     self.dsk[key] = (tasks.block_kernel_grad, spec, self._lhs(ib, seg, blocks), kernel,
-                                     (cot.name, ib, jf, *combo), partial)
+                                     (cot.name, ib, jf, *combo))
                     shares[i].append(key)
         assembled = [  # lists, not tuples: dask finds the keys inside lists
             [(slice(seg.out_start, seg.out_stop), slice(*seg.kernel_in)), self._tree(shares[i])]

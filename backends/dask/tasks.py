@@ -49,15 +49,18 @@ def block_conv(spec: ConvSpec, pieces: Any, kernel: Any) -> Any:
     return be.conv_general_dilated(lhs, kernel, spec)
 
 
-def block_kernel_grad(spec: ConvSpec, pieces: Any, kernel: Any, cotangent: Any, dtype: str) -> Any:
-    """One block's share of the kernel's cotangent, in ``dtype``."""
+def block_kernel_grad(spec: ConvSpec, pieces: Any, kernel: Any, cotangent: Any) -> Any:
+    """One block's share of the kernel's cotangent, with every operand in
+    ``spec.dtype`` (the dtype the shares are added up in)."""
     from polyconv import derive
     from polyconv.spec import vjp_rhs_plan
 
     lhs = join(pieces)
     be = chunk_backend(lhs)
     xp = array_api_compat.array_namespace(lhs, kernel, cotangent)
-    return derive.vjp_rhs(be, lhs, kernel, cotangent, vjp_rhs_plan(spec), namespace_dtype(xp, dtype, lhs))
+    dtype = namespace_dtype(xp, spec.dtype, cotangent)
+    lhs, kernel, cotangent = (xp.astype(a, dtype) for a in (lhs, kernel, cotangent))
+    return derive.vjp_rhs(be, lhs, kernel, cotangent, vjp_rhs_plan(spec), dtype)
 
 
 def total(a: Any, b: Any) -> Any:

@@ -1,0 +1,88 @@
+"""The dask backend's conformance harness: random chunks, the synchronous scheduler.
+
+Registered as ``dask`` in the entry-point group ``polyconv.harnesses``.
+While the suite runs (:meth:`DaskHarness.session`), every operand the suite
+makes is chunked at random along every axis (:func:`random_chunks`: chunks
+of size 1, chunks smaller than any halo, uneven chunks), seeded by the
+operand's bytes so that a failure reproduces, and ``.compute()`` runs on
+dask's synchronous scheduler (one thread: the suite's many small graphs
+would spend more on thread hand-offs than on the blocks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from polyconv.conformance.harness import Harness
+
+from . import chunking
+
+__all__ = ["DaskHarness", "harness", "random_chunks"]
+
+#: At most this many chunks along one axis: the graphs stay small enough for the suite.
+MAX_CHUNKS = 4
+
+
+def random_chunks(a: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    """Random chunks for every axis of ``a``, seeded by its shape, dtype and bytes.
+
+    Each axis of size ``n > 1`` is cut at up to ``MAX_CHUNKS - 1`` distinct
+    random points; a fifth of the axes stay whole, and a quarter of the cut
+    ones start with a chunk of size 1.
+
+    >>> random_chunks(np.zeros((1, 0, 5)))[:2]
+    ((1,), (0,))
+    >>> sum(random_chunks(np.arange(10.0))[0])
+    10
+    """
+    digest = hashlib.blake2b(repr((a.shape, a.dtype.str)).encode() + np.ascontiguousarray(a).tobytes(),
+                             digest_size=8).digest()
+    rng = np.random.default_rng(int.from_bytes(digest, "little"))
+    out = []
+    for n in a.shape:
+        if n <= 1 or rng.random() < 0.2:
+            out.append((n,))
+            continue
+        count = int(rng.integers(1, min(MAX_CHUNKS, n)))
+        cuts = set(int(c) for c in rng.choice(np.arange(1, n), size=count, replace=False))
+        if rng.random() < 0.25:
+            cuts.add(1)
+        edges = [0, *sorted(cuts), n]
+        out.append(tuple(b - a for a, b in zip(edges, edges[1:])))
+    return tuple(out)
+
+
+class DaskHarness(Harness):
+    """No compiler, no autodiff; random chunks and the synchronous scheduler in a session."""
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        import dask
+
+        with chunking(random_chunks), dask.config.set(scheduler="synchronous"):
+            yield
+
+    def overwrite(self, x: Any, values: Any) -> bool:
+        """``x[...] = values``: dask replaces the array's graph, so a lazy result
+        made before still reads the old values, and one made after the new.
+        An empty array has nothing to change (and dask's ``__setitem__`` fails on one)."""
+        if 0 not in x.shape:
+            x[...] = values
+        return True
+
+    def shares_memory(self, a: Any, b: Any) -> bool:
+        """Whether the computed chunks of ``a`` and ``b`` share memory: both are
+        computed together (one graph, so a chunk both pass through unchanged is
+        the same object), then compared as NumPy arrays."""
+        import dask
+
+        first, second = dask.compute(a, b)
+        return super().shares_memory(np.asarray(first), np.asarray(second))
+
+
+harness = DaskHarness()

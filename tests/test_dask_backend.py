@@ -1,0 +1,210 @@
+"""The dask backend: block planning, dispatch, laziness, and a real dask.distributed cluster.
+
+The conformance suite checks its values on randomly chunked operands; here
+are the properties the suite cannot see: the plan's index arithmetic against
+brute force, that nothing computes before ``.compute()``, that the graph
+grows linearly with the blocks, and runs on a ``LocalCluster`` of worker
+processes on the loopback interface (started and closed by the tests),
+including an input larger than the workers' memory limits.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import polyconv
+from polyconv.backends.dask.blocks import chunk_bounds, feature_segments, pieces, plan_axis
+from polyconv.errors import MixedArraysError
+
+da = pytest.importorskip("dask.array", reason="the dask backend needs dask (pip install 'polyconv[dask]')")
+
+
+# -- the plan, against brute force ------------------------------------------------------------
+
+def _window_elements(o: int, size: int, window: int, stride: int, low: int, ld: int, rd: int) -> list[int]:
+    """The input elements under output position ``o``'s window (brute force)."""
+    out = []
+    for t in range(window):
+        q = o * stride + t * rd - low  # dilated-input coordinate
+        if q % ld == 0 and 0 <= q // ld < size:
+            out.append(q // ld)
+    return out
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 5, 9])
+def test_plan_axis_matches_brute_force(size: int) -> None:
+    """Every output position is in exactly one block, and the block's input range
+    and local padding put the same input elements under each window as the global
+    convolution does, for strides, both dilations and any padding."""
+    chunkings = {(size,)} | {tuple(c) for c in ([1] * size, [2, size - 2], [size - 1, 1]) if all(x > 0 for x in c)}
+    checked = 0
+    for chunks, window, stride, ld, rd, low, high in itertools.product(
+        sorted(chunkings), (1, 2, 3), (1, 2, 3), (1, 2), (1, 3), (-2, 0, 1, 3), (-1, 0, 2),
+    ):
+        blocks = plan_axis(size, chunks, window, stride, (low, high), ld, rd)
+        dilated = (size - 1) * ld + 1 if size else 0
+        reach = (window - 1) * rd + 1
+        padded = low + dilated + high
+        out_size = (padded - reach) // stride + 1 if padded >= reach else 0
+        covered = [o for b in blocks for o in range(b.out_start, b.out_stop)]
+        assert covered == list(range(out_size))
+        for b in blocks:
+            assert b.padding[0] >= 0 and b.padding[1] >= 0
+            local_size = b.in_stop - b.in_start
+            local_padded = b.padding[0] + ((local_size - 1) * ld + 1 if local_size else 0) + b.padding[1]
+            assert (local_padded - reach) // stride + 1 == b.out_stop - b.out_start
+            for o in range(b.out_start, b.out_stop):
+                local = _window_elements(o - b.out_start, local_size, window, stride, b.padding[0], ld, rd)
+                assert [b.in_start + i for i in local] == _window_elements(o, size, window, stride, low, ld, rd)
+            checked += 1
+    assert checked > 0 or size == 0
+
+
+def test_pieces_and_segments() -> None:
+    assert pieces(chunk_bounds((2, 1, 3)), 1, 5) == ((0, 1, 2), (1, 0, 1), (2, 0, 2))
+    # depthwise, channel chunks of 3: every chunk is whole groups, nothing is summed
+    segs = feature_segments((3, 3), groups=6, out_features=12)
+    assert [(s.groups, s.out_start, s.out_stop) for s in segs] == [(3, 0, 6), (3, 6, 12)]
+    # one group cut by every chunk boundary: pieces of it, all adding into the same outputs
+    segs = feature_segments((1, 2, 1), groups=1, out_features=5)
+    assert {(s.groups, s.out_start, s.out_stop) for s in segs} == {(0, 0, 5)}
+    assert [s.kernel_in for s in segs] == [(0, 1), (1, 3), (3, 4)]
+
+
+# -- dispatch and laziness ----------------------------------------------------------------------
+
+def _operands(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((4, 3, 17, 13)), rng.standard_normal((5, 3, 3, 2))
+
+
+def test_numpy_kernel_next_to_a_dask_input() -> None:
+    x, w = _operands()
+    xd = da.from_array(x, chunks=(2, 2, 5, 6))
+    expected = polyconv.conv_general_dilated(x, w, (2, 1), "SAME", rhs_dilation=(1, 2))
+    for lhs, rhs in ((xd, w), (xd, da.from_array(w, chunks=1)), (x, da.from_array(w, chunks=2))):
+        y = polyconv.conv_general_dilated(lhs, rhs, (2, 1), "SAME", rhs_dilation=(1, 2))
+        assert isinstance(y, da.Array)
+        np.testing.assert_allclose(y.compute(), expected, rtol=1e-12, atol=1e-12)
+    assert polyconv.conv_general_dilated(xd, w, (1, 1), "VALID", backend="dask").shape == (4, 5, 15, 12)
+
+
+def test_other_frameworks_are_still_refused() -> None:
+    x, w = _operands()
+    strict = pytest.importorskip("array_api_strict", reason="needs array-api-strict")
+    with pytest.raises(MixedArraysError, match="lhs is a dask.array"):
+        polyconv.conv_general_dilated(da.from_array(x), strict.asarray(w), (1, 1), "VALID")
+    with pytest.raises(MixedArraysError, match="cannot take lhs"):
+        polyconv.conv_general_dilated(x, w, (1, 1), "VALID", backend="dask")
+
+
+def test_nothing_computes_before_compute() -> None:
+    """The call builds a graph; the chunks are made only when the result is computed."""
+    made = []
+
+    def chunk(block: np.ndarray) -> np.ndarray:
+        made.append(block.shape)
+        return block
+
+    x, w = _operands()
+    xd = da.from_array(x, chunks=(2, 3, 6, 13)).map_blocks(chunk, dtype=x.dtype)
+    x_before, w_before = x.copy(), w.copy()
+    ys = [
+        polyconv.conv_general_dilated(xd, w, (1, 1), ((2, -1), (0, 3)), (2, 1)),
+        polyconv.conv_transpose(xd, w.transpose(2, 3, 1, 0), (2, 2), "SAME", dimension_numbers=("NCHW", "HWIO", "NCHW")),
+        polyconv.conv_general_dilated_patches(xd, (3, 2), (1, 1), "VALID"),
+        *polyconv.conv_general_dilated_vjp(xd, w, np.ones((4, 5, 15, 12)), (1, 1), "VALID"),
+    ]
+    assert made == [] and all(isinstance(y, da.Array) for y in ys)
+    ys[0].compute()
+    assert made
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(w, w_before)
+
+
+def test_kernel_is_read_at_call_time() -> None:
+    """A NumPy kernel changed after the call does not change the lazy result."""
+    x, w = _operands()
+    y = polyconv.conv_general_dilated(da.from_array(x, chunks=5), w, (1, 1), "VALID")
+    expected = polyconv.conv_general_dilated(x, w, (1, 1), "VALID")
+    w[...] = 0
+    np.testing.assert_allclose(y.compute(), expected, rtol=1e-12)
+
+
+def test_chunks_follow_the_input() -> None:
+    """Batch chunks stay batch chunks (no communication); spatial blocks follow the
+    input's chunks; depthwise channel chunks stay channel chunks (no sums)."""
+    x = da.zeros((6, 8, 40, 40), chunks=(2, 4, 20, 10))
+    w = np.ones((8, 1, 3, 3))
+    y = polyconv.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=8)
+    assert y.chunks == ((2, 2, 2), (4, 4), (20, 20), (10, 10, 10, 10))
+    # every task of the convolution reads only its own batch chunk
+    graph = dict(y.__dask_graph__())
+    assert not any(name.startswith("conv-sum") for name, *_ in (k for k in graph if isinstance(k, tuple)))
+
+
+def _conv_tasks(nblocks: int) -> int:
+    x = da.zeros((1, 4, 16 * nblocks, 16), chunks=(1, 2, 16, 16))
+    y = polyconv.conv_general_dilated(x, np.ones((3, 4, 3, 3)), (1, 1), "SAME")
+    return len(y.__dask_graph__()) - len(x.__dask_graph__())
+
+
+def test_task_count_grows_linearly_with_the_blocks() -> None:
+    counts = [_conv_tasks(n) for n in (1, 2, 4, 8)]
+    per_block = counts[0]
+    assert counts == [per_block * n for n in (1, 2, 4, 8)], counts
+
+
+# -- a real cluster -------------------------------------------------------------------------------
+
+distributed = pytest.importorskip("distributed", reason="the cluster tests need dask.distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster_client():
+    """Two worker processes on 127.0.0.1, one thread each, no dashboard; closed after the tests.
+
+    Each worker's memory limit is 400 MiB (spilling to disk from 60% of it)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, memory_limit="400MiB") as cluster, Client(cluster) as client:
+        client.run(lambda: __import__("polyconv.backends.dask"))  # import once per worker
+        yield client
+
+
+def test_cluster_results_equal_numpy(cluster_client) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 6, 30, 21)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 4)).astype(np.float32)
+    xd = da.from_array(x, chunks=(1, 3, 7, 10))
+    kw = dict(window_strides=(2, 1), padding="SAME", lhs_dilation=(1, 2), rhs_dilation=(2, 1), feature_group_count=2)
+    expected = polyconv.conv_general_dilated(x, w, **kw)
+    got = polyconv.conv_general_dilated(xd, w, **kw).compute()
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
+    cot = rng.standard_normal(expected.shape).astype(np.float32)
+    dx, dw = polyconv.conv_general_dilated_vjp(x, w, cot, **kw)
+    gx, gw = cluster_client.compute(polyconv.conv_general_dilated_vjp(xd, w, cot, **kw), sync=True)
+    np.testing.assert_allclose(gx, dx, rtol=2e-5, atol=2e-4)
+    np.testing.assert_allclose(gw, dw, rtol=2e-5, atol=2e-3)
+
+
+def test_cluster_input_larger_than_worker_memory(cluster_client) -> None:
+    """A 1 GiB input made on the workers (their limits add up to 800 MiB),
+    convolved with stride 4: completes, spilling where it must, and the result
+    equals the NumPy backend's on the same chunks."""
+    limit = sum(w["memory_limit"] for w in cluster_client.scheduler_info()["workers"].values())
+    shape, chunks = (2, 4, 8192, 4096), (1, 4, 1024, 1024)  # float32: 1 GiB, chunks of 16 MiB
+    x = da.random.default_rng(7).standard_normal(shape, chunks=chunks, dtype=np.float32)
+    assert x.nbytes > limit
+    w = np.random.default_rng(8).standard_normal((2, 4, 5, 5)).astype(np.float32)
+    y = polyconv.conv_general_dilated(x, w, (4, 4), "SAME")
+    total, corner = cluster_client.compute([y.sum(dtype=np.float64), y[1, :, -40:, -40:]], sync=True)
+    assert np.isfinite(total)
+    part = x[1:2, :, -163:, -163:].compute()  # the input under the last 40 x 40 outputs, and more
+    # the global SAME padding is (1, 2) per axis: the last outputs see 2 padding elements after the input
+    ref = polyconv.conv_general_dilated(part, w, (4, 4), ((-3, 2), (-3, 2)))
+    np.testing.assert_allclose(corner, ref[0], rtol=1e-4, atol=1e-4)
