@@ -110,7 +110,7 @@ def test_nothing_computes_before_compute() -> None:
         return block
 
     x, w = _operands()
-    xd = da.from_array(x, chunks=(2, 3, 6, 13)).map_blocks(chunk, dtype=x.dtype)
+    xd = da.from_array(x, chunks=(2, 3, 6, 13)).map_blocks(chunk, meta=np.empty((0,) * 4, x.dtype))
     x_before, w_before = x.copy(), w.copy()
     ys = [
         polyconv.conv_general_dilated(xd, w, (1, 1), ((2, -1), (0, 3)), (2, 1)),
@@ -153,9 +153,12 @@ def _conv_tasks(nblocks: int) -> int:
 
 
 def test_task_count_grows_linearly_with_the_blocks() -> None:
-    counts = [_conv_tasks(n) for n in (1, 2, 4, 8)]
-    per_block = counts[0]
-    assert counts == [per_block * n for n in (1, 2, 4, 8)], counts
+    """Blocks of two feature chunks: per spatial block, two block tasks, their sum and
+    the output's key; the kernel's few tasks once."""
+    counts = [_conv_tasks(n) for n in (1, 2, 4, 8, 16)]
+    per_block = counts[1] - counts[0]
+    assert per_block == 4
+    assert counts == [counts[0] + per_block * (n - 1) for n in (1, 2, 4, 8, 16)], counts
 
 
 # -- a real cluster -------------------------------------------------------------------------------
@@ -171,7 +174,7 @@ def cluster_client():
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, memory_limit="400MiB") as cluster, Client(cluster) as client:
+                      dashboard_address="127.0.0.1:0", memory_limit="400MiB") as cluster, Client(cluster) as client:
         client.run(lambda: __import__("polyconv.backends.dask"))  # import once per worker
         yield client
 
@@ -181,7 +184,7 @@ def test_cluster_results_equal_numpy(cluster_client) -> None:
     x = rng.standard_normal((4, 6, 30, 21)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 4)).astype(np.float32)
     xd = da.from_array(x, chunks=(1, 3, 7, 10))
-    kw = dict(window_strides=(2, 1), padding="SAME", lhs_dilation=(1, 2), rhs_dilation=(2, 1), feature_group_count=2)
+    kw = dict(window_strides=(2, 1), padding=((1, 2), (-1, 3)), lhs_dilation=(1, 2), rhs_dilation=(2, 1), feature_group_count=2)
     expected = polyconv.conv_general_dilated(x, w, **kw)
     got = polyconv.conv_general_dilated(xd, w, **kw).compute()
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)

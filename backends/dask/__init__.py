@@ -19,9 +19,9 @@ Examples
 >>> x = da.arange(12.0, chunks=5).reshape(1, 1, 12)
 >>> y = polyconv.conv_general_dilated(x, np.ones((1, 1, 3)), (2,), 'SAME')
 >>> type(y).__name__, y.chunks
-('Array', ((1,), (1,), (3, 3)))
+('Array', ((1,), (1,), (3, 2, 1)))
 >>> y.compute()
-array([[[ 1.,  6., 12., 18., 24., 21.]]])
+array([[[ 3.,  9., 15., 21., 27., 21.]]])
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The dask backend cuts a convolution into block convolutions.  Along each
 spatial axis the plan starts from the output side: the output is cut where
-the window of an output position starts in a new input chunk, and each
+the input is (scaled by the stride and the lhs dilation), and each
 output block ``[o0, o1)`` needs the input elements whose positions in the
 padded, dilated input fall inside its windows.  A block convolution then
 gets exactly those elements with a *local* padding: the part of its windows
@@ -21,7 +21,7 @@ Examples
 --------
 >>> axis = plan_axis(size=10, chunks=(4, 6), window=3, stride=2, padding=(1, 1))
 >>> [(b.out_start, b.out_stop, b.in_start, b.in_stop, b.padding) for b in axis]
-[(0, 3, 0, 6, (1, 0)), (3, 5, 5, 10, (0, 0))]
+[(0, 2, 0, 4, (1, 0)), (2, 5, 3, 10, (0, 0))]
 """
 
 from __future__ import annotations
@@ -83,13 +83,15 @@ def plan_axis(
     ``size`` input elements in chunks ``chunks``, a window of ``window`` taps
     dilated by ``rhs_dilation``, the input dilated by ``lhs_dilation`` and
     padded by ``padding`` (the global padding, either side may be negative).
-    The output is cut at the first position whose window starts at or after
-    the start of each input chunk; empty blocks are dropped, so the blocks
-    cover the output exactly once.  An empty output gives no blocks.
+    The output is cut where the input is, in the output's own count: at the
+    first position ``o`` with ``o * stride >= start * lhs_dilation`` for the
+    ``start`` of each input chunk (so a stride-1 ``'SAME'`` convolution keeps
+    the input's chunks); empty blocks are dropped, so the blocks cover the
+    output exactly once.  An empty output gives no blocks.
 
     >>> [(b.out_start, b.out_stop, b.in_start, b.in_stop, b.padding)
     ...  for b in plan_axis(5, (2, 3), window=2, lhs_dilation=2, padding=(-1, 0))]
-    [(0, 3, 1, 3, (1, 0)), (3, 7, 2, 5, (0, 0))]
+    [(0, 4, 1, 3, (1, 1)), (4, 7, 3, 5, (1, 0))]
     """
     dilated = (size - 1) * lhs_dilation + 1 if size > 0 else 0
     reach = (window - 1) * rhs_dilation + 1  # the dilated window's extent
@@ -100,8 +102,9 @@ def plan_axis(
     out_size = (padded - reach) // stride + 1
     cuts = {0, out_size}
     for start in chunk_bounds(chunks)[1:-1]:
-        # the first output position whose window starts at or after input element `start`
-        cuts.add(min(out_size, max(0, _ceil_div(start * lhs_dilation + low, stride))))
+        # the first output position at or after input element `start`, counted as the output
+        # counts the (dilated) input: o * stride >= start * lhs_dilation
+        cuts.add(min(out_size, max(0, _ceil_div(start * lhs_dilation, stride))))
     edges = sorted(cuts)
     blocks = []
     for o0, o1 in zip(edges, edges[1:]):
