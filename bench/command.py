@@ -17,6 +17,19 @@ def main_args(backend: str | None, json_file: str | None, budget: float, threads
     """Entry point of ``python -m polyconv bench``."""
     from polyconv.registry import registry
 
+    if backend == "dask":  # no framework op to compare with: NumPy on the whole array, clusters of workers
+        if registry.try_load("dask") is None:
+            print("polyconv bench: backend 'dask' is not available here (pip install 'polyconv[dask]')",
+                  file=sys.stderr)
+            return 2
+        from .cluster import format_cluster, run_cluster
+
+        cluster_report = run_cluster()
+        print(format_cluster(cluster_report))
+        if json_file:
+            with open(json_file, "w") as f:
+                json.dump(cluster_report, f, indent=2)
+        return 0
     available = [b for b in ("numpy", "torch", "jax", "cupy") if registry.try_load(b) is not None]
     if backend is not None:
         if backend not in available:

@@ -2,8 +2,9 @@
 
 Every failure the suite reports carries one: the case as plain data (its
 operands are drawn from its seed, signed values), the exact polyconv call on
-the backend's arrays (under the backend's ``jit`` or through its ``vjp`` when
-that is what failed), the reference's result, and both printed with their
+the backend's arrays (inside the harness's session, as in the suite: JAX's
+64-bit types, the dask backend's random chunks; under the backend's ``jit``
+or through its ``vjp`` when that is what failed), the reference's result, and both printed with their
 dtypes (the reference's cast to the dtype the result must have: integers
 wrapped), then the suite's verdict: the worst error beside the allowed one.  Pasting it
 into a Python prompt where polyconv and the backend are installed shows the
@@ -17,11 +18,15 @@ Examples
 import numpy as np
 import polyconv
 from polyconv.conformance import cases, checks, reference
+from polyconv.conformance.harness import harness_for
 from polyconv.registry import registry
 from polyconv.spec import ConvDimensionNumbers, conv_spec
 <BLANKLINE>
 np.set_printoptions(precision=17, threshold=200)
 be = registry.load('numpy')
+harness = harness_for(be)  # what the suite switches on, the framework's compiler and autodiff
+session = harness.session()  # JAX: 64-bit types; dask: the suite's random chunks
+session.__enter__()
 case = cases.ConvCase(name='tiny', lhs_shape=(1, 1, 4), ...)
 operands = case.operands()  # NumPy arrays, drawn from the case's seed
 args = [be.from_numpy(a, None) for a in operands]
@@ -76,13 +81,15 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
         "import numpy as np",
         "import polyconv",
         "from polyconv.conformance import cases, checks, reference",
-        *(["from polyconv.conformance.harness import harness_for"] if jit or kind == "autodiff" else []),
+        "from polyconv.conformance.harness import harness_for",
         "from polyconv.registry import registry",
         "from polyconv.spec import ConvDimensionNumbers, conv_spec",
         "",
         "np.set_printoptions(precision=17, threshold=200)",
         f"be = registry.load({backend!r})",
-        *(["harness = harness_for(be)  # the framework's compiler and autodiff"] if jit or kind == "autodiff" else []),
+        "harness = harness_for(be)  # what the suite switches on, the framework's compiler and autodiff",
+        "session = harness.session()  # JAX: 64-bit types; dask: the suite's random chunks",
+        "session.__enter__()",
         f"case = cases.{case!r}",
         "operands = case.operands()  # NumPy arrays, drawn from the case's seed",
     ]
@@ -128,4 +135,5 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
     if kind not in ("vjp", "autodiff") or cotangent_seed is None:  # the judge draws the suite's cotangent
         lines.append("print('verdict:', check.judge(results, checks.reduced_precision(be, be.device(result if not "
                      "isinstance(result, (tuple, list)) else result[0]))) or 'within tolerance')")
+    lines.append("session.__exit__(None, None, None)")
     return "\n".join(lines)

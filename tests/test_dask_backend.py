@@ -14,9 +14,9 @@ import itertools
 
 import numpy as np
 import pytest
+from polyconv.backends.dask.blocks import chunk_bounds, feature_segments, pieces, plan_axis
 
 import polyconv
-from polyconv.backends.dask.blocks import chunk_bounds, feature_segments, pieces, plan_axis
 from polyconv.errors import MixedArraysError
 
 da = pytest.importorskip("dask.array", reason="the dask backend needs dask (pip install 'polyconv[dask]')")
@@ -114,7 +114,8 @@ def test_nothing_computes_before_compute() -> None:
     x_before, w_before = x.copy(), w.copy()
     ys = [
         polyconv.conv_general_dilated(xd, w, (1, 1), ((2, -1), (0, 3)), (2, 1)),
-        polyconv.conv_transpose(xd, w.transpose(2, 3, 1, 0), (2, 2), "SAME", dimension_numbers=("NCHW", "HWIO", "NCHW")),
+        polyconv.conv_transpose(xd, w.transpose(2, 3, 1, 0), (2, 2), "SAME",
+                                dimension_numbers=("NCHW", "HWIO", "NCHW")),
         polyconv.conv_general_dilated_patches(xd, (3, 2), (1, 1), "VALID"),
         *polyconv.conv_general_dilated_vjp(xd, w, np.ones((4, 5, 15, 12)), (1, 1), "VALID"),
     ]
@@ -184,7 +185,8 @@ def test_cluster_results_equal_numpy(cluster_client) -> None:
     x = rng.standard_normal((4, 6, 30, 21)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 4)).astype(np.float32)
     xd = da.from_array(x, chunks=(1, 3, 7, 10))
-    kw = dict(window_strides=(2, 1), padding=((1, 2), (-1, 3)), lhs_dilation=(1, 2), rhs_dilation=(2, 1), feature_group_count=2)
+    kw = dict(window_strides=(2, 1), padding=((1, 2), (-1, 3)), lhs_dilation=(1, 2), rhs_dilation=(2, 1),
+              feature_group_count=2)
     expected = polyconv.conv_general_dilated(x, w, **kw)
     got = polyconv.conv_general_dilated(xd, w, **kw).compute()
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)

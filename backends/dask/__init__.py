@@ -190,17 +190,18 @@ class DaskBackend(Backend):
         from . import graph
 
         lhs, rhs = self._lazy(lhs, rhs)
-        rhs = graph.as_dask(rhs, lhs)
-        features = spec.dimension_numbers.out_spec[1]
-
-        def whole_patches(x: Any, patches_spec: PatchesSpec) -> Any:
-            # the patches' features in one chunk: each position's product is one block product,
-            # not partial products added up; float16 and bfloat16 products accumulate in float32
-            # (the patches are exact copies of the input, so nothing is lost in the cast)
-            pat = self.conv_general_dilated_patches(x, patches_spec).rechunk({features: -1})
-            return pat.astype("float32") if spec.patches.conv.dtype in ("float16", "bfloat16") else pat
-
-        return derive.local(self, lhs, rhs, spec, whole_patches)
+        dn = spec.dimension_numbers
+        # the patches' features in one chunk: each position's product is one block product, not
+        # partial products added up; float16 and bfloat16 products accumulate in float32 (the
+        # patches are exact copies of the input, so nothing is lost in the cast)
+        pat = self.conv_general_dilated_patches(lhs, spec.patches).rechunk({dn.out_spec[1]: -1})
+        if spec.patches.conv.dtype in ("float16", "bfloat16"):
+            pat = pat.astype("float32")
+        # the kernel chunked like the patches' positions, so the products align block by block
+        kernel = graph.as_dask(rhs, lhs).rechunk(
+            {dn.rhs_spec[0]: -1, dn.rhs_spec[1]: -1,
+             **{r: pat.chunks[o] for r, o in zip(dn.rhs_spec[2:], dn.out_spec[2:])}})
+        return derive.local(self, lhs, kernel, spec, lambda x, patches_spec: pat)
 
     def conv_general_dilated_vjp(self, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> tuple[Any, Any]:
         from . import graph

@@ -5,8 +5,10 @@ While the suite runs (:meth:`DaskHarness.session`), every operand the suite
 makes is chunked at random along every axis (:func:`random_chunks`: chunks
 of size 1, chunks smaller than any halo, uneven chunks), seeded by the
 operand's bytes so that a failure reproduces, and ``.compute()`` runs on
-dask's synchronous scheduler (one thread: the suite's many small graphs
-would spend more on thread hand-offs than on the blocks).
+dask's synchronous scheduler without low-level task fusion (one thread, and
+graphs run as built: for the suite's many small graphs, thread hand-offs
+and fusing would cost four times the blocks themselves).  The cluster tests
+(``tests/test_dask_backend.py``) run dask's defaults.
 """
 
 from __future__ import annotations
@@ -17,23 +19,25 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-
 from polyconv.conformance.harness import Harness
 
 from . import chunking
 
 __all__ = ["DaskHarness", "harness", "random_chunks"]
 
-#: At most this many chunks along one axis: the graphs stay small enough for the suite.
+#: At most this many chunks along one axis, and in all (their product): the graphs
+#: stay small enough for the suite's thousands of calls.
 MAX_CHUNKS = 4
+MAX_TOTAL_CHUNKS = 12
 
 
 def random_chunks(a: np.ndarray) -> tuple[tuple[int, ...], ...]:
     """Random chunks for every axis of ``a``, seeded by its shape, dtype and bytes.
 
-    Each axis of size ``n > 1`` is cut at up to ``MAX_CHUNKS - 1`` distinct
-    random points; a fifth of the axes stay whole, and a quarter of the cut
-    ones start with a chunk of size 1.
+    The axes are visited in random order; each of size ``n > 1`` is cut into
+    up to ``MAX_CHUNKS`` pieces at distinct random points, while the product
+    of the counts stays within ``MAX_TOTAL_CHUNKS``; a fifth of the axes stay
+    whole, and a quarter of the cut ones get a chunk of size 1 first.
 
     >>> random_chunks(np.zeros((1, 0, 5)))[:2]
     ((1,), (0,))
@@ -43,17 +47,20 @@ def random_chunks(a: np.ndarray) -> tuple[tuple[int, ...], ...]:
     digest = hashlib.blake2b(repr((a.shape, a.dtype.str)).encode() + np.ascontiguousarray(a).tobytes(),
                              digest_size=8).digest()
     rng = np.random.default_rng(int.from_bytes(digest, "little"))
-    out = []
-    for n in a.shape:
-        if n <= 1 or rng.random() < 0.2:
-            out.append((n,))
+    out: list[tuple[int, ...]] = [(n,) for n in a.shape]
+    budget = MAX_TOTAL_CHUNKS
+    for axis in rng.permutation(a.ndim):
+        n = a.shape[axis]
+        most = min(MAX_CHUNKS, n, budget)
+        if most <= 1 or rng.random() < 0.2:
             continue
-        count = int(rng.integers(1, min(MAX_CHUNKS, n)))
-        cuts = set(int(c) for c in rng.choice(np.arange(1, n), size=count, replace=False))
+        count = int(rng.integers(2, most + 1))
+        cuts = set(int(c) for c in rng.choice(np.arange(1, n), size=count - 1, replace=False))
         if rng.random() < 0.25:
-            cuts.add(1)
+            cuts = set(sorted(cuts)[1:]) | {1}  # a chunk of size 1 first, the count unchanged
         edges = [0, *sorted(cuts), n]
-        out.append(tuple(b - a for a, b in zip(edges, edges[1:])))
+        out[axis] = tuple(b - a for a, b in zip(edges, edges[1:]))
+        budget //= len(out[axis])
     return tuple(out)
 
 
@@ -64,7 +71,7 @@ class DaskHarness(Harness):
     def session(self) -> Iterator[None]:
         import dask
 
-        with chunking(random_chunks), dask.config.set(scheduler="synchronous"):
+        with chunking(random_chunks), dask.config.set({"scheduler": "synchronous", "optimization.fuse.active": False}):
             yield
 
     def overwrite(self, x: Any, values: Any) -> bool:
@@ -79,9 +86,10 @@ class DaskHarness(Harness):
         """Whether the computed chunks of ``a`` and ``b`` share memory: both are
         computed together (one graph, so a chunk both pass through unchanged is
         the same object), then compared as NumPy arrays."""
-        import dask
+        import dask.base
 
-        first, second = dask.compute(a, b)
+        compute: Any = dask.base.compute  # untyped in dask
+        first, second = compute(a, b)
         return super().shares_memory(np.asarray(first), np.asarray(second))
 
 
