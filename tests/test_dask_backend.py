@@ -180,6 +180,7 @@ def cluster_client():
         yield client
 
 
+@pytest.mark.xdist_group("dask-cluster")
 def test_cluster_results_equal_numpy(cluster_client) -> None:
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 6, 30, 21)).astype(np.float32)
@@ -197,19 +198,34 @@ def test_cluster_results_equal_numpy(cluster_client) -> None:
     np.testing.assert_allclose(gw, dw, rtol=2e-5, atol=2e-3)
 
 
+def _spilled(dask_worker) -> int:
+    """How many of the worker's results are on its disk now."""
+    return len(dask_worker.data.slow)
+
+
+@pytest.mark.xdist_group("dask-cluster")
 def test_cluster_input_larger_than_worker_memory(cluster_client) -> None:
-    """A 1 GiB input made on the workers (their limits add up to 800 MiB),
-    convolved with stride 4: completes, spilling where it must, and the result
-    equals the NumPy backend's on the same chunks."""
+    """A 1 GiB input made and persisted on the workers (their limits add up to
+    800 MiB, so much of it is spilled to disk), convolved with stride 4:
+    completes, reading spilled chunks back block by block, and the result
+    equals the NumPy backend's on the same input."""
+    from distributed import wait
+
     limit = sum(w["memory_limit"] for w in cluster_client.scheduler_info()["workers"].values())
     shape, chunks = (2, 4, 8192, 4096), (1, 4, 1024, 1024)  # float32: 1 GiB, chunks of 16 MiB
     x = da.random.default_rng(7).standard_normal(shape, chunks=chunks, dtype=np.float32)
     assert x.nbytes > limit
+    x = cluster_client.persist(x)
+    wait(x)
+    assert sum(cluster_client.run(_spilled).values()) > 0, "nothing was spilled: the test would not test spilling"
     w = np.random.default_rng(8).standard_normal((2, 4, 5, 5)).astype(np.float32)
     y = polyconv.conv_general_dilated(x, w, (4, 4), "SAME")
     total, corner = cluster_client.compute([y.sum(dtype=np.float64), y[1, :, -40:, -40:]], sync=True)
     assert np.isfinite(total)
     part = x[1:2, :, -163:, -163:].compute()  # the input under the last 40 x 40 outputs, and more
-    # the global SAME padding is (1, 2) per axis: the last outputs see 2 padding elements after the input
+    # the global SAME padding is (0, 1) per axis: output 2008 (the first of the last 40) starts at input
+    # 8032, 3 into `part`; the last window reaches one element past the input (the extra high padding
+    # of 2 is unused)
     ref = polyconv.conv_general_dilated(part, w, (4, 4), ((-3, 2), (-3, 2)))
     np.testing.assert_allclose(corner, ref[0], rtol=1e-4, atol=1e-4)
+    del x
