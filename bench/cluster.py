@@ -11,9 +11,9 @@ done (the result stays on the workers, then is released), the median of the
 repeats; the time of the final ``compute()`` that fetches the result for
 the comparison is not counted.  The
 report gives the times, the speed-up over NumPy, the graph's task count,
-each worker's peak resident memory (``ru_maxrss``: the persisted input's
-share, the results held during the runs, the tasks' temporaries) beside its
-resident memory after start-up, and the largest difference from the NumPy
+each worker's peak resident memory (sampled every 5 ms by a thread on the
+worker: the persisted input's share, the results held during a run, the
+tasks' temporaries) beside its resident memory after start-up, and the largest difference from the NumPy
 result.
 """
 
@@ -31,10 +31,31 @@ CHUNKS = (2, 16, 512, 512)  # 32 MiB each, 16 chunks
 KERNEL = (16, 16, 3, 3)
 
 
-def _peak_rss() -> int:
-    import resource
+_PEAK = {"rss": 0}
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+def _sample_rss(interval: float = 0.005) -> int:
+    """Start sampling this process's resident memory every ``interval`` seconds
+    (a daemon thread, run on each worker); the current RSS."""
+    import threading
+
+    import psutil  # a dependency of dask.distributed
+
+    proc = psutil.Process()
+
+    def loop() -> None:
+        while True:
+            _PEAK["rss"] = max(_PEAK["rss"], proc.memory_info().rss)
+            time.sleep(interval)
+
+    threading.Thread(target=loop, daemon=True, name="polyconv-bench-rss").start()
+    rss: int = proc.memory_info().rss
+    return rss
+
+
+def _peak_rss() -> int:
+    """The largest resident memory the sampler has seen in this process."""
+    return _PEAK["rss"]
 
 
 def _timed(call: Any, repeats: int) -> float:
@@ -91,7 +112,7 @@ def _on_cluster(n: int, threads: int, w: Any, args: Any, expected: Any, repeats:
                                      "POLYCONV_NUMPY_THREADS")}
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0", env=env) as cluster, Client(cluster) as client:
-        baseline = list(client.run(_peak_rss).values())  # after start-up, before any data
+        baseline = list(client.run(_sample_rss).values())  # after start-up, before any data
         xd = client.persist(_input(da))  # made on the workers: nothing large crosses from here
         wait(xd)
         y = polyconv.conv_general_dilated(xd, w, *args)
@@ -107,8 +128,8 @@ def _on_cluster(n: int, threads: int, w: Any, args: Any, expected: Any, repeats:
 
         once()  # warm-up: imports and the NumPy backend's first plans on every worker
         seconds = _timed(once, repeats)
+        peaks = list(client.run(_peak_rss).values())  # before the result is gathered for the check
         got = y.compute()
-        peaks = list(client.run(_peak_rss).values())
     return {"workers": n, "threads_per_worker_blas": threads, "seconds": seconds, "tasks": tasks,
             "blocks": y.npartitions, "peak_rss_per_worker": peaks, "start_rss_per_worker": baseline,
             "max_abs_diff": float(np.max(np.abs(got - expected)))}

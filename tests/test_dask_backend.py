@@ -154,11 +154,13 @@ def _conv_tasks(nblocks: int) -> int:
 
 
 def test_task_count_grows_linearly_with_the_blocks() -> None:
-    """Blocks of two feature chunks: per spatial block, two block tasks, their sum and
-    the output's key; the kernel's few tasks once."""
+    """Blocks of two feature chunks along one chunked axis: per block, two block
+    tasks, their sum, the output's key, and four halo slices per boundary between
+    blocks (a strip from each side for each feature chunk); the kernel's few
+    tasks once."""
     counts = [_conv_tasks(n) for n in (1, 2, 4, 8, 16)]
     per_block = counts[1] - counts[0]
-    assert per_block == 4
+    assert per_block == 4 + 4
     assert counts == [counts[0] + per_block * (n - 1) for n in (1, 2, 4, 8, 16)], counts
 
 
@@ -229,3 +231,22 @@ def test_cluster_input_larger_than_worker_memory(cluster_client) -> None:
     ref = polyconv.conv_general_dilated(part, w, (4, 4), ((-3, 2), (-3, 2)))
     np.testing.assert_allclose(corner, ref[0], rtol=1e-4, atol=1e-4)
     del x
+
+
+@pytest.mark.xdist_group("dask-cluster")
+def test_info_names_the_cluster(cluster_client) -> None:
+    """``python -m polyconv info``'s line for dask names the scheduler ``.compute()`` uses now."""
+    from polyconv.registry import registry
+
+    line = registry.load("dask").details()
+    assert f"dask.distributed at {cluster_client.scheduler.address} (2 workers)" in line
+
+
+def test_info_names_the_default_scheduler() -> None:
+    from polyconv.backends.dask import scheduler
+
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        assert scheduler() == "the 'synchronous' scheduler (dask.config)"
+

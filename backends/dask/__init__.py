@@ -253,29 +253,31 @@ def _chunk_kind(x: Any) -> str | None:
 
 
 def scheduler() -> str:
-    """What ``.compute()`` of a dask array would run on now, in words.
+    """What ``.compute()`` of a dask array would run on now, in words, in dask's
+    own order: the scheduler set in ``dask.config`` (which a ``dask.distributed``
+    client sets when it becomes the default), else dask's threads.
 
     Imports nothing: without dask imported, dask's default is told.
 
-    >>> scheduler() in ("the threaded scheduler (dask's default for arrays)",) or 'scheduler' in scheduler()
+    >>> scheduler().startswith('the ') or scheduler().startswith('dask.distributed')
     True
     """
+    default = "the threaded scheduler (dask's default for arrays)"
     if "dask" not in sys.modules:
-        return "the threaded scheduler (dask's default for arrays)"
-    distributed = sys.modules.get("distributed")
-    if distributed is not None:
-        try:
-            client = distributed.default_client()
-        except ValueError:
-            client = None
-        if client is not None:
-            workers = len(client.scheduler_info().get("workers", {}))
-            return f"dask.distributed at {client.scheduler.address} ({workers} workers)"
+        return default
     import dask
 
     name = dask.config.get("scheduler", None)
     if name is None:
-        return "the threaded scheduler (dask's default for arrays)"
+        return default
+    distributed = sys.modules.get("distributed")
+    if name in ("dask.distributed", "distributed") and distributed is not None:
+        try:
+            client = distributed.default_client()
+        except ValueError:  # no client any more
+            return f"the {name!r} scheduler (dask.config), with no client"
+        workers = len(client.scheduler_info().get("workers", {}))
+        return f"dask.distributed at {client.scheduler.address} ({workers} workers)"
     return f"the {name!r} scheduler (dask.config)"
 
 

@@ -188,6 +188,7 @@ class _Plan:
         self.ranges = sorted({(s.out_start, s.out_stop) for s in self.segments})
         self.summed = any(sum(1 for s in self.segments if (s.out_start, s.out_stop) == r) > 1 for r in self.ranges)
         self.dsk: dict[Any, Any] = {}
+        self.pieces: dict[Any, tuple[str, int]] = {}  # (chunk key, features, spatial ranges) -> its task's key
         self.count = 0
 
     def _key(self, kind: str) -> tuple[str, int]:
@@ -204,14 +205,25 @@ class _Plan:
         return keys
 
     def _lhs(self, ib: int, seg: Segment, blocks: Sequence[AxisBlock]) -> Any:
-        """The nested list of getitem tasks of the input pieces of one block."""
+        """The nested list of the input pieces of one block: a chunk's key where the
+        block takes the whole chunk, else the key of a task slicing the piece out
+        (so that only the piece, a halo say, travels to the block's worker)."""
         per_axis = [pieces(bounds, b.in_start, b.in_stop) for bounds, b in zip(self.bounds, blocks)]
+        whole_features = seg.start == 0 and seg.stop == self.x.chunks[1][seg.chunk]
 
-        def nest(d: int, index: tuple[int, ...], local: tuple[slice, ...]) -> Any:
-            if d == len(per_axis):
-                key = (self.x.name, ib, seg.chunk, *index)
-                return (getitem, key, (slice(None), slice(seg.start, seg.stop), *local))
-            return [nest(d + 1, (*index, j), (*local, slice(lo, hi))) for j, lo, hi in per_axis[d]]
+        def nest(d: int, index: tuple[int, ...], local: tuple[tuple[int, int], ...]) -> Any:
+            if d < len(per_axis):
+                return [nest(d + 1, (*index, j), (*local, (lo, hi))) for j, lo, hi in per_axis[d]]
+            key = (self.x.name, ib, seg.chunk, *index)
+            sizes = [self.x.chunks[2 + a][j] for a, j in enumerate(index)]
+            if whole_features and all(lo == 0 and hi == n for (lo, hi), n in zip(local, sizes)):
+                return key
+            piece = (key, seg.start, seg.stop, local)
+            if piece not in self.pieces:
+                self.pieces[piece] = self._key("conv-piece")
+                slices = (slice(None), slice(seg.start, seg.stop), *(slice(lo, hi) for lo, hi in local))
+                self.dsk[self.pieces[piece]] = (getitem, key, slices)
+            return self.pieces[piece]
 
         return nest(0, (), ())
 
