@@ -243,9 +243,8 @@ def test_info_names_the_cluster(cluster_client) -> None:
 
 
 def test_info_names_the_default_scheduler() -> None:
-    from polyconv.backends.dask import scheduler
-
     import dask
+    from polyconv.backends.dask import scheduler
 
     with dask.config.set(scheduler="synchronous"):
         assert scheduler() == "the 'synchronous' scheduler (dask.config)"
