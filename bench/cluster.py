@@ -37,10 +37,10 @@ _PEAK = {"rss": 0}
 def _sample_rss(interval: float = 0.005) -> int:
     """Start sampling this process's resident memory every ``interval`` seconds
     (a daemon thread, run on each worker); the current RSS."""
+    import importlib
     import threading
 
-    import psutil  # a dependency of dask.distributed
-
+    psutil: Any = importlib.import_module("psutil")  # a dependency of dask.distributed, untyped
     proc = psutil.Process()
 
     def loop() -> None:
@@ -67,15 +67,19 @@ def _timed(call: Any, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _input(da: Any) -> Any:
+def _input(da: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Any:
     """The input as a dask expression: the same values wherever it is computed."""
     import numpy as np
 
-    return da.random.default_rng(0).standard_normal(SHAPE, chunks=CHUNKS, dtype=np.float32)
+    return da.random.default_rng(0).standard_normal(shape, chunks=chunks, dtype=np.float32)
 
 
-def run_cluster(workers: tuple[int, ...] = (1, 2), repeats: int = 3) -> dict[str, Any]:
-    """Run the convolution on NumPy and on clusters of ``workers`` processes; the report."""
+def run_cluster(workers: tuple[int, ...] = (1, 2), repeats: int = 3, shape: tuple[int, ...] = SHAPE,
+                chunks: tuple[int, ...] = CHUNKS, kernel: tuple[int, ...] = KERNEL) -> dict[str, Any]:
+    """Run the convolution on NumPy and on clusters of ``workers`` processes; the report.
+
+    ``shape``, ``chunks`` and ``kernel`` (NCHW, OIHW) default to the bench's large
+    case; the tests run a small one."""
     import dask
     import dask.array as da
     import numpy as np
@@ -83,20 +87,21 @@ def run_cluster(workers: tuple[int, ...] = (1, 2), repeats: int = 3) -> dict[str
     import polyconv
 
     with dask.config.set(scheduler="threads"):
-        x = _input(da).compute()
-    w = np.random.default_rng(1).standard_normal(KERNEL, dtype=np.float32)
+        x = _input(da, shape, chunks).compute()
+    w = np.random.default_rng(1).standard_normal(kernel, dtype=np.float32)
     args = ((1, 1), "SAME")
     expected = polyconv.conv_general_dilated(x, w, *args)
     numpy_s = _timed(lambda: polyconv.conv_general_dilated(x, w, *args), repeats)
     cores = os.cpu_count() or 1
     runs = []
     for n in workers:
-        runs.append(_on_cluster(n, max(1, cores // n), w, args, expected, repeats))
-    return {"shape": SHAPE, "chunks": CHUNKS, "kernel": KERNEL, "input_bytes": int(np.prod(SHAPE)) * 4,
+        runs.append(_on_cluster(n, max(1, cores // n), w, args, expected, repeats, shape, chunks))
+    return {"shape": shape, "chunks": chunks, "kernel": kernel, "input_bytes": int(np.prod(shape)) * 4,
             "numpy_s": numpy_s, "cores": cores, "clusters": runs}
 
 
-def _on_cluster(n: int, threads: int, w: Any, args: Any, expected: Any, repeats: int) -> dict[str, Any]:
+def _on_cluster(n: int, threads: int, w: Any, args: Any, expected: Any, repeats: int, shape: tuple[int, ...],
+                chunks: tuple[int, ...]) -> dict[str, Any]:
     import importlib
 
     import numpy as np
@@ -113,7 +118,7 @@ def _on_cluster(n: int, threads: int, w: Any, args: Any, expected: Any, repeats:
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0", env=env) as cluster, Client(cluster) as client:
         baseline = list(client.run(_sample_rss).values())  # after start-up, before any data
-        xd = client.persist(_input(da))  # made on the workers: nothing large crosses from here
+        xd = client.persist(_input(da, shape, chunks))  # made on the workers: nothing large crosses from here
         wait(xd)
         y = polyconv.conv_general_dilated(xd, w, *args)
         tasks = len(y.__dask_graph__()) - len(xd.__dask_graph__())

@@ -76,3 +76,19 @@ def test_peak_extra_bytes_counts_numpy_temporaries_not_the_result() -> None:
 def test_cli_refuses_an_unavailable_backend(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--backend", "nosuch"]) == 2
     assert "not available here" in capsys.readouterr().err
+
+
+def test_dask_cluster_bench_reports_every_figure() -> None:
+    """``bench --backend dask`` on a small input, one worker: the dask result equals
+    NumPy's, and every figure of the report is there (times are not asserted)."""
+    pytest.importorskip("distributed", reason="the dask bench needs dask.distributed")
+    from polyconv.bench.cluster import format_cluster, run_cluster
+
+    report = run_cluster(workers=(1,), repeats=1, shape=(2, 4, 40, 30), chunks=(1, 4, 20, 15), kernel=(3, 4, 3, 3))
+    (run,) = report["clusters"]
+    assert run["max_abs_diff"] < 1e-4
+    assert run["blocks"] == 8 and run["tasks"] > run["blocks"]
+    assert all(p > 0 for p in run["peak_rss_per_worker"])
+    text = format_cluster(report)
+    assert "| 1 | " in text and "peak RSS per worker" in text
+
