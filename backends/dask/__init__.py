@@ -132,7 +132,8 @@ class DaskBackend(Backend):
     def from_numpy(self, a: Any, device: Any = None) -> Any:
         """A dask array of a copy of the NumPy array ``a``, chunked as the active
         :func:`chunking` policy says (dask's ``'auto'`` by default), with NumPy
-        chunks (``device`` None or ``'cpu'``) or CuPy chunks (``'cuda'``)."""
+        chunks (``device`` None or ``'cpu'``) or CuPy chunks (``'cuda'`` or
+        ``'cuda:N'``: on CuPy's current device, whatever ``N``)."""
         if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):
             raise ConvArgumentError("from_numpy", "device", "must be None, 'cpu' or 'cuda'", device)
         policy = _chunking.get()
@@ -221,8 +222,9 @@ class DaskBackend(Backend):
         return dlhs, drhs
 
     def _lazy(self, *arrays: Any) -> list[Any]:
-        """The operands with NumPy or CuPy ones taken as dask arrays where they
-        must be chunked like the others (an lhs or a cotangent)."""
+        """The operands, with a NumPy or CuPy lhs or cotangent (next to a dask
+        kernel, say) taken as a one-chunk dask array; the kernel (index 1) is
+        left as it is (the graph takes it whole: :func:`.graph.as_dask`)."""
         like = next(a for a in arrays if self.owns(a))
         out = []
         for i, a in enumerate(arrays):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from operator import getitem
 from typing import Any
 
@@ -123,47 +123,36 @@ def conv(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     dn = spec.dimension_numbers
     x = lhs.transpose(dn.lhs_spec)
     w = as_dask(rhs, lhs).transpose(dn.rhs_spec).rechunk(-1)
-    cs = canonical_spec(spec, x.shape, w.shape)
-    out = _batch_groups(x, w, cs, lambda xb, wb, sb: _Plan(xb, wb, sb).forward())
-    return out.transpose(inverse_permutation(dn.out_spec))
+    groups = _batch_groups(x, w, canonical_spec(spec, x.shape, w.shape))
+    parts = [_Plan(xg, wg, sg).forward() for _, xg, wg, sg in groups]
+    if len(parts) > 1:  # side by side along the output features, on the first group's batch chunks
+        parts = [_da().concatenate([p.rechunk({0: parts[0].chunks[0]}) for p in parts], axis=1)]
+    return parts[0].transpose(inverse_permutation(dn.out_spec))
 
 
 def kernel_grad(lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec, dtype: str) -> Any:
     """The cotangent of the kernel, in ``dtype``, as a one-chunk dask array in
     the kernel's layout: each block's share computed where the block is
     (its input pieces and its slice of the cotangent), then added up."""
-    da = _da()
     dn = spec.dimension_numbers
     x = lhs.transpose(dn.lhs_spec)
     w = as_dask(rhs, lhs).transpose(dn.rhs_spec).rechunk(-1)
     cot = as_dask(cotangent, lhs).transpose(dn.out_spec)
-    cs = canonical_spec(spec, x.shape, w.shape)
-    b = cs.batch_group_count
-    if b == 1:
-        grad = _Plan(x, w, cs).kernel_grad(cot, dtype)
-    else:
-        nb, ob = x.shape[0] // b, w.shape[0] // b
-        sub = canonical_spec(cs, (nb, *x.shape[1:]), (ob, *w.shape[1:]), batch_groups=1)
-        grad = da.concatenate([
-            _Plan(x[g * nb:(g + 1) * nb], w[g * ob:(g + 1) * ob], sub).kernel_grad(
-                cot[:, g * ob:(g + 1) * ob], dtype)
-            for g in range(b)
-        ], axis=0)
+    parts = [_Plan(xg, wg, sg).kernel_grad(cot[:, features], dtype)
+             for features, xg, wg, sg in _batch_groups(x, w, canonical_spec(spec, x.shape, w.shape))]
+    grad = parts[0] if len(parts) == 1 else _da().concatenate(parts, axis=0)
     return grad.transpose(inverse_permutation(dn.rhs_spec))
 
 
-def _batch_groups(x: Any, w: Any, cs: ConvSpec, run: Callable[[Any, Any, ConvSpec], Any]) -> Any:
-    """``run`` once per batch group (a slice of the batch and of the output
-    features each), the results side by side along the output features."""
+def _batch_groups(x: Any, w: Any, cs: ConvSpec) -> list[tuple[slice, Any, Any, ConvSpec]]:
+    """The convolutions without batch groups that ``cs`` is: for each batch group,
+    its output features, its slice of the batch and of the kernel, and its spec."""
     b = cs.batch_group_count
     if b == 1:
-        return run(x, w, cs)
-    da = _da()
+        return [(slice(None), x, w, cs)]
     nb, ob = x.shape[0] // b, w.shape[0] // b
     sub = canonical_spec(cs, (nb, *x.shape[1:]), (ob, *w.shape[1:]), batch_groups=1)
-    parts = [run(x[g * nb:(g + 1) * nb], w[g * ob:(g + 1) * ob], sub) for g in range(b)]
-    batch_chunks = parts[0].chunks[0]
-    return da.concatenate([p.rechunk({0: batch_chunks}) for p in parts], axis=1)
+    return [(slice(g * ob, (g + 1) * ob), x[g * nb:(g + 1) * nb], w[g * ob:(g + 1) * ob], sub) for g in range(b)]
 
 
 class _Plan:
