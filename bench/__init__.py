@@ -1,24 +1,30 @@
 """``python -m polyconv bench``: polyconv beside each framework's own convolution.
 
 For every shape of :data:`SUITE` and every backend asked for, the same
-operands go through polyconv and through the framework's own operation
-(``torch.nn.functional.conv*d`` / ``conv_transpose*d``; ``jax.lax`` under
-``jax.jit``; for the NumPy backend, which has no native counterpart, PyTorch's
-CPU convolution and jitted ``jax.lax`` on copies of the same arrays).  The two
-are timed interleaved, repeat by repeat, after a warm-up; the report gives
-each side's median time, GFLOP/s, the ratio polyconv / native, and each
-GFLOP/s as a fraction of this machine's float32 matrix-product rate, measured
-in the same run.  For the NumPy backend it also reports the peak of the
-memory that a call allocates beyond its result, as ``tracemalloc`` sees NumPy's
-allocations (measured on one extra call, outside the timing, after a warm-up
-call and with the backend's reusable scratch buffers freed, so they count).
+operands (drawn from a seed of the shape's name) go through polyconv and
+through the framework's own operation (``torch.nn.functional.conv*d`` /
+``conv_transpose*d``; ``jax.lax`` under ``jax.jit``; for the NumPy backend,
+which has no native counterpart, PyTorch's CPU convolution and jitted
+``jax.lax``).  Each side is timed alone, in a fresh process of its own, one
+after another (two frameworks' thread pools in one process take cores from
+each other: :mod:`.isolated`), after a warm-up; each side's process also
+measures its framework's float32 matrix-product rate.  The report gives each
+side's median time, GFLOP/s, the ratio polyconv / native, and each GFLOP/s as
+a fraction of the side's own framework's matrix-product rate.  For the NumPy
+backend it also reports the peak of the memory that a call allocates beyond
+its result, as ``tracemalloc`` sees NumPy's allocations (measured on one
+extra call, outside the timing, after a warm-up call and with the backend's
+reusable scratch buffers freed, so they count).  ``--plot FILE.png`` draws
+the ratios (:mod:`.plot`).
 
 The work is split by job: :mod:`.shapes` (:class:`Shape`, :data:`SUITE`),
-:mod:`.calls` (one shape through polyconv and through the framework, side by
-side), :mod:`.timing` (interleaved timing, peak memory, the matmul rate),
-:mod:`.runner` (:func:`run`: the whole suite into one report),
-:mod:`.report` (:func:`format_report`: the report as a text table) and
-:mod:`.command` (:func:`main_args`: the command line's ``bench``).
+:mod:`.calls` (the sides of each comparison, as calls), :mod:`.timing`
+(timing, peak memory, matrix-product rates), :mod:`.isolated` (one side in
+a process of its own), :mod:`.runner` (:func:`run`: the whole suite into one
+report), :mod:`.report` (:func:`format_report`: the report as a text
+table), :mod:`.plot` (the chart), :mod:`.cluster` (``--backend dask``: one
+large convolution on local clusters) and :mod:`.command` (:func:`main_args`:
+the command line's ``bench``).
 
 This package imports frameworks (it is a tool, not the core); nothing in
 ``polyconv`` imports it except the command line.

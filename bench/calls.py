@@ -13,7 +13,7 @@ from typing import Any
 
 from .shapes import Shape
 
-__all__ = ["pairs", "lax_style_call", "importable"]
+__all__ = ["pairs", "side_call", "SIDES", "FRAMEWORK", "lax_style_call", "importable"]
 
 
 def lax_style_call(ops: Any, shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:
@@ -60,51 +60,81 @@ def _jitted(ops: Any, shape: Shape, x: Any, w: Any) -> Callable[[], Any]:
     return lambda: f(x, w).block_until_ready()
 
 
-def pairs(backend: str, shape: Shape, rng: Any) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
-    """``(native name, polyconv call, native call)`` for one backend and shape."""
-    import numpy as np
+#: For each backend: polyconv's side, and the framework's own sides it is compared with.
+SIDES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "numpy": ("polyconv numpy", ("torch CPU", "jax.lax CPU (jit)")),
+    "torch": ("polyconv torch", ("torch.nn.functional",)),
+    "jax": ("polyconv jax (jit)", ("jax.lax (jit)",)),
+    "cupy": ("polyconv cupy", ("torch CUDA",)),
+}
 
-    x = rng.standard_normal(shape.lhs, dtype=np.float32)
-    w = rng.standard_normal(shape.rhs, dtype=np.float32)
-    if backend == "torch":
+#: The framework whose matrix-product rate goes with each side (:func:`.timing.matmul_rate`).
+FRAMEWORK = {
+    "polyconv numpy": "numpy", "torch CPU": "torch", "jax.lax CPU (jit)": "jax",
+    "polyconv torch": "torch", "torch.nn.functional": "torch",
+    "polyconv jax (jit)": "jax", "jax.lax (jit)": "jax",
+    "polyconv cupy": "cupy", "torch CUDA": "torch CUDA",
+}
+
+
+def side_call(backend: str, side: str, shape: Shape, x: Any, w: Any) -> Callable[[], Any] | None:
+    """One side of ``backend``'s comparison (a name of :data:`SIDES`) as a call of
+    no arguments on copies of the NumPy operands ``x`` and ``w``, in the side's
+    framework; None where it cannot run here (no CUDA for ``'torch CUDA'``).
+    Only the side's own framework is imported."""
+    if side == "polyconv numpy":
+        return _polyconv_call(shape, x, w)
+    if side in ("polyconv torch", "torch.nn.functional", "torch CPU"):
         import torch
 
-        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
-        return [("torch.nn.functional", _polyconv_call(shape, tx, tw), _torch_call(shape, tx, tw))]
-    if backend == "jax":
+        tx, tw = torch.from_numpy(x.copy()), torch.from_numpy(w.copy())
+        return _polyconv_call(shape, tx, tw) if side == "polyconv torch" else _torch_call(shape, tx, tw)
+    if side in ("polyconv jax (jit)", "jax.lax (jit)", "jax.lax CPU (jit)"):
+        import jax
         import jax.numpy as jnp
 
         jx, jw = jnp.asarray(x), jnp.asarray(w)
-        import jax
+        if side == "polyconv jax (jit)":
+            import polyconv
 
-        import polyconv
-
-        return [("jax.lax (jit)", _jitted(polyconv, shape, jx, jw), _jitted(jax.lax, shape, jx, jw))]
-    if backend == "numpy":
-        out = []
-        mine = _polyconv_call(shape, x, w)
-        if importable("torch"):
-            import torch
-
-            out.append(("torch CPU", mine, _torch_call(shape, torch.from_numpy(x), torch.from_numpy(w))))
-        if importable("jax"):
-            import jax
-            import jax.numpy as jnp
-
-            out.append(("jax.lax CPU (jit)", mine, _jitted(jax.lax, shape, jnp.asarray(x), jnp.asarray(w))))
-        return out
-    if backend == "cupy":  # against PyTorch's CUDA convolution (cuDNN) on the same GPU memory
+            return _jitted(polyconv, shape, jx, jw)
+        return _jitted(jax.lax, shape, jx, jw)
+    if side in ("polyconv cupy", "torch CUDA"):  # the same GPU memory, waited for
         import cupy
+
+        cx, cw = cupy.asarray(x), cupy.asarray(w)
+        sync = cupy.cuda.Device().synchronize
+        if side == "polyconv cupy":
+            return _synced(_polyconv_call(shape, cx, cw), sync)
         import torch
         from torch.utils.dlpack import from_dlpack  # torch.from_dlpack itself, which torch's stubs do not export
 
         if not torch.cuda.is_available():
-            return []
-        cx, cw = cupy.asarray(x), cupy.asarray(w)
-        sync = cupy.cuda.Device().synchronize
-        return [("torch CUDA", _synced(_polyconv_call(shape, cx, cw), sync),
-                 _synced(_torch_call(shape, from_dlpack(cx), from_dlpack(cw)), sync))]
-    raise ValueError(f"no benchmark for backend {backend!r}")
+            return None
+        return _synced(_torch_call(shape, from_dlpack(cx), from_dlpack(cw)), sync)
+    raise ValueError(f"no benchmark side {side!r} (sides: {sorted(FRAMEWORK)})")
+
+
+def pairs(backend: str, shape: Shape, rng: Any) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
+    """``(native name, polyconv call, native call)`` for one backend and shape, in
+    one process (the tests check that both sides compute the same convolution;
+    the bench times each side in a process of its own: :mod:`.isolated`)."""
+    import numpy as np
+
+    if backend not in SIDES:
+        raise ValueError(f"no benchmark for backend {backend!r}")
+    x = rng.standard_normal(shape.lhs, dtype=np.float32)
+    w = rng.standard_normal(shape.rhs, dtype=np.float32)
+    mine_side, natives = SIDES[backend]
+    mine = side_call(backend, mine_side, shape, x, w)
+    out = []
+    for native_side in natives:
+        if not importable(FRAMEWORK[native_side].split()[0]):
+            continue
+        native = side_call(backend, native_side, shape, x, w)
+        if mine is not None and native is not None:
+            out.append((native_side, mine, native))
+    return out
 
 
 def _synced(call: Callable[[], Any], sync: Callable[[], Any]) -> Callable[[], Any]:

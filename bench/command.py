@@ -13,7 +13,7 @@ __all__ = ["main_args"]
 
 
 def main_args(backend: str | None, json_file: str | None, budget: float, threads: int | None,
-              only: str | None) -> int:
+              only: str | None, plot: str | None = None) -> int:
     """Entry point of ``python -m polyconv bench``."""
     from polyconv.registry import registry
 
@@ -45,4 +45,8 @@ def main_args(backend: str | None, json_file: str | None, budget: float, threads
     if json_file:
         with open(json_file, "w") as f:
             json.dump(report, f, indent=2)
+    if plot:
+        from .plot import plot_report
+
+        plot_report(report, plot)
     return 0

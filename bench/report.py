@@ -1,4 +1,5 @@
-"""The report as text: one row per timed pair, then the median ratio per backend and native op."""
+"""The report as text: one row per timed pair, then the median ratio per backend and
+native op; "of matmul" is each side's GFLOP/s over its own framework's matrix-product rate."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ def _fmt_bytes(n: int | None) -> str:
 
 def format_report(report: dict[str, Any]) -> str:
     """The report as a plain-text table, with the median ratio per backend and native op."""
-    lines = [f"float32 matrix-product rate: {report['matmul_gflops']:.1f} GFLOP/s "
-             f"(threads: {report['threads'] or 'default'})"]
+    rates = report.get("matmul_gflops_by_framework") or {"numpy": report["matmul_gflops"]}
+    lines = ["each side timed alone, in a process of its own; float32 matrix-product rates (GFLOP/s, "
+             "measured in the same run, each in its side's process): "
+             + ", ".join(f"{k} {v:.1f}" for k, v in rates.items())
+             + f" (PyTorch threads: {report['threads'] or 'default'})"]
     header = ["backend", "shape", "vs", "polyconv", "native", "ratio", "GFLOP/s", "of matmul", "peak extra"]
     rows = [[r["backend"], r["shape"], r["native"], _fmt_time(r["polyconv_s"]), _fmt_time(r["native_s"]),
              f"{r['ratio']:.3f}", f"{r['polyconv_gflops']:.1f} / {r['native_gflops']:.1f}",

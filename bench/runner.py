@@ -1,4 +1,4 @@
-"""The run: every backend asked for, every shape, timed pair by pair into one report."""
+"""The run: every backend asked for, every shape, each side timed alone, into one report."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from .calls import importable, pairs
+from .calls import FRAMEWORK, SIDES, importable
+from .isolated import run_side
 from .shapes import SUITE, Shape
-from .timing import matmul_rate, numpy_peak, time_pair
 
 __all__ = ["run"]
 
@@ -26,32 +26,45 @@ def _progress(i: int, total: int, label: str) -> None:
 
 def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 2.0,
         threads: int | None = None) -> dict[str, Any]:
-    """Run the suite; returns the report (what ``--json`` writes)."""
-    import numpy as np
+    """Run the suite; returns the report (what ``--json`` writes).
 
-    if threads is not None and importable("torch"):
-        import torch
-
-        torch.set_num_threads(threads)
-    rate = matmul_rate()
-    rng = np.random.default_rng(0)
-    results = []
-    jobs = [(b, s) for b in backends for s in shapes]
-    for i, (backend, shape) in enumerate(jobs):
-        _progress(i, len(jobs), f"{backend}: {shape.name}")
-        calls = pairs(backend, shape, rng)
-        # tracemalloc sees NumPy's allocations only: the NumPy backend's peak memory
-        peak = numpy_peak(calls[0][1]) if backend == "numpy" and calls else None
-        for native_name, mine, native in calls:
-            t_mine, t_native = time_pair(mine, native, budget)
-            flops = shape.flops()
-            results.append({
-                "backend": backend, "shape": shape.name, "native": native_name,
-                "polyconv_s": t_mine, "native_s": t_native, "ratio": t_mine / t_native,
-                "polyconv_peak_extra_bytes": peak,
-                "polyconv_gflops": flops / t_mine / 1e9, "native_gflops": flops / t_native / 1e9,
-                "polyconv_of_matmul": flops / t_mine / 1e9 / rate, "native_of_matmul": flops / t_native / 1e9 / rate,
-                "spec": asdict(shape),
-            })
+    Each side of each backend's comparison (:data:`.calls.SIDES`) is timed in
+    a fresh process of its own, one after another (:func:`.isolated.run_side`),
+    with its framework's matrix-product rate; a row compares polyconv's side
+    with one native side on one shape."""
+    jobs = []
+    for backend in backends:
+        mine_side, natives = SIDES[backend]
+        jobs.append((backend, mine_side))
+        jobs += [(backend, n) for n in natives if importable(FRAMEWORK[n].split()[0])]
+    timed: dict[tuple[str, str], dict[str, Any]] = {}
+    for i, (backend, side) in enumerate(jobs):
+        _progress(i, len(jobs), f"{backend}: {side}")
+        timed[(backend, side)] = run_side(backend, side, shapes, budget, threads)
     _progress(len(jobs), len(jobs), "done")
-    return {"matmul_gflops": rate, "threads": threads, "results": results}
+    results = []
+    for backend in backends:
+        mine_side, natives = SIDES[backend]
+        mine = timed[(backend, mine_side)]
+        for native_side in natives:
+            native = timed.get((backend, native_side))
+            if native is None:
+                continue
+            for k, shape in enumerate(shapes):
+                t_mine, t_native = mine["seconds"][k], native["seconds"][k]
+                if t_mine is None or t_native is None:
+                    continue
+                flops = shape.flops()
+                results.append({
+                    "backend": backend, "shape": shape.name, "native": native_side,
+                    "polyconv_s": t_mine, "native_s": t_native, "ratio": t_mine / t_native,
+                    "polyconv_peak_extra_bytes": mine["peak_extra_bytes"][k],
+                    "polyconv_gflops": flops / t_mine / 1e9, "native_gflops": flops / t_native / 1e9,
+                    "polyconv_matmul_gflops": mine["matmul_gflops"], "native_matmul_gflops": native["matmul_gflops"],
+                    "polyconv_of_matmul": flops / t_mine / 1e9 / mine["matmul_gflops"],
+                    "native_of_matmul": flops / t_native / 1e9 / native["matmul_gflops"],
+                    "spec": asdict(shape),
+                })
+    rates = {FRAMEWORK[side]: t["matmul_gflops"] for (_, side), t in timed.items()}
+    return {"matmul_gflops": rates.get("numpy"), "matmul_gflops_by_framework": rates, "threads": threads,
+            "isolated": True, "results": results}

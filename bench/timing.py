@@ -1,5 +1,6 @@
-"""Measurements: interleaved timing of two calls, the peak memory of one, and
-this machine's float32 matrix-product rate."""
+"""Measurements: the timing of one call (:func:`time_one`, what each side's
+process runs) or of two interleaved (:func:`time_pair`), the peak memory of
+one, and a framework's float32 matrix-product rate on this machine."""
 
 from __future__ import annotations
 
@@ -8,7 +9,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["time_pair", "peak_extra_bytes", "numpy_peak", "matmul_rate"]
+__all__ = ["time_one", "time_pair", "peak_extra_bytes", "numpy_peak", "matmul_rate"]
+
+
+def time_one(call: Callable[[], Any], budget: float) -> float:
+    """Median seconds per call of ``call``, after two warm-up calls, timed in
+    blocks of about 20 ms, 5 to 31 blocks within about ``budget`` seconds."""
+    for _ in range(2):
+        call()
+    t0 = time.perf_counter()
+    call()
+    one = max(time.perf_counter() - t0, 1e-7)
+    inner = max(1, int(0.02 / one))
+    repeats = max(5, min(31, int(budget / (one * inner))))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            call()
+        times.append((time.perf_counter() - t0) / inner)
+    return statistics.median(times)
 
 
 def time_pair(a: Callable[[], Any], b: Callable[[], Any], budget: float) -> tuple[float, float]:
@@ -63,17 +83,43 @@ def numpy_peak(call: Callable[[], Any]) -> int:
     return peak_extra_bytes(call)
 
 
-def matmul_rate(seconds: float = 1.0) -> float:
-    """This machine's float32 matrix-product rate with NumPy, in GFLOP/s."""
+def matmul_rate(seconds: float = 1.0, framework: str = "numpy") -> float:
+    """A framework's float32 matrix-product rate here, in GFLOP/s: a 1024 x 1024
+    product with NumPy (``'numpy'``), ``torch.mm`` (``'torch'``, on the CPU;
+    ``'torch CUDA'``), jitted ``jnp.dot`` (``'jax'``) or CuPy (``'cupy'``),
+    waited for on a GPU, the median over about ``seconds``."""
     import numpy as np
 
     n = 1024
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    a @ a
+    product: Callable[[], Any]
+    if framework == "numpy":
+        product = lambda: a @ a  # noqa: E731
+    elif framework in ("torch", "torch CUDA"):
+        import torch
+
+        t = torch.from_numpy(a).to("cuda" if framework == "torch CUDA" else "cpu")
+        sync: Any = torch.cuda.synchronize if framework == "torch CUDA" else (lambda: None)
+        product = lambda: (torch.mm(t, t), sync())  # noqa: E731
+    elif framework == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        j = jnp.asarray(a)
+        dot: Any = jax.jit(jnp.dot)
+        product = lambda: dot(j, j).block_until_ready()  # noqa: E731
+    elif framework == "cupy":
+        import cupy
+
+        c = cupy.asarray(a)
+        product = lambda: (c @ c, cupy.cuda.Device().synchronize())  # noqa: E731
+    else:
+        raise ValueError(f"no matrix product for framework {framework!r}")
+    product()
     times: list[float] = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(times) < 3:
         t0 = time.perf_counter()
-        a @ a
+        product()
         times.append(time.perf_counter() - t0)
     return 2.0 * n**3 / statistics.median(times) / 1e9

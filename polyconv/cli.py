@@ -85,7 +85,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .bench import main_args  # imports frameworks: only when asked for
 
-    return int(main_args(args.backend, args.json, args.budget, args.threads, args.only))
+    return int(main_args(args.backend, args.json, args.budget, args.threads, args.only, args.plot))
 
 
 def _conformance(args: argparse.Namespace) -> int:
@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_bench.add_argument("--budget", type=float, default=2.0, help="seconds of timing per shape and pair")
     p_bench.add_argument("--threads", type=int, default=None, help="PyTorch's thread count (default: its own)")
     p_bench.add_argument("--only", default=None, help="only the shapes whose name contains this text")
+    p_bench.add_argument("--plot", default=None, metavar="FILE.png",
+                         help="also draw the ratios per shape and backend (needs matplotlib)")
     p_bench.set_defaults(func=_bench)
     p_conf = sub.add_parser("conformance", help="run the conformance suite and print the backend-by-feature matrix")
     p_conf.add_argument("--backend", default=None, metavar="NAME[,NAME...]",

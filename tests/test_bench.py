@@ -53,13 +53,15 @@ def test_cli_writes_a_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = tmp_path / "bench.json"
     assert main(["bench", "--backend", "numpy", "--only", "tiny", "--budget", "0.05", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["matmul_gflops"] > 0
+    assert report["isolated"] and report["matmul_gflops"] > 0
+    rates = report["matmul_gflops_by_framework"]
+    assert rates["numpy"] > 0 and all(v > 0 for v in rates.values())
     assert {r["shape"] for r in report["results"]} == {"tiny 1ch 8x8 3x3"}
     for r in report["results"]:
         assert r["ratio"] == pytest.approx(r["polyconv_s"] / r["native_s"])
         assert isinstance(r["polyconv_peak_extra_bytes"], int) and r["polyconv_peak_extra_bytes"] >= 0
     out = capsys.readouterr().out
-    assert "median ratio numpy" in out and "peak extra" in out
+    assert "median ratio numpy" in out and "peak extra" in out and "timed alone" in out
 
 
 def test_peak_extra_bytes_counts_numpy_temporaries_not_the_result() -> None:
@@ -92,3 +94,30 @@ def test_dask_cluster_bench_reports_every_figure() -> None:
     text = format_cluster(report)
     assert "| 1 | " in text and "peak RSS per worker" in text
 
+
+
+def test_a_side_imports_no_other_framework() -> None:
+    """The NumPy backend's side, as its process runs it, imports neither PyTorch nor JAX."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, polyconv.bench.isolated as iso, polyconv.bench as b\n"
+        "from polyconv.bench.calls import side_call\n"
+        "s = [x for x in b.SUITE if 'tiny' in x.name][0]\n"
+        "side_call('numpy', 'polyconv numpy', s, *iso.operands(s))()\n"
+        "print(sorted(m for m in ('torch', 'jax') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_plot_draws_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib")
+    from polyconv.bench.plot import plot_report
+
+    rows = [{"backend": b, "native": n, "shape": s, "ratio": r} for b, n, s, r in (
+        ("numpy", "torch CPU", "a", 1.2), ("numpy", "torch CPU", "b", 0.7), ("torch", "torch.nn.functional", "a", 1.0))]
+    path = tmp_path / "ratios.png"
+    plot_report({"results": rows}, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
