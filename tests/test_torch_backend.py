@@ -355,3 +355,29 @@ def test_compiled_first_call_in_a_fresh_process() -> None:
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0 and "compiled" in run.stdout, run.stderr[-3000:]
+
+
+def test_conv_transpose_takes_pytorchs_weight_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``conv_transpose(..., transpose_kernel=True)`` with a ``(C_in, C_out, *K)`` kernel is
+    PyTorch's transposed convolution: the torch backend gives that weight to
+    ``conv_transpose2d`` without flipping it (twice), and the values are PyTorch's
+    and the reference's."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 7, 6, generator=gen, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 2, generator=gen, dtype=torch.float64)  # PyTorch's weight: (C_in, C_out, kH, kW)
+    pads = ((1, 2), (0, 1))  # PyTorch: padding (1, 1), output_padding (1, 1)
+    kw: dict[str, Any] = dict(dimension_numbers=("NCHW", "OIHW", "NCHW"), transpose_kernel=True)
+    flips: list[tuple[int, ...]] = []
+    flip = torch.Tensor.flip
+    monkeypatch.setattr(torch.Tensor, "flip", lambda self, *dims: flips.append(dims) or flip(self, *dims))
+    y = polyconv.conv_transpose(x, w, (2, 2), pads, **kw)
+    assert flips == []
+    monkeypatch.undo()
+    expected = torch.nn.functional.conv_transpose2d(x, w, stride=2, padding=(1, 1), output_padding=(1, 1))
+    torch.testing.assert_close(y, expected)
+    np.testing.assert_allclose(y.numpy(), reference.conv_transpose(x.numpy(), w.numpy(), (2, 2), pads, **kw),
+                               rtol=1e-12, atol=1e-12)
+    # without lhs dilation (strides 1) there is no transposed lowering: the forward kernel is made
+    y1 = polyconv.conv_transpose(x, w, (1, 1), "SAME", **kw)
+    np.testing.assert_allclose(y1.numpy(), reference.conv_transpose(x.numpy(), w.numpy(), (1, 1), "SAME", **kw),
+                               rtol=1e-12, atol=1e-12)

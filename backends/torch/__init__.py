@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from polyconv.backend import Backend, Manifest
-from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec
+from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec
 
 __all__ = ["TorchBackend", "backend"]
 
@@ -41,13 +41,16 @@ class TorchBackend(Backend):
         self.manifest = Manifest(
             dtypes=_DTYPES,
             devices=("cpu", "cuda", "mps", "xpu"),
-            ops=frozenset({"conv_general_dilated", "conv_general_dilated_patches", "conv_general_dilated_local"}),
+            ops=frozenset({
+                "conv_general_dilated", "conv_transpose", "conv_general_dilated_patches", "conv_general_dilated_local",
+            }),
             features=frozenset({
                 "lhs_dilation", "feature_group_count", "batch_group_count", "preferred_element_type",
                 "autodiff", "jit", "reduced_precision",
             }),
             notes=(
-                "1-3 spatial dims run torch.nn.functional.conv*d; lhs dilation runs conv_transpose*d; "
+                "1-3 spatial dims run torch.nn.functional.conv*d; lhs dilation runs conv_transpose*d (with "
+                "conv_transpose's transpose_kernel=True kernel as it is); "
                 "more dims are sums of 3-d convolutions",
                 "precision='highest' disables TF32 for the call; 'default' and 'high' follow "
                 "PyTorch's global setting (TF32 convolutions on CUDA by default)",
@@ -117,6 +120,13 @@ class TorchBackend(Backend):
         from .run import conv
 
         return conv(self._t(), lhs, rhs, spec)
+
+    def conv_transpose(self, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
+        """With ``transpose_kernel=True`` the kernel is PyTorch's transposed-convolution
+        weight: it goes to ``conv_transpose*d`` as it is, not flipped twice."""
+        from .run import conv
+
+        return conv(self._t(), lhs, rhs, spec.conv, transposed_kernel=spec.transpose_kernel)
 
     def runner(self, op: str, spec: Any) -> Any:
         if op != "conv_general_dilated":

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from ..gemm.reach import axis_reads, beyond_native
 
-__all__ = ["conv_canonical", "plan_canonical", "pad", "needs_taps"]
+__all__ = ["conv_canonical", "plan_canonical", "with_transposed_kernel", "pad", "needs_taps"]
 
 Pads = Sequence[tuple[int, int]]
 
@@ -154,17 +154,45 @@ def _native(
     return direct
 
 
+def with_transposed_kernel(
+    run: Callable[[Any, Any], Any], n: int, strides: tuple[int, ...], padding: tuple[tuple[int, int], ...],
+    lhs_dilation: tuple[int, ...], rhs_dilation: tuple[int, ...],
+) -> Callable[[Any, Any], Any]:
+    """``run`` (a planned convolution without groups) for the kernel as
+    ``conv_transpose(..., transpose_kernel=True)`` takes it, in canonical order:
+    ``(I, O, *K)`` of the forward convolution, not flipped, which is PyTorch's
+    transposed-convolution weight as it is.  Where the convolution is lowered
+    to ``conv_transpose*d``, that weight goes there untouched (no flip, no
+    copy); elsewhere it is made the forward kernel first."""
+    def forward(x: Any, w: Any) -> Any:
+        return run(x, w.transpose(0, 1).flip(tuple(range(2, w.dim()))))
+
+    if not 1 <= n <= 3 or all(d == 1 for d in lhs_dilation):
+        return forward
+
+    def native(x: Any, w: Any) -> Any:
+        if needs_taps(x.shape[2:], w.shape[2:], strides, padding, lhs_dilation, rhs_dilation):
+            return forward(x, w)
+        return _transposed(x, w, strides, padding, lhs_dilation, rhs_dilation, 1, weight=True)
+
+    return native
+
+
 def _transposed(
     x: Any, w: Any, strides: Sequence[int], padding: Pads, lhs_dilation: Sequence[int],
-    rhs_dilation: Sequence[int], groups: int,
+    rhs_dilation: Sequence[int], groups: int, weight: bool = False,
 ) -> Any:
-    """The convolution of the lhs-dilated input, as PyTorch's transposed convolution."""
+    """The convolution of the lhs-dilated input, as PyTorch's transposed convolution.
+    ``weight``: ``w`` is already the transposed convolution's weight (groups 1)."""
     n = x.dim() - 2
-    o, i = w.shape[0], w.shape[1]
     window = w.shape[2:]
-    # (O, I, *K) -> (G, O/G, I, *K) -> (G, I, O/G, *K) -> (G * I, O/G, *K), spatially flipped
-    wt = w.reshape(groups, o // groups, i, *window).transpose(1, 2).reshape(groups * i, o // groups, *window)
-    wt = wt.flip(tuple(range(2, n + 2)))
+    if weight:
+        wt = w
+    else:
+        o, i = w.shape[0], w.shape[1]
+        # (O, I, *K) -> (G, O/G, I, *K) -> (G, I, O/G, *K) -> (G * I, O/G, *K), spatially flipped
+        wt = w.reshape(groups, o // groups, i, *window).transpose(1, 2).reshape(groups * i, o // groups, *window)
+        wt = wt.flip(tuple(range(2, n + 2)))
     # The transposed convolution with no padding computes the dilated input padded by
     # K' - 1 on both sides (K' the dilated window); the wanted padding crops that.
     extent = [(k - 1) * d + 1 for k, d in zip(window, rhs_dilation)]

@@ -74,7 +74,7 @@ def _perm(perm: tuple[int, ...]) -> tuple[int, ...] | None:
 
 
 @caching.memoize(1024)
-def _conv_plan(spec: ConvSpec, device_type: str) -> _ConvPlan:
+def _conv_plan(spec: ConvSpec, device_type: str, transposed_kernel: bool = False) -> _ConvPlan:
     dn = spec.dimension_numbers
     contraction = spec.in_features // spec.feature_group_count * math.prod(spec.window)
     empty = 0 in spec.out_shape or 0 in spec.lhs_shape or contraction == 0  # nothing to add: zeros
@@ -83,6 +83,9 @@ def _conv_plan(spec: ConvSpec, device_type: str) -> _ConvPlan:
         spec.nspatial, spec.window_strides, spec.padding, spec.lhs_dilation, spec.rhs_dilation,
         spec.feature_group_count, spec.batch_group_count,
     )
+    if run is not None and transposed_kernel:
+        run = lower.with_transposed_kernel(
+            run, spec.nspatial, spec.window_strides, spec.padding, spec.lhs_dilation, spec.rhs_dilation)
     return _ConvPlan(
         empty, _perm(dn.lhs_spec), _perm(dn.rhs_spec), _perm(inverse_permutation(dn.out_spec)), p.compute,
         p.compute != spec.dtype, p, contraction, run,
@@ -100,10 +103,15 @@ def _zeros(torch: Any, shape: tuple[int, ...], dtype: Any, *operands: Any) -> An
     return out
 
 
-def conv(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
-    """``conv_general_dilated`` of two tensors for a validated spec."""
+def conv(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec, transposed_kernel: bool = False) -> Any:
+    """``conv_general_dilated`` of two tensors for a validated spec.
+
+    ``transposed_kernel``: ``rhs`` is the kernel of ``conv_transpose(...,
+    transpose_kernel=True)`` whose forward convolution ``spec`` is (its I and O
+    axes swapped and its window flipped relative to ``spec``'s kernel), which
+    the lowering to ``conv_transpose*d`` takes as it is."""
     device_type = lhs.device.type
-    cp = _conv_plan(spec, device_type)
+    cp = _conv_plan(spec, device_type, transposed_kernel)
     if cp.empty:
         return _zeros(torch, spec.out_shape, getattr(torch, spec.out_dtype), lhs, rhs)
     x = lhs if cp.lhs_perm is None else lhs.permute(cp.lhs_perm)
