@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from operator import getitem
 from typing import Any
 
@@ -82,19 +82,13 @@ def canonical_spec(
     optionally, another padding, feature or batch group count,
     ``preferred_element_type`` or operand dtype (with ``dtype``, no
     ``preferred_element_type`` unless ``preferred`` names one)."""
-    if dtype is not None:
-        return conv_spec(
-            tuple(lhs_shape), tuple(rhs_shape), dtype, dtype, spec.window_strides,
-            tuple(spec.padding if padding is None else padding), spec.lhs_dilation, spec.rhs_dilation,
-            _canonical_dn(len(lhs_shape)), spec.feature_group_count if groups is None else groups,
-            spec.batch_group_count if batch_groups is None else batch_groups, spec.precision, preferred,
-        )
+    if dtype is None:
+        dtype, preferred = spec.dtype, spec.preferred_element_type if preferred is None else preferred
     return conv_spec(
-        tuple(lhs_shape), tuple(rhs_shape), spec.dtype, spec.dtype, spec.window_strides,
+        tuple(lhs_shape), tuple(rhs_shape), dtype, dtype, spec.window_strides,
         tuple(spec.padding if padding is None else padding), spec.lhs_dilation, spec.rhs_dilation,
         _canonical_dn(len(lhs_shape)), spec.feature_group_count if groups is None else groups,
-        spec.batch_group_count if batch_groups is None else batch_groups, spec.precision,
-        spec.preferred_element_type if preferred is None else preferred,
+        spec.batch_group_count if batch_groups is None else batch_groups, spec.precision, preferred,
     )
 
 
@@ -184,6 +178,21 @@ class _Plan:
         self.count += 1
         return (f"{kind}-{self.token}", self.count)
 
+    def _blocks(self) -> Iterator[tuple[int, tuple[int, ...], list[AxisBlock]]]:
+        """Every output block but its features: the batch chunk, the index of the
+        spatial block along each axis, and those blocks."""
+        for ib in range(len(self.x.chunks[0])):
+            for combo in itertools.product(*(range(len(a)) for a in self.axes)):
+                yield ib, combo, [a[i] for a, i in zip(self.axes, combo)]
+
+    def _out_chunks(self) -> tuple[tuple[int, ...], ...]:
+        """The output's chunks: the lhs's batch chunks, the segments' output feature
+        ranges, the spatial blocks."""
+        return (
+            self.x.chunks[0], tuple(b - a for a, b in self.ranges),
+            *(tuple(b.out_stop - b.out_start for b in a) for a in self.axes),
+        )
+
     def _kernel_slices(self) -> list[tuple[str, int]]:
         wkey = (self.w.name, *(0,) * self.w.ndim)
         keys = []
@@ -251,24 +260,18 @@ class _Plan:
         partial = "float32" if self.summed and self.out_dtype in _NARROW_FLOATS else self.out_dtype
         preferred = cs.preferred_element_type if partial == self.out_dtype else partial
         kernels = self._kernel_slices()
-        for ib in range(len(self.x.chunks[0])):
-            for combo in itertools.product(*(range(len(a)) for a in self.axes)):
-                blocks = [a[i] for a, i in zip(self.axes, combo)]
-                parts: dict[tuple[int, int], list[Any]] = defaultdict(list)
-                for seg, kernel in zip(self.segments, kernels):
-                    key = self._key("conv-block")
-                    spec = self._block_spec(ib, seg, blocks, preferred)
-                    self.dsk[key] = (tasks.block_conv, spec, self._lhs(ib, seg, blocks), kernel)
-                    parts[(seg.out_start, seg.out_stop)].append(key)
-                for jf, r in enumerate(self.ranges):
-                    top = self._tree(parts[r])
-                    out_key = (name, ib, jf, *combo)
-                    self.dsk[out_key] = (tasks.cast, top, self.out_dtype) if partial != self.out_dtype else top
-        chunks = (
-            self.x.chunks[0], tuple(b - a for a, b in self.ranges),
-            *(tuple(b.out_stop - b.out_start for b in a) for a in self.axes),
-        )
-        return self._array(name, chunks, self.out_dtype, [self.x, self.w])
+        for ib, combo, blocks in self._blocks():
+            parts: dict[tuple[int, int], list[Any]] = defaultdict(list)
+            for seg, kernel in zip(self.segments, kernels):
+                key = self._key("conv-block")
+                spec = self._block_spec(ib, seg, blocks, preferred)
+                self.dsk[key] = (tasks.block_conv, spec, self._lhs(ib, seg, blocks), kernel)
+                parts[(seg.out_start, seg.out_stop)].append(key)
+            for jf, r in enumerate(self.ranges):
+                top = self._tree(parts[r])
+                out_key = (name, ib, jf, *combo)
+                self.dsk[out_key] = (tasks.cast, top, self.out_dtype) if partial != self.out_dtype else top
+        return self._array(name, self._out_chunks(), self.out_dtype, [self.x, self.w])
 
     def kernel_grad(self, cot: Any, dtype: str) -> Any:
         """The kernel's cotangent (canonical layout, one chunk) for the canonical
@@ -278,25 +281,20 @@ class _Plan:
         shape = tuple(self.w.shape)
         if self.empty:
             return _zeros(self.x, shape, dtype, name)
-        cot = cot.rechunk((
-            self.x.chunks[0], tuple(b - a for a, b in self.ranges),
-            *(tuple(b.out_stop - b.out_start for b in a) for a in self.axes),
-        ))
+        cot = cot.rechunk(self._out_chunks())
         # each block's share is computed and added up in the cotangent's dtype (float32 for
         # float16 and bfloat16), as the whole kernel's would be, and cast to `dtype` at the end
         partial = "float32" if cs.out_dtype in _NARROW_FLOATS else cs.out_dtype
         kernels = self._kernel_slices()
+        features = [self.ranges.index((seg.out_start, seg.out_stop)) for seg in self.segments]
         shares: dict[int, list[Any]] = defaultdict(list)
-        for ib in range(len(self.x.chunks[0])):
-            for combo in itertools.product(*(range(len(a)) for a in self.axes)):
-                blocks = [a[i] for a, i in zip(self.axes, combo)]
-                for i, (seg, kernel) in enumerate(zip(self.segments, kernels)):
-                    jf = self.ranges.index((seg.out_start, seg.out_stop))
-                    key = self._key("conv-kernel-grad-block")
-                    spec = self._block_spec(ib, seg, blocks, None, dtype=partial)
-                    self.dsk[key] = (tasks.block_kernel_grad, spec, self._lhs(ib, seg, blocks), kernel,
-                                     (cot.name, ib, jf, *combo))
-                    shares[i].append(key)
+        for ib, combo, blocks in self._blocks():
+            for i, (seg, kernel, jf) in enumerate(zip(self.segments, kernels, features)):
+                key = self._key("conv-kernel-grad-block")
+                spec = self._block_spec(ib, seg, blocks, None, dtype=partial)
+                self.dsk[key] = (tasks.block_kernel_grad, spec, self._lhs(ib, seg, blocks), kernel,
+                                 (cot.name, ib, jf, *combo))
+                shares[i].append(key)
         assembled = [  # lists, not tuples: dask finds the keys inside lists
             [(slice(seg.out_start, seg.out_stop), slice(*seg.kernel_in)), self._tree(shares[i])]
             for i, seg in enumerate(self.segments)

@@ -59,7 +59,7 @@ def block_kernel_grad(spec: ConvSpec, pieces: Any, kernel: Any, cotangent: Any) 
     be = chunk_backend(lhs)
     xp = array_api_compat.array_namespace(lhs, kernel, cotangent)
     dtype = namespace_dtype(xp, spec.dtype, cotangent)
-    lhs, kernel, cotangent = (xp.astype(a, dtype) for a in (lhs, kernel, cotangent))
+    lhs, kernel, cotangent = (xp.astype(a, dtype, copy=False) for a in (lhs, kernel, cotangent))
     return derive.vjp_rhs(be, lhs, kernel, cotangent, vjp_rhs_plan(spec), dtype)
 
 
