@@ -36,6 +36,7 @@ from .errors import (
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__); spelled out for type checkers
     from . import layers
+    from .algorithm import fft_mode, use_fft
     from .backend import Backend, Manifest
     from .dispatch import current_backend, use_backend
     from .ops import (
@@ -68,6 +69,8 @@ _LAZY = {
     "Backend": "backend",
     "Manifest": "backend",
     "current_backend": "dispatch",
+    "fft_mode": "algorithm",
+    "use_fft": "algorithm",
     "use_backend": "dispatch",
     **dict.fromkeys(
         ("conv_general_dilated", "conv_general_dilated_local", "conv_general_dilated_patches",
@@ -126,10 +129,12 @@ __all__ = [
     "conv_transpose_shape",
     "current_backend",
     "errors",
+    "fft_mode",
     "layers",
     "list_backends",
     "padtype_to_pads",
     "use_backend",
+    "use_fft",
 ]
 
 

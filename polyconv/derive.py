@@ -16,6 +16,7 @@ from typing import Any
 
 import array_api_compat
 
+from .algorithm import use_fft
 from .backend import Backend
 from .spec import LocalSpec, PatchesSpec, TransposeSpec, VjpLhsPlan, VjpRhsPlan, dtype_kind, dtype_name
 from .spec.dimension_numbers import inverse_permutation
@@ -36,10 +37,15 @@ def conv_transpose(be: Backend, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
 
 
 def patches(be: Backend, lhs: Any, spec: PatchesSpec) -> Any:
-    """``conv_general_dilated_patches``: one group per channel, identity kernel."""
+    """``conv_general_dilated_patches``: one group per channel, identity kernel.
+
+    Never by FFT (:func:`polyconv.use_fft`): each output element is one input
+    element or an exact zero (a tap over padding), which a transform would
+    replace by rounding noise, and the gather is cheaper anyway."""
     xp = array_api_compat.array_namespace(lhs)
     kernel = patches_kernel(xp, spec, lhs.dtype, array_api_compat.device(lhs))
-    return be.conv_general_dilated(lhs, kernel, spec.conv)
+    with use_fft("never"):
+        return be.conv_general_dilated(lhs, kernel, spec.conv)
 
 
 def patches_kernel(xp: Any, spec: PatchesSpec, dtype: Any, device: Any) -> Any:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import caching, derive
+from .algorithm import fft_mode
 from .backend import NEUTRAL_TYPES, Backend, is_neutral
 from .dispatch import check_devices, check_operands, current_backend, resolve
 from .errors import ConvShapeError, ConvTypeError
@@ -445,7 +446,7 @@ def _call_key(op: str, arrays: tuple[Any, ...], backend: str | None, params: tup
             operands: tuple[Any, ...] = (type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
         else:
             operands = tuple((type(a), a.shape, a.dtype) for a in arrays)
-        key = (op, encoded, backend, current_backend(), caching.environment(), *operands)
+        key = (op, encoded, backend, current_backend(), fft_mode(), caching.environment(), *operands)
         hash(key)
     except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; unhashable dtypes
         return None

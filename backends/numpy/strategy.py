@@ -19,6 +19,12 @@ strategy       chosen for
                (:mod:`.depthwise`)
 ``offsets``    everything else: matrix products on shifted slices of the
                padded, flattened phase planes (:mod:`.offsets`)
+``fft``        large kernels, where the cost model finds it cheaper (or
+               every floating call inside ``polyconv.use_fft("always")``):
+               transforms of the live part of the input and of the kernel,
+               a product per frequency (:mod:`polyconv.backends.fft`); a
+               call with a non-finite operand runs the direct strategy
+               instead.  With lhs dilation, each phase decides for itself.
 =============  ==============================================================
 
 Non-finite kernels follow one rule on every strategy: padding and the holes
@@ -43,11 +49,12 @@ from typing import Any
 
 import numpy as np
 
-from polyconv import caching
+from polyconv import caching, calibration
+from polyconv.algorithm import fft_mode
 from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
 from polyconv.spec.dtypes import numpy_dtype
 
-from .. import gemm
+from .. import fft, gemm
 from . import depthwise, geometry, offsets, pointwise, polyphase, small
 from .problem import Problem, from_spec, input_view, kernel_view, output_view
 
@@ -77,13 +84,14 @@ class Choice:
 
 
 def convolve(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
-    """``conv_general_dilated`` of two NumPy arrays for a validated spec."""
-    return choose(spec).run(lhs, rhs)
+    """``conv_general_dilated`` of two NumPy arrays for a validated spec (in the current FFT mode)."""
+    return choose(spec, fft_mode()).run(lhs, rhs)
 
 
 def runner(spec: ConvSpec) -> Callable[[Any, Any], np.ndarray]:
-    """The function of the operands that computes ``spec`` (for polyconv's call cache)."""
-    return choose(spec).run
+    """The function of the operands that computes ``spec`` in the current FFT
+    mode (for polyconv's call cache, whose key holds the mode)."""
+    return choose(spec, fft_mode()).run
 
 
 def transpose_runner(tspec: TransposeSpec) -> Callable[[Any, Any], np.ndarray]:
@@ -91,7 +99,7 @@ def transpose_runner(tspec: TransposeSpec) -> Callable[[Any, Any], np.ndarray]:
     forward convolution of ``tspec.conv``, the kernel flipped and its I and O
     axes swapped (views) first when ``transpose_kernel`` (as
     :func:`polyconv.derive.conv_transpose` does it)."""
-    run = choose(tspec.conv).run
+    run = choose(tspec.conv, fft_mode()).run
     if not tspec.transpose_kernel:
         return run
     dn = tspec.conv.dimension_numbers
@@ -109,8 +117,8 @@ def transpose_runner(tspec: TransposeSpec) -> Callable[[Any, Any], np.ndarray]:
 
 
 @caching.memoize(256)
-def choose(spec: ConvSpec) -> Choice:
-    """The :class:`Choice` for ``spec`` (cached: 256 specs)."""
+def choose(spec: ConvSpec, mode: str = "auto") -> Choice:
+    """The :class:`Choice` for ``spec`` in FFT ``mode`` (cached: 256 specs and modes)."""
     problem = from_spec(spec)
     plan = gemm.plan_dtypes(spec, problem.cg * problem.taps)
     out_dtype = numpy_dtype(plan.out)
@@ -130,12 +138,12 @@ def choose(spec: ConvSpec) -> Choice:
 
     compute = numpy_dtype(plan.compute)
     gathered = problem.groups * problem.cg * problem.taps * problem.batch * problem.positions
-    if gathered <= small.MAX_ELEMENTS:
+    if gathered <= small.MAX_ELEMENTS and mode != "always":
         return Choice("small", small.runner(spec, compute, out_dtype), ("small",))
 
     if any(d != 1 for d in spec.lhs_dilation):
         parts = polyphase.decompose(problem, spec.lhs_dilation)
-        solvers = [(None if p.problem is None else _solver(p.problem, compute), p) for p in parts]
+        solvers = [(None if p.problem is None else _solver(p.problem, compute, mode), p) for p in parts]
         names = tuple("zeros" if s is None else s[0] for s, _ in solvers)
 
         def phases(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
@@ -151,7 +159,7 @@ def choose(spec: ConvSpec) -> Choice:
 
         return Choice("polyphase", _direct(spec, phases, out_dtype), names)
 
-    name, solve = _solver(problem, compute)
+    name, solve = _solver(problem, compute, mode)
     return Choice(name, _direct(spec, solve, out_dtype), (name,))
 
 
@@ -167,13 +175,43 @@ def _direct(spec: ConvSpec, solve: Solver, out_dtype: np.dtype) -> Callable[[Any
     return run
 
 
-def _solver(problem: Problem, compute: np.dtype) -> tuple[str, Solver]:
-    """The strategy for a problem without lhs dilation, and its function ``solve(x, w, y)`` of canonical views."""
+def _solver(problem: Problem, compute: np.dtype, mode: str = "never") -> tuple[str, Solver]:
+    """The strategy for a problem without lhs dilation, and its function ``solve(x, w, y)`` of canonical views:
+    FFT where :func:`polyconv.backends.fft.decide` takes it, else a direct one."""
     if problem.empty:
         def zero(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
             y[...] = 0
 
         return "zeros", zero
+    name, direct = _direct_solver(problem, compute)
+    if mode == "never" or not fft.eligible(compute.name):
+        return name, direct
+    sp = fft.plan(problem.batch, problem.groups, problem.cg, problem.og, problem.sizes, problem.window,
+                  problem.out, problem.strides, problem.dilation, problem.low)
+    if sp is None:  # no output reads the input
+        return name, direct
+    complex_ = compute.kind == "c"
+    chunk = fft.decide(sp, mode, complex_, calibration.constants("numpy"))
+    if not chunk:
+        return name, direct
+    transforms = np.dtype(np.complex128 if complex_ else np.float64)
+    hull = (slice(None),) * 3 + tuple(slice(*a.hull) for a in sp.axes)
+    whole = hull[3:] == tuple(slice(0, n) for n in problem.out)
+
+    def spectral(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
+        if not (np.isfinite(x).all() and np.isfinite(w).all()):  # a transform would spread it everywhere
+            direct(x, w, y)
+            return
+        if not whole:
+            y[...] = 0
+        zeros = np.count_nonzero(x) < x.size or np.count_nonzero(w) < w.size
+        y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, chunk, exact_zeros=zeros)
+
+    return "fft", spectral
+
+
+def _direct_solver(problem: Problem, compute: np.dtype) -> tuple[str, Solver]:
+    """The direct strategy for a non-empty problem without lhs dilation."""
     if pointwise.applies(problem):
         def direct(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
             if not pointwise.run(problem, x, w, y, compute, max_copy=offsets.WORKSPACE_BYTES):

@@ -1,0 +1,18 @@
+"""Convolution by FFT, shared by the backends that have transforms (NumPy, PyTorch, CuPy).
+
+:mod:`.geometry` works out, from the spec alone, what to transform and what
+to keep (pure integer arithmetic); :mod:`.cost` decides, by a cost model and
+an error rule, whether FFT should be used; :mod:`.conv` computes it with any
+array namespace that has the array API's ``fft`` extension.  The mode
+(``auto``, ``always``, ``never``) is :func:`polyconv.use_fft`'s.
+
+This package is not a backend: it registers no entry point.
+"""
+
+from __future__ import annotations
+
+from .conv import convolve
+from .cost import decide, eligible
+from .geometry import SpectralPlan, plan
+
+__all__ = ["SpectralPlan", "plan", "decide", "eligible", "convolve"]

@@ -1,0 +1,106 @@
+"""The FFT convolution itself, with any array namespace that has the ``fft`` extension.
+
+:func:`convolve` takes the canonical views (input ``(N', G, C_g, *S)``,
+kernel ``(G, O_g, C_g, *K)``) and a :class:`.geometry.SpectralPlan`, and
+returns the live hull of the output, ``(N', G, O_g, *hull)``, in the compute
+dtype.  Real operands use ``rfftn``/``irfftn``, complex ones
+``fftn``/``ifftn``.  In the frequency domain each group is a matrix product
+per frequency, ``(N', C_g) @ (C_g, O_g)`` (a broadcast product when
+``C_g == 1``: depthwise); the batch is taken ``chunk`` images at a time so
+that the transforms stay within the workspace (:mod:`.cost` sizes it).
+
+The namespace ``xp`` (NumPy, ``array_api_compat.torch``, CuPy) provides
+``astype``, ``zeros``, ``flip``, ``reshape``, ``permute_dims``, ``matmul``,
+``concat``, ``where``, ``asarray`` and ``fft.rfftn``/``irfftn``/``fftn``/``ifftn``.  The
+operands are never written to; the dilated kernel is built in a fresh array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .geometry import SpectralPlan
+
+__all__ = ["convolve"]
+
+
+def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,
+             device: Any = None, exact_zeros: bool = False) -> Any:
+    """The live hull of the convolution of canonical ``x`` and ``w`` (see the module docstring).
+
+    ``compute`` is the namespace's real or complex dtype to compute in,
+    ``complex_`` whether it is complex, ``chunk`` the images per transform.
+    With ``exact_zeros`` (the caller found a zero in an operand), the
+    elements all of whose products are zero are made exactly zero, as a
+    direct sum leaves them: the same convolution of the operands' nonzero
+    indicators counts their nonzero products (integers, which float64
+    transforms give to far better than 0.5), and the result is kept where
+    the count is positive.
+    """
+    y = _convolve(xp, x, w, p, compute, complex_, chunk, device)
+    if exact_zeros:
+        real = xp.float64
+        count = _convolve(xp, xp.astype(x != 0, real), xp.astype(w != 0, real), p, real, False, chunk, device)
+        y = xp.where(count > 0.5, y, xp.zeros((), dtype=y.dtype, device=device))
+    return y
+
+
+def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,
+              device: Any = None) -> Any:
+    n = len(p.axes)
+    spatial = tuple(range(3, 3 + n))
+    lengths = p.lengths
+    forward, inverse = (xp.fft.fftn, xp.fft.ifftn) if complex_ else (xp.fft.rfftn, xp.fft.irfftn)
+
+    x = x[(slice(None),) * 3 + tuple(slice(*a.read) for a in p.axes)]
+    if x.dtype != compute:
+        x = xp.astype(x, compute)
+    w = xp.astype(w, compute) if w.dtype != compute else w
+    if any(a.dilation > 1 for a in p.axes):
+        stuffed = xp.zeros((*w.shape[:3], *(a.extent for a in p.axes)), dtype=compute, device=device)
+        stuffed[(slice(None),) * 3 + tuple(slice(None, None, a.dilation) for a in p.axes)] = w
+        w = stuffed
+    w = xp.flip(w, axis=spatial)
+    kernel = forward(w, s=lengths, axes=spatial)  # (G, O_g, C_g, *F)
+    freq = tuple(kernel.shape[3:])
+    points = int(np.prod(freq))
+    kernel = xp.reshape(kernel, (p.groups, p.og, p.cg, points))
+    if p.cg == 1:
+        kernel = kernel[:, :, 0, :]  # (G, O_g, F)
+    else:
+        kernel = xp.permute_dims(kernel, (0, 3, 2, 1))  # (G, F, C_g, O_g)
+
+    keep = (slice(None),) * 3 + tuple(
+        slice(a.first, a.first + (a.live - 1) * a.stride + 1, a.stride) for a in p.axes)
+    mask = _dead_mask(xp, p, device)
+    pieces = []
+    for b0 in range(0, p.batch, chunk):
+        spectrum = forward(x[b0:b0 + chunk], s=lengths, axes=spatial)  # (n, G, C_g, *F)
+        m = spectrum.shape[0]
+        spectrum = xp.reshape(spectrum, (m, p.groups, p.cg, points))
+        if p.cg == 1:
+            product = spectrum * kernel  # (n, G, 1, F) * (G, O_g, F)
+        else:
+            product = xp.matmul(xp.permute_dims(spectrum, (1, 3, 0, 2)), kernel)  # (G, F, n, O_g)
+            product = xp.permute_dims(product, (2, 0, 3, 1))
+        product = xp.reshape(product, (m, p.groups, p.og, *freq))
+        full = inverse(product, s=lengths, axes=spatial)
+        piece = full[keep]
+        if mask is not None:
+            piece = piece * mask
+        pieces.append(piece)
+    return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
+
+
+def _dead_mask(xp: Any, p: SpectralPlan, device: Any) -> Any:
+    """A 0/1 array broadcasting over the hull, zero at the dead outputs inside it, or None."""
+    if not any(a.dead for a in p.axes):
+        return None
+    mask = np.ones(tuple(a.live for a in p.axes), np.float32)
+    for i, a in enumerate(p.axes):
+        index = [slice(None)] * len(p.axes)
+        index[i] = list(a.dead)  # type: ignore[call-overload]
+        mask[tuple(index)] = 0
+    return xp.asarray(mask, device=device)
