@@ -3,7 +3,9 @@
 :mod:`.geometry` works out, from the spec alone, what to transform and what
 to keep (pure integer arithmetic); :mod:`.cost` decides, by a cost model and
 an error rule, whether FFT should be used; :mod:`.conv` computes it with any
-array namespace that has the array API's ``fft`` extension.  The mode
+array namespace that has the array API's ``fft`` extension, on canonical
+views; :mod:`.spec` runs a whole spec that way (the torch and CuPy
+backends; the NumPy backend plans its canonical problems itself).  The mode
 (``auto``, ``always``, ``never``) is :func:`polyconv.use_fft`'s.
 
 This package is not a backend: it registers no entry point.
@@ -14,5 +16,6 @@ from __future__ import annotations
 from .conv import convolve
 from .cost import decide, eligible
 from .geometry import SpectralPlan, plan
+from .spec import Prepared, prepare, run
 
-__all__ = ["SpectralPlan", "plan", "decide", "eligible", "convolve"]
+__all__ = ["SpectralPlan", "plan", "decide", "eligible", "convolve", "Prepared", "prepare", "run"]

@@ -52,7 +52,9 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
     n = len(p.axes)
     spatial = tuple(range(3, 3 + n))
     lengths = p.lengths
-    forward, inverse = (xp.fft.fftn, xp.fft.ifftn) if complex_ else (xp.fft.rfftn, xp.fft.irfftn)
+
+    def forward(a: Any) -> Any:
+        return _forward(xp, a, lengths, spatial, complex_)
 
     x = x[(slice(None),) * 3 + tuple(slice(*a.read) for a in p.axes)]
     if x.dtype != compute:
@@ -63,7 +65,7 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
         stuffed[(slice(None),) * 3 + tuple(slice(None, None, a.dilation) for a in p.axes)] = w
         w = stuffed
     w = xp.flip(w, axis=spatial)
-    kernel = forward(w, s=lengths, axes=spatial)  # (G, O_g, C_g, *F)
+    kernel = forward(w)  # (G, O_g, C_g, *F)
     freq = tuple(kernel.shape[3:])
     points = int(np.prod(freq))
     kernel = xp.reshape(kernel, (p.groups, p.og, p.cg, points))
@@ -72,12 +74,10 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
     else:
         kernel = xp.permute_dims(kernel, (0, 3, 2, 1))  # (G, F, C_g, O_g)
 
-    keep = (slice(None),) * 3 + tuple(
-        slice(a.first, a.first + (a.live - 1) * a.stride + 1, a.stride) for a in p.axes)
     mask = _dead_mask(xp, p, device)
     pieces = []
     for b0 in range(0, p.batch, chunk):
-        spectrum = forward(x[b0:b0 + chunk], s=lengths, axes=spatial)  # (n, G, C_g, *F)
+        spectrum = forward(x[b0:b0 + chunk])  # (n, G, C_g, *F)
         m = spectrum.shape[0]
         spectrum = xp.reshape(spectrum, (m, p.groups, p.cg, points))
         if p.cg == 1:
@@ -86,12 +86,43 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
             product = xp.matmul(xp.permute_dims(spectrum, (1, 3, 0, 2)), kernel)  # (G, F, n, O_g)
             product = xp.permute_dims(product, (2, 0, 3, 1))
         product = xp.reshape(product, (m, p.groups, p.og, *freq))
-        full = inverse(product, s=lengths, axes=spatial)
-        piece = full[keep]
+        piece = _inverse(xp, product, p, complex_)
         if mask is not None:
             piece = piece * mask
         pieces.append(piece)
     return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
+
+
+def _forward(xp: Any, a: Any, lengths: tuple[int, ...], axes: tuple[int, ...], complex_: bool) -> Any:
+    """The transform of ``a`` zero-padded to ``lengths`` along ``axes``, one axis
+    at a time, the last first: each 1-d pass runs over the other axes at the
+    sizes they have so far, so the padding of the axes not yet transformed
+    is never transformed (a small kernel costs a fraction of a full-size
+    transform)."""
+    last = len(axes) - 1
+    a = (xp.fft.fft if complex_ else xp.fft.rfft)(a, n=lengths[last], axis=axes[last])
+    for i in range(last - 1, -1, -1):
+        a = xp.fft.fft(a, n=lengths[i], axis=axes[i])
+    return a
+
+
+def _inverse(xp: Any, spectrum: Any, p: SpectralPlan, complex_: bool) -> Any:
+    """The outputs kept from the inverse transform of ``spectrum``: one axis at
+    a time, the first first, each axis cut to its kept outputs (every
+    ``stride``-th from ``first``) before the next pass, so that the last
+    (real) pass runs only over kept rows."""
+    n = len(p.axes)
+    for i, a in enumerate(p.axes):
+        axis = 3 + i
+        if i == n - 1:
+            spectrum = (xp.fft.ifft(spectrum, n=a.length, axis=axis) if complex_
+                        else xp.fft.irfft(spectrum, n=a.length, axis=axis))
+        else:
+            spectrum = xp.fft.ifft(spectrum, n=a.length, axis=axis)
+        index = [slice(None)] * (3 + n)
+        index[axis] = slice(a.first, a.first + (a.live - 1) * a.stride + 1, a.stride)
+        spectrum = spectrum[tuple(index)]
+    return spectrum
 
 
 def _dead_mask(xp: Any, p: SpectralPlan, device: Any) -> Any:

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from polyconv import caching, derive
+from polyconv.algorithm import fft_mode
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, dtype_bits, dtype_kind
 from polyconv.spec.dimension_numbers import inverse_permutation
 
+from .. import fft
 from . import exact, lower
 from .plan import TorchDtypes, plan_dtypes
 
@@ -114,6 +116,12 @@ def conv(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec, transposed_kernel: bool
     cp = _conv_plan(spec, device_type, transposed_kernel)
     if cp.empty:
         return _zeros(torch, spec.out_shape, getattr(torch, spec.out_dtype), lhs, rhs)
+    if cp.dtypes.mode == "float":
+        prepared = fft.prepare(spec, cp.compute, fft_mode(), "torch")
+        if prepared is not None:
+            out = _by_fft(torch, lhs, rhs, spec, prepared, transposed_kernel)
+            if out is not None:
+                return out
     x = lhs if cp.lhs_perm is None else lhs.permute(cp.lhs_perm)
     w = rhs if cp.rhs_perm is None else rhs.permute(cp.rhs_perm)
     if cp.cast:
@@ -139,15 +147,41 @@ def conv(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec, transposed_kernel: bool
     return out if cp.out_perm is None else out.permute(cp.out_perm)
 
 
+def _by_fft(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec, prepared: fft.Prepared,
+            transposed_kernel: bool = False) -> Any:
+    """The convolution by FFT (:mod:`polyconv.backends.fft`, on ``torch.fft``), or
+    None where the direct path runs: inside ``torch.compile`` tracing (the FFT
+    path checks values), while autograd records (the transforms' adjoints
+    would put rounding noise where the direct convolution's gradients are
+    exact zeros), and for non-finite operands."""
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if compiling is not None and compiling():
+        return None
+    if torch.is_grad_enabled() and (lhs.requires_grad or rhs.requires_grad):
+        return None
+    import array_api_compat.torch as xp
+
+    if transposed_kernel:  # the forward kernel: window flipped, I and O swapped
+        rs = spec.dimension_numbers.rhs_spec
+        perm = list(range(rhs.ndim))
+        perm[rs[0]], perm[rs[1]] = rs[1], rs[0]
+        rhs = rhs.flip(list(rs[2:])).permute(perm) if spec.nspatial else rhs.permute(perm)
+    return fft.run(xp, lhs, rhs, prepared, lhs.device)
+
+
 def conv_runner(torch: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
     """:func:`conv` for one spec as a function of the operands.  CPU tensors
     of a dtype PyTorch convolves as it is (the common case) go straight to
-    the planned native call; everything else takes :func:`conv`."""
+    the planned native call, or to the FFT path where it is chosen in the
+    current FFT mode (which the call cache's key holds); everything else
+    takes :func:`conv`."""
     cp = _conv_plan(spec, "cpu")
 
     def general(lhs: Any, rhs: Any) -> Any:
         return conv(torch, lhs, rhs, spec)
 
+    if not cp.empty and cp.dtypes.mode == "float" and fft.prepare(spec, cp.compute, fft_mode(), "torch"):
+        return general
     if cp.empty or cp.cast or cp.dtypes.mode != "float" or cp.compute != spec.out_dtype or cp.run is None:
         return general
     lhs_perm, rhs_perm, out_perm, run = cp.lhs_perm, cp.rhs_perm, cp.out_perm, cp.run

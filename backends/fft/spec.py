@@ -1,0 +1,92 @@
+"""FFT ``conv_general_dilated`` of a whole spec on any namespace: the path of the torch and CuPy backends.
+
+:func:`prepare` decides once per spec and mode (cached) whether FFT applies
+and plans it; :func:`run` computes it for one call, or returns None when the
+operands hold an infinity or NaN (the caller then runs its direct path).
+The operands are permuted into canonical views (feature groups split the
+channels, batch groups the batch), lhs dilation is applied by zero-stuffing
+the input (the holes are zeros of the operand, so the nonzero-count
+convolution of :func:`.conv.convolve` keeps the outputs that read only holes
+exactly zero), and the result is put back into the output layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from polyconv import caching
+from polyconv.calibration import constants
+from polyconv.spec import ConvSpec
+from polyconv.spec.dimension_numbers import inverse_permutation
+
+from .conv import convolve
+from .cost import decide, eligible
+from .geometry import SpectralPlan, plan
+
+__all__ = ["Prepared", "prepare", "run"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The FFT plan of one spec: the :class:`.geometry.SpectralPlan` and the images per transform."""
+
+    spec: ConvSpec
+    plan: SpectralPlan
+    chunk: int
+    complex_: bool
+
+
+@caching.memoize(256)
+def prepare(spec: ConvSpec, compute: str, mode: str, backend: str) -> Prepared | None:
+    """The FFT plan of ``spec`` accumulated in ``compute`` on ``backend`` (whose
+    calibration applies) in FFT ``mode``, or None where the direct path runs."""
+    if mode == "never" or not eligible(compute) or 0 in spec.out_shape or 0 in spec.lhs_shape:
+        return None
+    groups = max(spec.feature_group_count, spec.batch_group_count)
+    sizes = tuple((s - 1) * d + 1 for s, d in zip(spec.lhs_spatial, spec.lhs_dilation))
+    sp = plan(spec.batch // spec.batch_group_count, groups, spec.in_features // spec.feature_group_count,
+              spec.out_features // groups, sizes, spec.window, spec.out_spatial, spec.window_strides,
+              spec.rhs_dilation, tuple(lo for lo, _ in spec.padding))
+    if sp is None or 0 in (sp.cg, sp.og, sp.batch):
+        return None
+    complex_ = compute == "complex64"
+    chunk = decide(sp, mode, complex_, constants(backend))
+    return Prepared(spec, sp, chunk, complex_) if chunk else None
+
+
+def run(xp: Any, lhs: Any, rhs: Any, p: Prepared, device: Any = None) -> Any:
+    """The convolution of ``lhs`` and ``rhs`` (the caller's layouts) by FFT, in
+    ``p.spec``'s output layout and dtype, or None when an operand is not finite."""
+    spec, sp = p.spec, p.plan
+    if not (bool(xp.all(xp.isfinite(lhs))) and bool(xp.all(xp.isfinite(rhs)))):
+        return None
+    dn = spec.dimension_numbers
+    n = spec.nspatial
+    x = xp.permute_dims(lhs, dn.lhs_spec)  # (N, C, *S)
+    if any(d != 1 for d in spec.lhs_dilation):
+        dilated = tuple((s - 1) * d + 1 for s, d in zip(spec.lhs_spatial, spec.lhs_dilation))
+        stuffed = xp.zeros((*x.shape[:2], *dilated), dtype=x.dtype, device=device)
+        stuffed[(slice(None), slice(None), *(slice(None, None, d) for d in spec.lhs_dilation))] = x
+        x = stuffed
+    sizes = tuple(x.shape[2:])
+    if spec.batch_group_count > 1:  # (B, N', C, *S) -> (N', B, C, *S)
+        b = spec.batch_group_count
+        x = xp.reshape(x, (b, spec.batch // b, spec.in_features, *sizes))
+        x = xp.permute_dims(x, (1, 0, *range(2, n + 3)))
+    else:
+        x = xp.reshape(x, (spec.batch, sp.groups, sp.cg, *sizes))
+    w = xp.permute_dims(rhs, dn.rhs_spec)  # (O, I, *K)
+    w = xp.reshape(w, (sp.groups, sp.og, *w.shape[1:]))
+    transforms = xp.complex128 if p.complex_ else xp.float64
+    zeros = bool(xp.any(x == 0)) or bool(xp.any(w == 0))
+    hull = convolve(xp, x, w, sp, transforms, p.complex_, p.chunk, device, exact_zeros=zeros)
+    out_dtype = getattr(xp, spec.out_dtype)
+    canonical_shape = (sp.batch, sp.groups, sp.og, *spec.out_spatial)
+    if all(a.hull == (0, o) for a, o in zip(sp.axes, spec.out_spatial)):
+        y = xp.astype(hull, out_dtype)
+    else:
+        y = xp.zeros(canonical_shape, dtype=out_dtype, device=device)
+        y[(slice(None),) * 3 + tuple(slice(*a.hull) for a in sp.axes)] = xp.astype(hull, out_dtype)
+    y = xp.reshape(y, (sp.batch, spec.out_features, *spec.out_spatial))
+    return xp.permute_dims(y, inverse_permutation(dn.out_spec))
