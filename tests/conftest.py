@@ -4,13 +4,19 @@
 :mod:`polyconv.conformance.plugin`) multiplies the random-case counts by 10
 for long runs; by default every random test draws a fixed, seeded set of
 cases, so CI is reproducible and bounded.
+
+The tests read no calibration of the machine's user: ``POLYCONV_CALIBRATION``
+points at an empty file, so the FFT cost model has its defaults.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+
+os.environ["POLYCONV_CALIBRATION"] = os.devnull
 
 TOY_MISSING = "the test plugin polyconv-toy is not installed: run `pip install ./tests/plugins/polyconv_toy`"
 

@@ -20,14 +20,16 @@ without a GPU.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from polyconv.algorithm import fft_mode
 from polyconv.spec import ConvSpec
 
-from .. import gemm
+from .. import fft, gemm
 from . import cudnn_operands
 from .cudnn_plan import CudnnPlan, cudnn_plans, why_not
 
@@ -37,6 +39,11 @@ logger = logging.getLogger("polyconv")
 
 #: Decisions kept per process before the oldest half is forgotten.
 MAX_DECISIONS = 4096
+
+
+def _compute(spec: ConvSpec) -> str:
+    """The accumulation dtype of ``spec`` (the gather-GEMM's policy, which cuDNN's plans follow)."""
+    return gemm.plan_dtypes(spec, spec.in_features // spec.feature_group_count * math.prod(spec.window)).compute
 
 
 class Engine(Protocol):
@@ -106,7 +113,16 @@ class Paths:
         return hit
 
     def conv(self, xp: Any, lhs: Any, rhs: Any, spec: ConvSpec, device: Hashable) -> Any:
-        """``conv_general_dilated`` of ``lhs`` and ``rhs`` (namespace ``xp``, on ``device``)."""
+        """``conv_general_dilated`` of ``lhs`` and ``rhs`` (namespace ``xp``, on ``device``):
+        by FFT (cuFFT, :mod:`polyconv.backends.fft`) where :func:`polyconv.backends.fft.prepare`
+        takes it in the current FFT mode and the operands are finite, else as :meth:`path` decides."""
+        prepared = fft.prepare(spec, _compute(spec), fft_mode(), "cupy")
+        if prepared is not None:
+            import array_api_compat
+
+            out = fft.run(array_api_compat.array_namespace(lhs), lhs, rhs, prepared, array_api_compat.device(lhs))
+            if out is not None:
+                return out
         chosen = self.path(spec, device)
         engine = self._engine
         if chosen.plan is not None and engine is not None:

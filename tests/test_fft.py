@@ -1,0 +1,283 @@
+"""The FFT path: its geometry against brute force, the conformance suite with
+FFT forced on the NumPy and torch backends, the automatic choice, the
+fallbacks (non-finite operands, autograd, 64-bit and integer dtypes), the
+exact zeros, ``use_fft`` and the calibration store.  No timing is asserted."""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from polyconv.backends import fft
+from polyconv.backends.fft import conv as fft_conv
+from polyconv.backends.fft.geometry import axis_plan, fast_length
+from polyconv.backends.numpy import strategy
+from polyconv.conformance import tolerances
+from polyconv.conformance.suite import Suite, load
+
+import polyconv
+from polyconv import caching, calibration
+from polyconv.spec import conv_spec
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+NO_TORCH = "PyTorch is not installed: the torch backend's FFT path is not checked"
+
+
+@pytest.fixture
+def fft_calls(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
+    """Counts the FFT convolutions computed (``calls['fft']``), on every backend."""
+    calls: collections.Counter[str] = collections.Counter()
+    inner = fft_conv._convolve
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls["fft"] += 1
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(fft_conv, "_convolve", counting)
+    caching.clear()
+    yield calls
+    caching.clear()
+
+
+def test_fast_length_is_the_next_smooth_number() -> None:
+    smooth = [n for n in range(1, 3000) if _smooth(n)]
+    for n in range(1, 2900):
+        assert fast_length(n) == next(m for m in smooth if m >= n)
+
+
+def _smooth(n: int) -> bool:
+    for p in (2, 3, 5):
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
+def _brute_axis(size: int, window: int, out: int, stride: int, dilation: int, low: int) -> list[bool]:
+    return [any(0 <= o * stride - low + k * dilation < size for k in range(window)) for o in range(out)]
+
+
+def test_axis_plan_matches_brute_force() -> None:
+    """The live outputs, and one-dimensional FFT convolutions through the plan, for
+    every small geometry: sizes 1-7, windows 1-4, strides and dilations 1-3,
+    low and high padding -3..4 (cropping included)."""
+    rng = np.random.default_rng(0)
+    checked = 0
+    for size, window, stride, dilation, low, high in itertools.product(
+            range(1, 8), range(1, 5), range(1, 4), range(1, 4), range(-3, 5), range(-3, 5)):
+        extent = (window - 1) * dilation + 1
+        padded = size + low + high
+        if padded < extent:
+            continue
+        out = (padded - extent) // stride + 1
+        live = _brute_axis(size, window, out, stride, dilation, low)
+        a = axis_plan(size, window, out, stride, dilation, low)
+        if not any(live):
+            assert a is None
+            continue
+        assert a is not None
+        first, last = live.index(True), out - 1 - live[::-1].index(True)
+        assert a.hull == (first, last + 1)
+        assert set(a.dead) == {j for j in range(a.live) if not live[first + j]}
+        if checked % 7 == 0:  # the arithmetic through the plan, on a seventh of them
+            x, w = rng.standard_normal(size), rng.standard_normal(window)
+            xp = np.zeros(padded)
+            xp[max(low, 0):max(low, 0) + size + min(low, 0) + min(high, 0)] = x[max(-low, 0):size - max(-high, 0)]
+            want = np.array([sum(xp[o * stride + k * dilation] * w[k] for k in range(window)) for o in range(out)])
+            sp = fft.plan(1, 1, 1, 1, (size,), (window,), (out,), (stride,), (dilation,), (low,))
+            assert sp is not None
+            got = fft.convolve(np, x.reshape(1, 1, 1, size), w.reshape(1, 1, 1, window), sp, np.float64, False, 1)
+            full = np.zeros(out)
+            full[a.hull[0]:a.hull[1]] = got.reshape(-1)
+            np.testing.assert_allclose(full, want, rtol=1e-12, atol=1e-12)
+            assert np.all(full[~np.array(live)] == 0)  # dead outputs exactly zero
+        checked += 1
+    assert checked > 4000
+
+
+def _forced_suite(name: str, features: tuple[str, ...]) -> tuple[collections.Counter[tuple[str, str]], list[str]]:
+    be, why = load(name)
+    assert be is not None, why
+    outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+    failures = []
+    with polyconv.use_fft("always"):
+        for item, outcome in Suite(be, False, None, features).run():
+            outcomes[(item.feature, outcome.status)] += 1
+            if outcome.status not in ("pass", "unsupported"):
+                failures.append(f"{item.id}: {outcome.report()[:400]}")
+    return outcomes, failures
+
+
+_FEATURES = ("conv_general_dilated", "conv_transpose", "vjp", "patches", "local")
+
+
+def test_conformance_with_fft_forced_on_numpy(fft_calls: collections.Counter[str]) -> None:
+    """Every case FFT can take is computed by it, and the suite passes."""
+    outcomes, failures = _forced_suite("numpy", _FEATURES)
+    assert not failures, "\n".join(failures[:10])
+    assert sum(outcomes.values()) > 4000
+    assert fft_calls["fft"] > 400  # float32, float16, bfloat16, complex64 cases: the others run directly
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason=NO_TORCH)
+def test_conformance_with_fft_forced_on_torch(fft_calls: collections.Counter[str]) -> None:
+    outcomes, failures = _forced_suite("torch", (*_FEATURES, "autodiff"))
+    assert not failures, "\n".join(failures[:10])
+    assert fft_calls["fft"] > 250
+
+
+def _spec(lhs: tuple[int, ...], rhs: tuple[int, ...], dtype: str = "float32", groups: int = 1) -> Any:
+    n = len(lhs) - 2
+    return conv_spec(lhs, rhs, dtype, dtype, (1,) * n, "SAME", feature_group_count=groups)
+
+
+def test_auto_takes_fft_for_large_kernels_only() -> None:
+    caching.clear()
+    large = [
+        _spec((4, 64, 64, 64), (64, 1, 31, 31), groups=64),  # depthwise 31x31
+        _spec((8, 16, 16384), (16, 1, 1023), groups=16),  # 1023 taps
+        _spec((4, 64, 64, 64), (64, 1, 31, 31), "float16", groups=64),
+        _spec((4, 64, 64, 64), (64, 1, 31, 31), "complex64", groups=64),
+    ]
+    for spec in large:
+        assert strategy.choose(spec, "auto").name == "fft", spec
+        assert strategy.choose(spec, "never").name != "fft"
+    small = [_spec((8, 64, 56, 56), (64, 64, 3, 3)), _spec((8, 256, 14, 14), (256, 256, 1, 1)),
+             _spec((8, 64, 56, 56), (64, 1, 3, 3), groups=64)]
+    for spec in small:
+        assert strategy.choose(spec, "auto").name != "fft", spec
+        assert strategy.choose(spec, "always").name == "fft", spec
+    for dtype in ("float64", "complex128", "int32", "bool"):  # never, whatever the mode
+        spec = _spec((4, 64, 64, 64), (64, 1, 31, 31), dtype, groups=64)
+        assert strategy.choose(spec, "always").name != "fft", dtype
+
+
+@pytest.mark.parametrize("shape", ["depthwise-31", "taps-1023", "image-15", "dense-dilated"])
+def test_large_kernels_by_fft_are_within_the_conformance_tolerance(
+        shape: str, fft_calls: collections.Counter[str]) -> None:
+    rng = np.random.default_rng(1)
+    lhs, rhs, groups, kw = {
+        "depthwise-31": ((1, 8, 48, 48), (8, 1, 31, 31), 8, {}),
+        "taps-1023": ((2, 4, 4096), (4, 1, 1023), 4, {}),
+        "image-15": ((1, 1, 256, 256), (1, 1, 15, 15), 1, {}),
+        "dense-dilated": ((2, 6, 40, 40), (4, 3, 9, 9), 2, {"window_strides": (2, 1), "rhs_dilation": (2, 3),
+                                                              "padding": ((5, 9), (-3, 12))}),
+    }[shape]
+    x = rng.standard_normal(lhs).astype(np.float32)
+    w = rng.standard_normal(rhs).astype(np.float32)
+    args = {"window_strides": (1,) * (len(lhs) - 2), "padding": "SAME", **kw}
+    with polyconv.use_fft("always"):
+        y = polyconv.conv_general_dilated(x, w, feature_group_count=groups, **args)
+    assert fft_calls["fft"] == 1
+    spec = conv_spec(x.shape, w.shape, "float32", "float32", args["window_strides"], args["padding"],
+                     rhs_dilation=args.get("rhs_dilation"), feature_group_count=groups)
+    tolerances.assert_close(y, x, w, spec)
+
+
+def test_non_finite_operands_run_directly(fft_calls: collections.Counter[str]) -> None:
+    """A transform would spread an infinity over the whole result: such calls
+    take the direct strategy, and give its NaN and infinity pattern."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 30, 30)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 9, 9)).astype(np.float32)
+    x[0, 1, 4, 7] = np.inf
+    x[1, 2, 20, 3] = np.nan
+    with polyconv.use_fft("always"):
+        y = polyconv.conv_general_dilated(x, w, (1, 1), "SAME")
+    assert fft_calls["fft"] == 0
+    with polyconv.use_fft("never"):
+        direct = polyconv.conv_general_dilated(x, w, (1, 1), "SAME")
+    np.testing.assert_array_equal(y, direct)
+    assert np.isfinite(y).mean() > 0.5
+
+
+def test_products_of_zeros_stay_exact_zeros(fft_calls: collections.Counter[str]) -> None:
+    """Where every product is zero (zeros of the data, padding, the holes of
+    the dilations) the result is exactly zero, as a direct sum leaves it."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 2, 40, 40)).astype(np.float32)
+    x[:, :, :20] = 0  # a zero half
+    w = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    with polyconv.use_fft("always"):
+        y = polyconv.conv_general_dilated(x, w, (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 1))
+    assert fft_calls["fft"] > 0
+    ref = polyconv.conv_general_dilated(x.astype(np.float64), w.astype(np.float64), (1, 1), ((2, 2), (2, 2)),
+                                        lhs_dilation=(2, 1))
+    assert np.array_equal(y == 0, ref == 0)
+    assert (ref == 0).sum() > 1000
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_use_fft_checks_its_mode_and_nests() -> None:
+    with pytest.raises(polyconv.ConvArgumentError, match=r"use_fft: mode must be one of .*got 'fast'"):
+        with polyconv.use_fft("fast"):
+            pass
+    with pytest.raises(polyconv.ConvTypeError, match="mode"):
+        with polyconv.use_fft(True):  # type: ignore[arg-type]
+            pass
+    assert polyconv.fft_mode() == "auto"
+    with polyconv.use_fft("never"):
+        with polyconv.use_fft("always"):
+            assert polyconv.fft_mode() == "always"
+        assert polyconv.fft_mode() == "never"
+    assert polyconv.fft_mode() == "auto"
+
+
+def test_the_call_cache_follows_the_mode(fft_calls: collections.Counter[str]) -> None:
+    x, w = np.ones((1, 1, 64), np.float32), np.ones((1, 1, 9), np.float32)
+    for mode, expected in (("always", 1), ("never", 1), ("always", 2), ("auto", 2)):
+        with polyconv.use_fft(mode):
+            y = polyconv.conv_general_dilated(x, w, (1,), "VALID")
+        np.testing.assert_allclose(y, 9.0, rtol=1e-6)
+        assert fft_calls["fft"] == expected, mode
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason=NO_TORCH)
+def test_torch_takes_fft_in_auto_and_not_while_autograd_records(fft_calls: collections.Counter[str]) -> None:
+    import torch
+
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.standard_normal((2, 4, 4096)).astype(np.float32))
+    w = torch.from_numpy(rng.standard_normal((4, 1, 1023)).astype(np.float32))
+    y = polyconv.conv_general_dilated(x, w, (1,), "SAME", feature_group_count=4)
+    assert fft_calls["fft"] == 1
+    spec = conv_spec(x.shape, w.shape, "float32", "float32", (1,), "SAME", feature_group_count=4)
+    tolerances.assert_close(y.numpy(), x.numpy(), w.numpy(), spec)
+    xg = x.clone().requires_grad_(True)
+    polyconv.conv_general_dilated(xg, w, (1,), "SAME", feature_group_count=4).sum().backward()
+    assert fft_calls["fft"] == 1  # autograd records: the direct path, whose gradients are exact
+    assert xg.grad is not None and xg.grad.shape == x.shape
+
+
+@pytest.fixture
+def calibration_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    path = tmp_path / "calibration.json"
+    monkeypatch.setenv("POLYCONV_CALIBRATION", str(path))
+    caching.clear()
+    yield path
+    caching.clear()
+
+
+def test_calibration_is_stored_per_backend_and_changes_the_choice(calibration_file: Any) -> None:
+    spec = _spec((4, 64, 64, 64), (64, 1, 31, 31), groups=64)
+    assert calibration.constants("numpy") == calibration.DEFAULTS
+    assert strategy.choose(spec, "auto").name == "fft"
+    slow_fft = calibration.Constants(direct_flops=1e12, depthwise_flops=1e12, fft_flops=1e6, product_flops=1e6)
+    assert calibration.save("numpy", slow_fft, threads=2) == calibration_file
+    assert calibration.constants("numpy") == slow_fft
+    assert calibration.constants("torch") == calibration.DEFAULTS
+    assert strategy.choose(spec, "auto").name != "fft"  # save() forgot the earlier decision
+    assert strategy.choose(spec, "always").name == "fft"  # forcing ignores the cost model
+    stored = json.loads(calibration_file.read_text())
+    assert stored["backends"]["numpy"]["threads"] == 2
+
+
+@pytest.mark.parametrize("text", ["", "{", "[]", '{"backends": {"numpy": {"direct_flops": -1}}}'])
+def test_a_broken_calibration_file_gives_the_defaults(calibration_file: Any, text: str) -> None:
+    calibration_file.write_text(text)
+    assert calibration.constants("numpy") == calibration.DEFAULTS
