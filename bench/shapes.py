@@ -56,4 +56,8 @@ SUITE: tuple[Shape, ...] = (
     Shape("transposed 2x upsample 64->32 28x28", (8, 64, 28, 28), (64, 32, 4, 4), stride=2, padding=1,
           transpose=True),
     Shape("tiny 1ch 8x8 3x3", (1, 1, 8, 8), (1, 1, 3, 3), padding=1),
+    # large kernels, where the FFT path competes
+    Shape("large depthwise 31x31 64ch 64x64", (4, 64, 64, 64), (64, 1, 31, 31), padding=15, groups=64),
+    Shape("large 15x15 image 1024x1024", (1, 1, 1024, 1024), (1, 1, 15, 15), padding=7),
+    Shape("large 1-d 1023 taps 16ch 16384", (8, 16, 16384), (16, 1, 1023), padding=511, groups=16),
 )

@@ -1,4 +1,4 @@
-"""Command line: ``python -m polyconv info | demo | bench | conformance``.
+"""Command line: ``python -m polyconv info | demo | bench | calibrate | conformance``.
 
 ``info`` prints the registered backends as a table (``--json`` for machine
 output); ``demo`` runs a small worked convolution on the default backend
@@ -88,6 +88,12 @@ def _bench(args: argparse.Namespace) -> int:
     return int(main_args(args.backend, args.json, args.budget, args.threads, args.only, args.plot))
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from .bench.calibrate import main_args  # imports frameworks: only when asked for
+
+    return int(main_args(args.backend, args.budget, args.threads))
+
+
 def _conformance(args: argparse.Namespace) -> int:
     from .conformance.runner import main_args  # imports frameworks: only when asked for
 
@@ -116,6 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_bench.add_argument("--plot", default=None, metavar="FILE.png",
                          help="also draw the ratios per shape and backend (needs matplotlib)")
     p_bench.set_defaults(func=_bench)
+    p_cal = sub.add_parser("calibrate", help="measure the FFT cost model's rates here and store them for this user")
+    p_cal.add_argument("--backend", default=None, metavar="NAME[,NAME...]",
+                       help="numpy, torch, cupy (default: each one usable here)")
+    p_cal.add_argument("--budget", type=float, default=1.0, help="seconds of timing per measurement")
+    p_cal.add_argument("--threads", type=int, default=None, help="BLAS/OpenMP threads (default: their own)")
+    p_cal.set_defaults(func=_calibrate)
     p_conf = sub.add_parser("conformance", help="run the conformance suite and print the backend-by-feature matrix")
     p_conf.add_argument("--backend", default=None, metavar="NAME[,NAME...]",
                         help="backends to check (default: every registered one)")

@@ -281,3 +281,58 @@ def test_calibration_is_stored_per_backend_and_changes_the_choice(calibration_fi
 def test_a_broken_calibration_file_gives_the_defaults(calibration_file: Any, text: str) -> None:
     calibration_file.write_text(text)
     assert calibration.constants("numpy") == calibration.DEFAULTS
+
+
+def test_fft_memory_stays_within_the_workspace(fft_calls: collections.Counter[str]) -> None:
+    """A batch whose transforms exceed the workspace is taken in chunks of images:
+    the peak of what NumPy allocates stays under 512 MiB, the result intact."""
+    import tracemalloc
+
+    from polyconv.backends.fft import cost
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((24, 64, 64, 64), dtype=np.float32)
+    x[x == 0] = 1  # no exact zero: one transform, not the second one that keeps zeros exact
+    w = rng.standard_normal((64, 1, 31, 31), dtype=np.float32)
+    spec = _spec(x.shape, w.shape, groups=64)
+    sp = fft.plan(24, 64, 1, 1, (64, 64), (31, 31), (64, 64), (1, 1), (1, 1), (15, 15))
+    assert sp is not None
+    chunk = cost.decide(sp, "always", False, calibration.DEFAULTS)
+    assert 1 <= chunk < 24
+    tracemalloc.start()
+    try:
+        y = polyconv.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=64)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fft_calls["fft"] == 1
+    assert peak < (512 << 20), peak
+    with polyconv.use_fft("never"):
+        direct = polyconv.conv_general_dilated(x[:2], w, (1, 1), "SAME", feature_group_count=64)
+    tolerances.assert_close(y[:2], x[:2], w, _spec(x[:2].shape, w.shape, groups=64))
+    np.testing.assert_allclose(y[:2], direct, rtol=1e-4, atol=1e-3)
+    assert spec.out_shape == y.shape
+
+
+def test_the_calibrate_command_measures_in_a_process_of_its_own_and_stores(calibration_file: Any,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from polyconv import cli
+
+    assert cli.main(["calibrate", "--backend", "numpy", "--budget", "0.01", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy: direct_flops" in out and str(calibration_file) in out
+    stored = json.loads(calibration_file.read_text())["backends"]["numpy"]
+    assert stored["threads"] == 1
+    measured = calibration.constants("numpy")
+    assert measured != calibration.DEFAULTS
+    for name in ("direct_flops", "depthwise_flops", "fft_flops", "product_flops"):
+        assert stored[name] == getattr(measured, name) > 1e6  # a rate in flop/s, not seconds
+
+
+def test_the_calibrate_command_refuses_a_backend_without_fft(calibration_file: Any,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from polyconv import cli
+
+    assert cli.main(["calibrate", "--backend", "jax"]) == 2
+    assert "jax: no FFT path" in capsys.readouterr().err
+    assert not calibration_file.exists()

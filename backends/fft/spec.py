@@ -67,7 +67,8 @@ def run(xp: Any, lhs: Any, rhs: Any, p: Prepared, device: Any = None) -> Any:
     if any(d != 1 for d in spec.lhs_dilation):
         dilated = tuple((s - 1) * d + 1 for s, d in zip(spec.lhs_spatial, spec.lhs_dilation))
         stuffed = xp.zeros((*x.shape[:2], *dilated), dtype=x.dtype, device=device)
-        stuffed[(slice(None), slice(None), *(slice(None, None, d) for d in spec.lhs_dilation))] = x
+        every = (slice(None), slice(None), *(slice(None, None, d) for d in spec.lhs_dilation))
+        stuffed[every] = x
         x = stuffed
     sizes = tuple(x.shape[2:])
     if spec.batch_group_count > 1:  # (B, N', C, *S) -> (N', B, C, *S)

@@ -204,7 +204,7 @@ def _solver(problem: Problem, compute: np.dtype, mode: str = "never") -> tuple[s
             return
         if not whole:
             y[...] = 0
-        zeros = np.count_nonzero(x) < x.size or np.count_nonzero(w) < w.size
+        zeros = bool(np.count_nonzero(x) < x.size or np.count_nonzero(w) < w.size)
         y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, chunk, exact_zeros=zeros)
 
     return "fft", spectral
