@@ -3,18 +3,22 @@
 For each backend with an FFT path (NumPy, torch, CuPy) that is installed
 and usable here, a fresh process of its own (``python -m
 polyconv.bench.calibrate NAME``, so that no other framework's threads
-interfere) times four things and prints them as JSON; the rates are then
+interfere) times five things and prints them as JSON; the rates are then
 stored for the user (:func:`polyconv.calibration.save`), and every later
 automatic choice between FFT and the direct strategies uses them:
 
 * a dense 9x9 convolution, (4, 32, 64, 64) by (32, 32, 9, 9), FFT forbidden:
   ``direct_flops``;
-* a depthwise 31x31 one, (2, 32, 64, 64) by (32, 1, 31, 31): ``depthwise_flops``
-  (kernels this large are where FFT competes; frameworks reach far higher
-  rates on 3x3 ones, by Winograd and by special cases, which would make
-  the direct path look cheaper than it is where it matters);
-* a float64 real transform and its inverse of (16, 256, 256):
-  ``fft_flops``, counting ``2.5 * n * log2(n)`` operations each way;
+* a depthwise 11x11 one, (4, 64, 64, 64) by (64, 1, 11, 11), FFT forbidden:
+  ``depthwise_flops`` (near where FFT starts to win on such shapes: the
+  direct strategies' rate falls as kernels grow, and the rate where the
+  choice is close is the one that matters);
+* a depthwise 31x31 one, (2, 32, 64, 64) by (32, 1, 31, 31), FFT forbidden:
+  ``depthwise_large_flops``;
+* the same depthwise convolution by FFT: ``fft_points``, its one-axis
+  transform passes per second (the frequency domain's products, timed
+  apart, taken off), so that the copies, conversions and checks of the FFT
+  path count with its transforms;
 * a complex128 batched product (4096, 8, 64) @ (4096, 64, 64), as the
   frequency domain has them: ``product_flops``.
 """
@@ -29,6 +33,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from polyconv.backends.fft.cost import transform_passes
+from polyconv.backends.fft.geometry import plan
 
 from polyconv.calibration import Constants
 
@@ -60,7 +67,7 @@ def _framework(backend: str) -> tuple[Any, Callable[[Any], Any], Callable[[], No
 
 
 def measure(backend: str, budget: float = 1.0) -> dict[str, float]:
-    """The four rates of ``backend``, measured in this process (see the module docstring)."""
+    """The five rates of ``backend``, measured in this process (see the module docstring)."""
     import numpy as np
 
     import polyconv
@@ -75,28 +82,39 @@ def measure(backend: str, budget: float = 1.0) -> dict[str, float]:
 
         return flops / time_one(synced, budget)
 
-    def conv_rate(lhs: tuple[int, ...], rhs: tuple[int, ...], groups: int) -> float:
-        x = from_numpy(rng.standard_normal(lhs, dtype=np.float32))
-        w = from_numpy(rng.standard_normal(rhs, dtype=np.float32))
-        macs = lhs[0] * rhs[0] * rhs[1] * math.prod(rhs[2:]) * math.prod(lhs[2:])
+    def conv_seconds(lhs: tuple[int, ...], rhs: tuple[int, ...], groups: int, mode: str) -> float:
+        values = rng.standard_normal(lhs, dtype=np.float32)
+        values[values == 0] = 1  # no exact zero: FFT's count of nonzero products is not timed
+        x, w = from_numpy(values), from_numpy(rng.standard_normal(rhs, dtype=np.float32))
 
         def call() -> Any:
-            with polyconv.use_fft("never"):
+            with polyconv.use_fft(mode):
                 return polyconv.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=groups,
                                                      backend=backend)
 
-        return rate(2.0 * macs, call)
+        call()
+        sync()
+        return time_one(lambda: (call(), sync()), budget)
 
-    signal = from_numpy(rng.standard_normal((16, 256, 256)))
-    points = 256 * 256
+    def macs(lhs: tuple[int, ...], rhs: tuple[int, ...]) -> int:
+        return lhs[0] * rhs[0] * rhs[1] * math.prod(rhs[2:]) * math.prod(lhs[2:])
+
     pa = from_numpy(rng.standard_normal((4096, 8, 64)) + 1j * rng.standard_normal((4096, 8, 64)))
     pb = from_numpy(rng.standard_normal((4096, 64, 64)) + 1j * rng.standard_normal((4096, 64, 64)))
+    product_flops = rate(8.0 * 4096 * 8 * 64 * 64, lambda: xp.matmul(pa, pb))
+    dense, dense_k = (4, 32, 64, 64), (32, 32, 9, 9)
+    depthwise, depthwise_k = (4, 64, 64, 64), (64, 1, 11, 11)
+    large, large_k = (2, 32, 64, 64), (32, 1, 31, 31)
+    sp = plan(4, 64, 1, 1, (64, 64), (11, 11), (64, 64), (1, 1), (1, 1), (5, 5))
+    assert sp is not None
+    spectral = conv_seconds(depthwise, depthwise_k, 64, "always")
+    products = 8.0 * sp.batch * sp.groups * sp.og * sp.cg * sp.frequencies(True) / product_flops
     return {
-        "direct_flops": conv_rate((4, 32, 64, 64), (32, 32, 9, 9), 1),
-        "depthwise_flops": conv_rate((2, 32, 64, 64), (32, 1, 31, 31), 32),
-        "fft_flops": rate(16 * 2 * 2.5 * points * math.log2(points),
-                          lambda: xp.fft.irfftn(xp.fft.rfftn(signal, axes=(1, 2)), s=(256, 256), axes=(1, 2))),
-        "product_flops": rate(8.0 * 4096 * 8 * 64 * 64, lambda: xp.matmul(pa, pb)),
+        "direct_flops": 2.0 * macs(dense, dense_k) / conv_seconds(dense, dense_k, 1, "never"),
+        "depthwise_flops": 2.0 * macs(depthwise, depthwise_k) / conv_seconds(depthwise, depthwise_k, 64, "never"),
+        "depthwise_large_flops": 2.0 * macs(large, large_k) / conv_seconds(large, large_k, 32, "never"),
+        "fft_points": transform_passes(sp, False) / max(spectral - products, 0.5 * spectral),
+        "product_flops": product_flops,
     }
 
 

@@ -6,25 +6,28 @@ and their direct strategies per spec, by a cost model
 the choice for the calls made inside a ``with`` block:
 
 ``"auto"`` (the default)
-    FFT where the cost model finds it cheaper *and* its rounding error stays
-    within the direct sum's bound (see ``docs/fft.md``): a floating or
-    complex dtype, a precision other than ``'highest'``, finite operands.
+    FFT where the error rule allows it and the cost model finds it cheaper:
+    operands accumulated in float32 or complex64 (float16, bfloat16,
+    float32, complex64; the transforms run in float64 or complex128, more
+    accurate than float32 accumulation at every precision, ``'highest'``
+    included), all of them finite.
 ``"always"``
-    FFT for every call it can compute: floating and complex operands, all
-    of them finite (an infinity or NaN would spread over the whole result
-    through the transform, so such calls still run directly), and
-    transforms that fit the backend's workspace.
+    FFT for every call the error rule allows, whatever the cost model says:
+    the same dtypes, finite operands (an infinity or NaN would spread over
+    the whole result through the transform, so such calls still run
+    directly), and transforms of one image that fit the backend's workspace.
 ``"never"``
     The direct strategies only.
 
-Integer and boolean convolutions are never computed by FFT.  The mode lives
+64-bit floating and complex, integer and boolean convolutions are never
+computed by FFT (``docs/fft.md`` gives the rule).  The mode lives
 in a ``contextvars.ContextVar`` (thread- and task-safe, nesting) and is part
 of the key of every cached dispatch decision.
 
 Examples
 --------
 >>> import numpy as np, polyconv
->>> x, w = np.ones((1, 1, 64)), np.ones((1, 1, 33))
+>>> x, w = np.ones((1, 1, 64), np.float32), np.ones((1, 1, 33), np.float32)
 >>> with polyconv.use_fft("always"):
 ...     y = polyconv.conv_general_dilated(x, w, (1,), "VALID")
 >>> np.allclose(y, 33.0), polyconv.fft_mode()

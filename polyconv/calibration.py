@@ -1,17 +1,21 @@
 """The constants of the FFT-or-direct cost model, per backend: defaults, or measured here.
 
 ``python -m polyconv calibrate`` measures, for each backend with an FFT path,
-three rates on this machine and stores them in a JSON file of the user's:
+five rates on this machine and stores them in a JSON file of the user's:
 
 ``direct_flops``
     floating-point operations per second (two per multiply-add) of the
     backend's direct convolution on a dense convolution;
-``depthwise_flops``
-    the same for a depthwise one (one channel per group), which the direct
-    strategies compute at a lower rate;
-``fft_flops``
-    the rate of its transforms, counting ``2.5 * n * log2(n)`` operations for
-    a real transform of ``n`` points (``5 * n * log2(n)`` for a complex one);
+``depthwise_flops``, ``depthwise_large_flops``
+    the same for depthwise ones (one channel per group) with an 11x11 and a
+    31x31 kernel: the direct strategies' rate on them falls as kernels grow
+    (a framework's special cases for small kernels stop applying), and the
+    cost model interpolates between the two in the logarithm of the taps;
+``fft_points``
+    the rate of its FFT path's transforms, in one-axis passes over one point
+    per second (a transform of ``n`` points along ``d`` axes is ``n * d``
+    passes, twice that for complex data), the copies and conversions around
+    them included;
 ``product_flops``
     the rate of the complex matrix products in the frequency domain (eight
     operations per complex multiply-add).
@@ -28,7 +32,7 @@ which makes FFT the choice only where it wins by a margin.
 Examples
 --------
 >>> c = constants("numpy")
->>> c.direct_flops > 0 and c.fft_flops > 0
+>>> c.direct_flops > 0 and c.fft_points > 0
 True
 """
 
@@ -51,12 +55,14 @@ class Constants:
 
     direct_flops: float
     depthwise_flops: float
-    fft_flops: float
+    depthwise_large_flops: float
+    fft_points: float
     product_flops: float
 
 
 #: Used where nothing was measured.
-DEFAULTS = Constants(direct_flops=150e9, depthwise_flops=5e9, fft_flops=8e9, product_flops=25e9)
+DEFAULTS = Constants(direct_flops=150e9, depthwise_flops=12e9, depthwise_large_flops=5e9, fft_points=2.5e8,
+                     product_flops=25e9)
 
 
 def path() -> pathlib.Path:

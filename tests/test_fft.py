@@ -267,7 +267,8 @@ def test_calibration_is_stored_per_backend_and_changes_the_choice(calibration_fi
     spec = _spec((4, 64, 64, 64), (64, 1, 31, 31), groups=64)
     assert calibration.constants("numpy") == calibration.DEFAULTS
     assert strategy.choose(spec, "auto").name == "fft"
-    slow_fft = calibration.Constants(direct_flops=1e12, depthwise_flops=1e12, fft_flops=1e6, product_flops=1e6)
+    slow_fft = calibration.Constants(direct_flops=1e12, depthwise_flops=1e12, depthwise_large_flops=1e12,
+                                  fft_points=1e3, product_flops=1e6)
     assert calibration.save("numpy", slow_fft, threads=2) == calibration_file
     assert calibration.constants("numpy") == slow_fft
     assert calibration.constants("torch") == calibration.DEFAULTS
@@ -325,7 +326,7 @@ def test_the_calibrate_command_measures_in_a_process_of_its_own_and_stores(calib
     assert stored["threads"] == 1
     measured = calibration.constants("numpy")
     assert measured != calibration.DEFAULTS
-    for name in ("direct_flops", "depthwise_flops", "fft_flops", "product_flops"):
+    for name in ("direct_flops", "depthwise_flops", "depthwise_large_flops", "fft_points", "product_flops"):
         assert stored[name] == getattr(measured, name) > 1e6  # a rate in flop/s, not seconds
 
 
@@ -336,3 +337,32 @@ def test_the_calibrate_command_refuses_a_backend_without_fft(calibration_file: A
     assert cli.main(["calibrate", "--backend", "jax"]) == 2
     assert "jax: no FFT path" in capsys.readouterr().err
     assert not calibration_file.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dask") is None,
+                    reason="dask is not installed (pip install 'polyconv[dask]')")
+@pytest.mark.parametrize("mode", ["always", "never"])
+def test_dask_blocks_take_the_mode_of_the_call_that_made_the_graph(
+        mode: str, fft_calls: collections.Counter[str]) -> None:
+    """The blocks run later, in dask's worker threads (which do not see the caller's
+    context): the mode travels in the graph, the forward's and the kernel cotangent's."""
+    import dask.array as da
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 96), dtype=np.float32)
+    w = rng.standard_normal((4, 1, 33), dtype=np.float32)
+    cot = rng.standard_normal((2, 4, 96), dtype=np.float32)
+    lazy = da.from_array(x, chunks=(1, 4, 48))
+    with polyconv.use_fft(mode):
+        y = polyconv.conv_general_dilated(lazy, w, (1,), "SAME", feature_group_count=4)
+        _, dw = polyconv.conv_general_dilated_vjp(lazy, w, da.from_array(cot, chunks=(1, 4, 48)), (1,), "SAME",
+                                                  feature_group_count=4)
+    assert fft_calls["fft"] == 0  # nothing computed yet
+    with polyconv.use_fft("auto" if mode == "always" else "always"):  # the computing context's mode is ignored
+        got, got_dw = y.compute(scheduler="threads"), dw.compute(scheduler="threads")
+    assert (fft_calls["fft"] > 0) == (mode == "always")
+    want = polyconv.conv_general_dilated(x, w, (1,), "SAME", feature_group_count=4, backend="numpy")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    with polyconv.use_fft("never"):
+        _, want_dw = polyconv.conv_general_dilated_vjp(x, w, cot, (1,), "SAME", feature_group_count=4)
+    np.testing.assert_allclose(got_dw, want_dw, rtol=1e-4, atol=1e-3)

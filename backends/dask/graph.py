@@ -26,6 +26,7 @@ from typing import Any
 
 import array_api_compat
 
+from polyconv.algorithm import fft_mode
 from polyconv.errors import MixedArraysError
 from polyconv.spec import ConvDimensionNumbers, ConvSpec, conv_spec
 from polyconv.spec.dimension_numbers import inverse_permutation
@@ -156,7 +157,8 @@ class _Plan:
         from dask.base import tokenize
 
         self.x, self.w, self.cs = x, w, cs
-        self.token = tokenize(x.name, w.name, repr(cs))
+        self.fft = fft_mode()  # the blocks are computed later, in other threads: they take the caller's mode
+        self.token = tokenize(x.name, w.name, repr(cs), self.fft)
         self.out_dtype = cs.out_dtype
         self.empty = 0 in cs.out_shape or cs.in_features == 0 or 0 in cs.window
         if self.empty:
@@ -265,7 +267,7 @@ class _Plan:
             for seg, kernel in zip(self.segments, kernels):
                 key = self._key("conv-block")
                 spec = self._block_spec(ib, seg, blocks, preferred)
-                self.dsk[key] = (tasks.block_conv, spec, self._lhs(ib, seg, blocks), kernel)
+                self.dsk[key] = (tasks.block_conv, spec, self._lhs(ib, seg, blocks), kernel, self.fft)
                 parts[(seg.out_start, seg.out_stop)].append(key)
             for jf, r in enumerate(self.ranges):
                 top = self._tree(parts[r])
@@ -293,7 +295,7 @@ class _Plan:
                 key = self._key("conv-kernel-grad-block")
                 spec = self._block_spec(ib, seg, blocks, None, dtype=partial)
                 self.dsk[key] = (tasks.block_kernel_grad, spec, self._lhs(ib, seg, blocks), kernel,
-                                 (cot.name, ib, jf, *combo))
+                                 (cot.name, ib, jf, *combo), self.fft)
                 shares[i].append(key)
         assembled = [  # lists, not tuples: dask finds the keys inside lists
             [(slice(seg.out_start, seg.out_stop), slice(*seg.kernel_in)), self._tree(shares[i])]

@@ -12,6 +12,7 @@ from typing import Any
 
 import array_api_compat
 
+from polyconv.algorithm import use_fft
 from polyconv.backend import Backend
 from polyconv.spec import ConvSpec
 from polyconv.spec.dtypes import namespace_dtype
@@ -42,16 +43,19 @@ def join(pieces: Any, axis: int = 2) -> Any:
     return xp.concat(parts, axis=axis)
 
 
-def block_conv(spec: ConvSpec, pieces: Any, kernel: Any) -> Any:
-    """One block convolution: the joined lhs pieces with the kernel slice."""
+def block_conv(spec: ConvSpec, pieces: Any, kernel: Any, fft: str = "auto") -> Any:
+    """One block convolution: the joined lhs pieces with the kernel slice, in
+    the FFT mode of the call that made the graph (:func:`polyconv.use_fft`)."""
     lhs = join(pieces)
     be = chunk_backend(lhs)
-    return be.conv_general_dilated(lhs, kernel, spec)
+    with use_fft(fft):
+        return be.conv_general_dilated(lhs, kernel, spec)
 
 
-def block_kernel_grad(spec: ConvSpec, pieces: Any, kernel: Any, cotangent: Any) -> Any:
+def block_kernel_grad(spec: ConvSpec, pieces: Any, kernel: Any, cotangent: Any, fft: str = "auto") -> Any:
     """One block's share of the kernel's cotangent, with every operand in
-    ``spec.dtype`` (the dtype the shares are added up in)."""
+    ``spec.dtype`` (the dtype the shares are added up in), in the FFT mode of
+    the call that made the graph."""
     from polyconv import derive
     from polyconv.spec import vjp_rhs_plan
 
@@ -60,7 +64,8 @@ def block_kernel_grad(spec: ConvSpec, pieces: Any, kernel: Any, cotangent: Any) 
     xp = array_api_compat.array_namespace(lhs, kernel, cotangent)
     dtype = namespace_dtype(xp, spec.dtype, cotangent)
     lhs, kernel, cotangent = (xp.astype(a, dtype, copy=False) for a in (lhs, kernel, cotangent))
-    return derive.vjp_rhs(be, lhs, kernel, cotangent, vjp_rhs_plan(spec), dtype)
+    with use_fft(fft):
+        return derive.vjp_rhs(be, lhs, kernel, cotangent, vjp_rhs_plan(spec), dtype)
 
 
 def total(a: Any, b: Any) -> Any:
