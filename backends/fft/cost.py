@@ -85,7 +85,7 @@ def direct_seconds(p: SpectralPlan, complex_: bool, rates: Constants) -> float:
         small, large = DEPTHWISE_TAPS
         taps = min(max(math.prod(p.window), small), large)
         t = math.log(taps / small) / math.log(large / small)
-        rate = rates.depthwise_flops ** (1 - t) * rates.depthwise_large_flops ** t
+        rate = math.exp((1 - t) * math.log(rates.depthwise_flops) + t * math.log(rates.depthwise_large_flops))
     else:
         rate = rates.direct_flops
     return (8.0 if complex_ else 2.0) * p.macs() / rate
