@@ -19,8 +19,9 @@ strategy       chosen for
                (:mod:`.depthwise`)
 ``offsets``    everything else: matrix products on shifted slices of the
                padded, flattened phase planes (:mod:`.offsets`)
-``fft``        large kernels, where the cost model finds it cheaper (or
-               every floating call inside ``polyconv.use_fft("always")``):
+``fft``        large kernels accumulated in float32 or complex64, where the
+               cost model finds it cheaper (every such call inside
+               ``polyconv.use_fft("always")``):
                transforms of the live part of the input and of the kernel,
                a product per frequency (:mod:`polyconv.backends.fft`); a
                call with a non-finite operand runs the direct strategy
