@@ -27,17 +27,18 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from polyconv.backends.fft.cost import transform_passes
-from polyconv.backends.fft.geometry import plan
+from polyconv.backends.fft.cost import product_ops, transform_passes
+from polyconv.backends.fft.geometry import SpectralPlan
+from polyconv.backends.fft.spec import prepare
 
 from polyconv.calibration import Constants
+from polyconv.spec import conv_spec
 
 from .timing import time_one
 
@@ -75,14 +76,15 @@ def measure(backend: str, budget: float = 1.0) -> dict[str, float]:
     xp, from_numpy, sync = _framework(backend)
     rng = np.random.default_rng(0)
 
-    def rate(flops: float, call: Callable[[], Any]) -> float:
+    def seconds(call: Callable[[], Any]) -> float:
         def synced() -> None:
             call()
             sync()
 
-        return flops / time_one(synced, budget)
+        return time_one(synced, budget)
 
-    def conv_seconds(lhs: tuple[int, ...], rhs: tuple[int, ...], groups: int, mode: str) -> float:
+    def conv(lhs: tuple[int, ...], rhs: tuple[int, ...], groups: int, mode: str) -> tuple[float, SpectralPlan]:
+        """Seconds per call of a "SAME" float32 convolution in FFT ``mode``, and its spectral plan."""
         values = rng.standard_normal(lhs, dtype=np.float32)
         values[values == 0] = 1  # no exact zero: FFT's count of nonzero products is not timed
         x, w = from_numpy(values), from_numpy(rng.standard_normal(rhs, dtype=np.float32))
@@ -92,30 +94,33 @@ def measure(backend: str, budget: float = 1.0) -> dict[str, float]:
                 return polyconv.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=groups,
                                                      backend=backend)
 
-        call()
-        sync()
-        return time_one(lambda: (call(), sync()), budget)
+        spec = conv_spec(lhs, rhs, "float32", "float32", (1, 1), "SAME", feature_group_count=groups)
+        prepared = prepare(spec, "float32", "always", backend)
+        assert prepared is not None
+        return seconds(call), prepared.plan
 
-    def macs(lhs: tuple[int, ...], rhs: tuple[int, ...]) -> int:
-        return lhs[0] * rhs[0] * rhs[1] * math.prod(rhs[2:]) * math.prod(lhs[2:])
+    def rate(seconds_and_plan: tuple[float, SpectralPlan]) -> float:
+        """The direct rate: two operations per multiply-add."""
+        t, sp = seconds_and_plan
+        return 2.0 * sp.macs() / t
 
     pa = from_numpy(rng.standard_normal((4096, 8, 64)) + 1j * rng.standard_normal((4096, 8, 64)))
     pb = from_numpy(rng.standard_normal((4096, 64, 64)) + 1j * rng.standard_normal((4096, 64, 64)))
-    product_flops = rate(8.0 * 4096 * 8 * 64 * 64, lambda: xp.matmul(pa, pb))
-    dense, dense_k = (4, 32, 64, 64), (32, 32, 9, 9)
-    depthwise, depthwise_k = (4, 64, 64, 64), (64, 1, 11, 11)
-    large, large_k = (2, 32, 64, 64), (32, 1, 31, 31)
-    sp = plan(4, 64, 1, 1, (64, 64), (11, 11), (64, 64), (1, 1), (1, 1), (5, 5))
-    assert sp is not None
-    spectral = conv_seconds(depthwise, depthwise_k, 64, "always")
-    products = 8.0 * sp.batch * sp.groups * sp.og * sp.cg * sp.frequencies(True) / product_flops
+    product_flops = 8.0 * 4096 * 8 * 64 * 64 / seconds(lambda: xp.matmul(pa, pb))
+    depthwise = ((4, 64, 64, 64), (64, 1, 11, 11), 64)
+    spectral, sp = conv(*depthwise, "always")
+    products = product_ops(sp, False) / product_flops
     return {
-        "direct_flops": 2.0 * macs(dense, dense_k) / conv_seconds(dense, dense_k, 1, "never"),
-        "depthwise_flops": 2.0 * macs(depthwise, depthwise_k) / conv_seconds(depthwise, depthwise_k, 64, "never"),
-        "depthwise_large_flops": 2.0 * macs(large, large_k) / conv_seconds(large, large_k, 32, "never"),
+        "direct_flops": rate(conv((4, 32, 64, 64), (32, 32, 9, 9), 1, "never")),
+        "depthwise_flops": rate(conv(*depthwise, "never")),
+        "depthwise_large_flops": rate(conv((2, 32, 64, 64), (32, 1, 31, 31), 32, "never")),
         "fft_points": transform_passes(sp, False) / max(spectral - products, 0.5 * spectral),
         "product_flops": product_flops,
     }
+
+
+#: The unit of a rate that is not in floating-point operations per second.
+_UNITS = {"fft_points": "G passes/s"}
 
 
 def _usable(backend: str) -> str | None:
@@ -154,7 +159,7 @@ def main_args(backends: str | None, budget: float, threads: int | None) -> int:
         rates = json.loads(done.stdout.strip().splitlines()[-1])
         calibration.save(name, Constants(**rates), threads=threads or os.cpu_count(),
                                 date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        print(f"{name}: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in rates.items()))
+        print(f"{name}: " + ", ".join(f"{k} {v / 1e9:.2f} {_UNITS.get(k, 'GFLOP/s')}" for k, v in rates.items()))
         stored += 1
     if stored:
         print(f"stored in {calibration.path()}")

@@ -37,7 +37,8 @@ from polyconv.calibration import Constants
 
 from .geometry import SpectralPlan
 
-__all__ = ["eligible", "decide", "fft_seconds", "direct_seconds", "transform_passes", "WORKSPACE_BYTES"]
+__all__ = ["eligible", "decide", "fft_seconds", "direct_seconds", "transform_passes", "product_ops",
+           "WORKSPACE_BYTES"]
 
 #: Transforms of the kernel and of one chunk of images stay within this.
 WORKSPACE_BYTES = 256 << 20
@@ -69,8 +70,13 @@ def fft_seconds(p: SpectralPlan, complex_: bool, rates: Constants) -> float:
     around them cost more than the arithmetic, and NumPy's time per point
     and axis stays within 2.3 to 3.9 ns from 72x72 to 1080x1080 and 1-d
     lengths of 1024 to 17496 (measured on a 2-core x86 machine)."""
-    products = 8.0 * p.batch * p.groups * p.og * p.cg * p.frequencies(not complex_)
-    return transform_passes(p, complex_) / rates.fft_points + products / rates.product_flops
+    return transform_passes(p, complex_) / rates.fft_points + product_ops(p, complex_) / rates.product_flops
+
+
+def product_ops(p: SpectralPlan, complex_: bool) -> float:
+    """Operations of the frequency domain's products: 8 per complex multiply-add,
+    ``N' * G * O_g * C_g`` of them per frequency."""
+    return 8.0 * p.batch * p.groups * p.og * p.cg * p.frequencies(not complex_)
 
 
 #: The taps of the kernels ``depthwise_flops`` and ``depthwise_large_flops`` are measured on.
