@@ -13,6 +13,8 @@ which only the suite uses, so it lives here, in an object of its own:
   ``'autodiff'``;
 * :meth:`Harness.session` -- what the backend switches on while the suite
   runs (JAX: 64-bit types);
+* :meth:`Harness.materialize` -- the operands and results of a call, computed
+  together once (lazy frameworks: dask), for the suite to read;
 * :meth:`Harness.shares_memory` -- whether two of the backend's arrays share
   memory (no result may share memory with an operand);
 * :meth:`Harness.overwrite` -- change an operand in place, to check that a
@@ -92,6 +94,14 @@ class Harness:
         except TypeError:  # immutable arrays: nothing can change under the backend's feet
             return False
         return True
+
+    def materialize(self, arrays: Sequence[Any]) -> list[Any]:
+        """``arrays`` (a call's operands and results) computed, all together and
+        once: what the suite reads values (:meth:`polyconv.Backend.to_numpy`)
+        and memory (:meth:`shares_memory`) from.  A lazy framework computes them
+        in one go (dask: one graph, so a chunk a result passes through unchanged
+        is the very object of the operand's).  Default: as they are."""
+        return list(arrays)
 
     def shares_memory(self, a: Any, b: Any) -> bool:
         """Whether arrays ``a`` and ``b`` of the backend may share memory (their

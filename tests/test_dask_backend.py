@@ -249,3 +249,20 @@ def test_info_names_the_default_scheduler() -> None:
     with dask.config.set(scheduler="synchronous"):
         assert scheduler() == "the 'synchronous' scheduler (dask.config)"
 
+
+
+def test_the_harness_sees_a_result_that_passes_a_chunk_through() -> None:
+    """The suite computes a call's operands and results together (one graph), so a
+    result that is the operand's own graph (a backend returning its input) shares
+    its memory, and one made of a new array does not."""
+    from polyconv.conformance.harness import harness_for
+
+    from polyconv.registry import registry
+
+    harness = harness_for(registry.load("dask"))
+    x = da.from_array(np.arange(12.0).reshape(3, 4), chunks=-1)
+    through, fresh = x, x + 0
+    op, same, new = harness.materialize([x, through, fresh])
+    assert harness.shares_memory(same, op)
+    assert not harness.shares_memory(new, op)
+    np.testing.assert_array_equal(np.asarray(new), np.arange(12.0).reshape(3, 4))

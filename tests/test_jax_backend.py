@@ -665,3 +665,41 @@ def test_jax_lax_complex_patches_are_still_rounded_in_complex64() -> None:
     got = np.asarray(lax.conv_general_dilated_patches(x, (2, 2), (1, 1), "VALID", preferred_element_type=np.complex128))
     exact = reference.conv_general_dilated_patches(x, (2, 2), (1, 1), "VALID")
     assert np.abs(got - exact).max() > 1e-9
+
+
+@pytest.mark.parametrize("limit", [0.0, float("inf")], ids=["optimised", "unoptimised"])
+def test_the_suites_jit_gives_jax_jits_values_at_either_level(monkeypatch: pytest.MonkeyPatch, limit: float) -> None:
+    """The conformance harness's ``jit`` compiles at XLA level 0 or 1 by the function's
+    cost; both give the values of ``jax.jit`` (and of the reference)."""
+    from polyconv.backends.jax import harness as jax_harness
+
+    monkeypatch.setattr(jax_harness, "UNOPTIMISED_FLOPS", limit)
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 9, 9, 3)), rng.standard_normal((3, 3, 3, 4))
+
+    def fn(a: Any, b: Any) -> Any:
+        return polyconv.conv_general_dilated(a, b, (2, 1), "SAME", dimension_numbers=NHWC)
+
+    ours = jax_harness.harness.jit(fn)(jnp.asarray(x), jnp.asarray(w))
+    theirs = jax.jit(fn)(jnp.asarray(x), jnp.asarray(w))  # LLVM's optimisations may reorder sums: ulps apart
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-13, atol=1e-13)
+    expected = reference.conv_general_dilated(x, w, (2, 1), "SAME", dimension_numbers=NHWC)
+    np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_suites_jit_optimises_integer_operands() -> None:
+    """Unoptimised (XLA level 0), the loops XLA:CPU emits for integer operands sum
+    in another order: 2049 int8 products summed in float32 come out about 1000 off.
+    The harness's ``jit`` compiles such functions optimised: jax.jit's own values."""
+    from polyconv.backends.jax.harness import harness
+
+    x, w = np.full((1, 3, 683), 127, np.int8), np.full((2, 3, 683), 127, np.int8)
+    x[0, 0, 0] = -128
+
+    def fn(a: Any, b: Any) -> Any:
+        return polyconv.conv_general_dilated(a, b, (1,), "VALID", preferred_element_type=np.float32)
+
+    ours, theirs = harness.jit(fn)(jnp.asarray(x), jnp.asarray(w)), jax.jit(fn)(jnp.asarray(x), jnp.asarray(w))
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    exact = float((x.astype(np.float64)[None] * w.astype(np.float64)[:, None]).sum((2, 3))[0, 0])
+    assert abs(float(np.asarray(ours)[0, 0, 0]) - exact) < 100
