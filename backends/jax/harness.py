@@ -58,7 +58,8 @@ class JaxHarness(Harness):
         jax, _, _ = jax_modules()
         jitted: Any = jax.jit(fn)
         if thorough:
-            return jitted
+            full: Callable[..., Any] = jitted
+            return full
 
         def compiled(*args: Any) -> Any:
             lowered = jitted.lower(*args)
