@@ -122,6 +122,7 @@ def _forced_suite(name: str, features: tuple[str, ...]) -> tuple[collections.Cou
 
 
 _FEATURES = ("conv_general_dilated", "conv_transpose", "vjp", "patches", "local")
+_FFT_DTYPES = ("float16", "bfloat16", "float32", "complex64")  # operands accumulated in float32/complex64
 
 
 def _in_float32(item: Any) -> Any:
@@ -132,7 +133,6 @@ def _in_float32(item: Any) -> Any:
         return item
     return dataclasses.replace(item, id=f"{item.id}[float32]",
                                case=dataclasses.replace(case, dtype="float32", name=f"{case.name}[float32]"))
-_FFT_DTYPES = ("float16", "bfloat16", "float32", "complex64")
 
 
 def test_conformance_with_fft_forced_on_numpy(fft_calls: collections.Counter[str]) -> None:
