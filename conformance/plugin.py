@@ -16,8 +16,11 @@ Options (each also an environment variable, for CI):
 ``--polyconv-device DEVICE`` / ``POLYCONV_CONFORMANCE_DEVICE``
     Where operands are made (``cuda:1``...); the framework's default otherwise.
 
-Every item of :mod:`.suite` is one test (``backend/feature/group/case``),
-except that each seeded random set is one test (``backend/feature/random``).
+Each unit of :mod:`.suite`'s items is one test: a seeded random set
+(``backend/feature/random``), a compiled batch, up to eight consecutive cases
+of a curated grid (``backend/feature/group/8-15``), one bad call or one
+Hypothesis property.  ``-k`` also matches the ids of a test's cases
+(``-k 2d-NHWC-HWIO-groups`` runs the tests holding that case).
 A failure prints its detail and a reproducer; a case the manifest excludes
 passes as *unsupported* after raising the promised error, and the run ends
 with the backend-by-feature matrix, unsupported counts included.
@@ -122,7 +125,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             params.append(pytest.param((name, None, explicit), id=f"{name}/unavailable"))
             continue
         units: dict[str, list[Any]] = {}
-        for item in suite.items:  # a seeded random set is one test; every other item is its own
+        for item in suite.items:
             units.setdefault(item.unit or item.id, []).append(item)
         for key, unit in units.items():
             # with pytest-xdist (--dist loadgroup), the items of one compiled batch run on one
@@ -133,8 +136,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("polyconv_item", params)
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Let ``-k`` select a test by the id of any case it runs."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "polyconv_item" in callspec.params:
+        _, items, _ = callspec.params["polyconv_item"]
+        if items is not None and len(items) > 1:
+            item.extra_keyword_matches.update(i.id for i in items)
+
+
 def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool], node: pytest.Item) -> None:
-    """The body of the suite's one test: run the item (or the items of a random
+    """The body of the suite's one test: run the items of one unit (a run of a grid, a random
     set), record the outcomes on the test (``node``'s user properties, which
     pytest-xdist carries from its workers to the session that prints the
     matrix), and fail with the first failure's report and the list of the

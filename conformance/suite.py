@@ -39,9 +39,9 @@ reproducer) or ``unsupported`` (the manifest excludes the case and the call
 raised the promised polyconv error).  Backends whose every eager call
 compiles (:attr:`~.harness.Harness.jit_batches`, JAX) run the value grids
 under ``jit`` in batches, one compilation per batch, plus an eager sample;
-they draw a quarter of the random cases and every other case of the
-curated grids (with ``thorough``: every case of the grids, and ten times
-the random cases, like every backend).
+they draw a quarter of the random cases, at most one batch per random set,
+and every other case of the curated grids (with ``thorough``: every case of
+the grids, and ten times a quarter of the random cases).
 
 Examples
 --------
@@ -78,6 +78,8 @@ _BATCH = 64  # cases per compiled batch
 _JIT_SAMPLE = 24  # every n-th case of each curated grid runs under the backend's jit
 _EAGER_SAMPLE = 16  # for batching backends, every n-th case of each curated grid also runs eagerly
 _STATE_SAMPLE = 20  # every n-th case of each curated grid is called repeatedly (state across calls)
+_UNIT = 8  # consecutive cases of a curated grid per pytest test (without a compiled batch)
+_ALONE = ("errors", "hypothesis")  # features whose every item is its own test
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class Item:
     batch: str | None = None  # under the backend's jit, with the other items of the batch
     strided: bool | str = False  # operand views: True (strided), 'readonly' or 'broadcast' (checks.make_array)
     repeat: bool = False  # state across calls (:func:`.checks.run_repeated`)
-    unit: str | None = None  # items with the same unit are one pytest test (the seeded random sets)
+    unit: str | None = None  # items with the same unit are one pytest test (see :func:`_in_units`)
 
     def __str__(self) -> str:
         return self.id
@@ -105,10 +107,14 @@ class Item:
 
 def case_counts(thorough: bool = False, batched: bool = False) -> dict[str, int]:
     """How many seeded random cases each random set draws: ten times more when
-    ``thorough``; a quarter for batching backends (every case is compiled)."""
+    ``thorough``.  A batching backend compiles every case, so it draws a
+    quarter as many, and by default at most one batch (:data:`_BATCH`) per
+    set: each further batch costs seconds of compilation."""
     counts = {"conv": 500, "transpose": 500, "patches_local": 300, "vjp": 500, "nd45": 60, "hypothesis": 30}
     if batched:
         counts = {k: (v if k == "hypothesis" else max(v // 4, 15)) for k, v in counts.items()}
+        if not thorough:
+            return {k: (v if k == "hypothesis" else min(v, _BATCH)) for k, v in counts.items()}
     return {k: v * 10 for k, v in counts.items()} if thorough else counts
 
 
@@ -222,7 +228,38 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
     if "autodiff" in be.manifest.features:
         props.append("autodiff")
     out += [Item("hypothesis", f"hypothesis/{op}", op) for op in props]
-    return out
+    return _in_units(out)
+
+
+def _in_units(out: list[Item]) -> list[Item]:
+    """``out`` with every item in a unit, the items one pytest test runs: a
+    seeded random set is one unit, a compiled batch another, and the other
+    items of a group (``feature/group/case``) go by runs of :data:`_UNIT`
+    (``feature/group/first-last``, the positions in the group); an error or a
+    Hypothesis property is a test of its own.  Fewer, longer tests: pytest
+    and pytest-xdist spend a few milliseconds on each, more than most cases
+    take."""
+
+    def group(item: Item) -> str:
+        return item.id.rsplit("/", 1)[0]
+
+    sizes: dict[str, int] = {}
+    for item in out:
+        sizes[group(item)] = sizes.get(group(item), 0) + 1
+    seen: dict[str, int] = {}
+    grouped = []
+    for item in out:
+        if item.unit is None and item.feature not in _ALONE:
+            if item.batch is not None:
+                unit = item.batch
+            else:
+                name = group(item)
+                i = seen[name] = seen.get(name, -1) + 1
+                start = i - i % _UNIT
+                unit = f"{name}/{start}-{min(start + _UNIT, sizes[name]) - 1}"
+            item = replace(item, unit=unit)
+        grouped.append(item)
+    return grouped
 
 
 class Suite:

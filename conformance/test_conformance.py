@@ -1,5 +1,6 @@
-"""The conformance suite as pytest collects it: one test per item of
-:mod:`polyconv.conformance.suite`, on every backend asked for.
+"""The conformance suite as pytest collects it: one test per unit of items of
+:mod:`polyconv.conformance.suite` (see :mod:`polyconv.conformance.plugin`), on
+every backend asked for.
 
 Run it with ``pytest --pyargs polyconv.conformance --polyconv-backend=NAME``
 (the options come from :mod:`polyconv.conformance.plugin`, which pytest

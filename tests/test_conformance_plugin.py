@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,22 @@ def test_unsupported_cases_are_reported_not_skipped(toy: Any, tmp_path: Path) ->
     assert "288 unsupported" in done.stdout
 
 
+def test_a_test_runs_a_run_of_a_grid_and_k_selects_it_by_a_case_id(toy: Any, tmp_path: Path) -> None:
+    """A curated grid's cases go eight to a test (fewer tests, less of pytest's
+    per-test cost); ``-k`` with one case's id still finds the test that runs it."""
+    grid = [i for i in suite.items(registry.load("toy")) if i.id.startswith("conv_general_dilated/grid/")]
+    sizes = [sum(i.unit == unit for i in grid) for unit in dict.fromkeys(i.unit for i in grid)]
+    assert sizes == [8] * (len(grid) // 8) + ([len(grid) % 8] if len(grid) % 8 else [])
+    target = grid[11]
+    assert target.unit == "conv_general_dilated/grid/8-15"
+    done = _pytest("--polyconv-backend=toy", "-k", target.id, "-rA", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASSED test_conformance.py::test_conformance[toy/conv_general_dilated/grid/8-15]" in done.stdout
+    assert "1 passed" in done.stdout
+    matrix = next(line for line in done.stdout.splitlines() if line.startswith("toy "))
+    assert sum(int(n) for n in re.findall(r"(\d+) (?:pass|unsupported)", matrix)) == 8, matrix
+
+
 def test_an_unavailable_backend_named_explicitly_fails(tmp_path: Path) -> None:
     done = _pytest("--polyconv-backend=no_such_backend", cwd=tmp_path)
     assert done.returncode == 1
@@ -66,8 +83,10 @@ def test_an_unavailable_backend_named_explicitly_fails(tmp_path: Path) -> None:
 def test_thorough_draws_ten_times_more() -> None:
     normal, thorough = suite.case_counts(), suite.case_counts(thorough=True)
     assert all(thorough[k] == 10 * normal[k] for k in normal)
-    batched = suite.case_counts(batched=True)
+    batched, long = suite.case_counts(batched=True), suite.case_counts(thorough=True, batched=True)
     assert all(batched[k] < normal[k] for k in normal if k != "hypothesis")
+    assert max(batched[k] for k in normal if k != "hypothesis") == 64  # one compiled batch per random set
+    assert all(long[k] == 10 * max(normal[k] // 4, 15) for k in normal if k != "hypothesis")
 
 
 def test_cli_matrix_json_and_markdown(toy: Any, tmp_path: Path) -> None:

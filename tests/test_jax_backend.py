@@ -429,6 +429,21 @@ def test_grad_equals_the_reference_vjp(case: cases.ConvCase) -> None:
         np.testing.assert_allclose(_n(got), on_numpy, rtol=1e-10, atol=1e-10)
 
 
+def test_the_vjp_compiles_its_two_convolutions_and_no_forward() -> None:
+    """Called eagerly, ``jax.vjp`` would compute the forward convolution and drop
+    it; the backend's vjp is one jitted function of the two transposed
+    convolutions."""
+    x, w = _rand((2, 5, 6, 3)), _rand((3, 3, 3, 4), 1)
+    kw = {"window_strides": (1, 1), "padding": "SAME", "dimension_numbers": NHWC}
+    spec = conv_spec(x.shape, w.shape, x.dtype, w.dtype, **kw)
+    g = _rand(spec.out_shape, 2)
+    run = jax_backend.runner("conv_general_dilated_vjp", spec)
+    hlo = run.lower(_j(x), _j(w), _j(g)).compile().as_text()
+    assert len(re.findall(r"= f64\[[^]]*\]\S* convolution\(", hlo)) == 2, hlo
+    dx, dw = polyconv.conv_general_dilated_vjp(_j(x), _j(w), _j(g), **kw)
+    assert tolerances.check_vjp_close(_n(dx), _n(dw), x, w, g, spec) is None
+
+
 @pytest.mark.parametrize("index", range(4), ids=_OPS[:4])
 def test_grad_through_each_op_is_jaxs(index: int) -> None:
     name, fn, direct, operands, _ = _four_ops()[index]
