@@ -16,16 +16,15 @@ reference through the adjoint identities, without JAX.
 Every check runs in float64: XLA:CPU accumulates complex64 in complex64 even
 when asked for complex128 (see test_reference_vs_jax.py).
 
-JAX's results are compiled without XLA's algebraic simplifier, which aborts
-the process on a few of these cases in JAX 0.10 (see ``_COMPILER_OPTIONS``).
+JAX's results are compiled a chunk of cases at a time, without LLVM's
+optimisations and without XLA's algebraic simplifier, which aborts the process
+on a few of these cases in JAX 0.10 (see jax_batches.py).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -37,9 +36,10 @@ from polyconv.spec import ConvDimensionNumbers, conv_spec, conv_transpose_spec, 
 
 jax = pytest.importorskip("jax", reason="JAX is not installed: the reference is checked against jax.lax")
 from jax import lax  # noqa: E402
+from jax_batches import prefetch, result, results  # noqa: E402
 
 # The module's fixtures compute JAX's results for all the selected cases of a test at once
-# (_prefetch); under pytest-xdist every worker would do it for the whole list, so the
+# (jax_batches.prefetch); under pytest-xdist every worker would do it for the whole list, so the
 # module's tests run on one worker.
 pytestmark = pytest.mark.xdist_group("reference-ops-vs-jax")
 
@@ -59,78 +59,25 @@ def _jax_kwargs(case) -> dict:
     return kw
 
 
-# XLA compiling each case is most of this file's time.  Each case is one jitted
-# function (op by op, JAX would compile every primitive of the op separately),
-# compiled with LLVM's optimisations off: the same HLO and the same semantics,
-# three times faster to compile (results differ from the optimised build by a
-# few ulps of summation order, far inside the tolerances).  XLA's algebraic
-# simplifier is off too: in JAX 0.10 it aborts the process (a failed CHECK,
-# "Window dimensions do not match RHS shape") when it folds a kernel reversal
-# into some convolutions in unusual layouts, for example
-#   conv_transpose(lhs (6, 1, 2, 1), rhs (4, 2, 1, 2), strides (3, 2),
-#                  padding ((2, 1), (1, 1)), dimension_numbers
-#                  ConvDimensionNumbers((3, 1, 2, 0), (2, 1, 0, 3), (0, 3, 2, 1)),
-#                  transpose_kernel=True, use_consistent_padding=True)
-# or the lhs gradient of lhs (1, 4, 4, 4) 'CHNW', rhs (2, 4, 1, 3) 'WOIH', out
-# 'HNCW', strides (2, 2), padding ((1, 1), (-3, 0)), lhs_dilation (1, 2),
-# batch_group_count=2.  Unsimplified, both compile and agree with the reference.
-_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_disable_hlo_passes": "algsimp"}
-
-
-def _jit(fun, case=None):
-    """``fun`` (with the case's parameters, when given), jitted as above."""
-    if case is not None:
-        fun = functools.partial(fun, **_jax_kwargs(case))
-    return jax.jit(fun, compiler_options=_COMPILER_OPTIONS)
-
-
 def _random_count(random_case_count: int) -> int:
     """100 random cases per operation, 1000 when thorough (the conformance suite's
     JAX run, a pass-through to jax.lax, compares several hundred more with the reference)."""
     return random_case_count // 5
 
 
-# XLA releases the GIL while it compiles, so JAX's results are computed on a few
-# threads, then judged in order.
-_WORKERS = max(1, min(4, os.cpu_count() or 1))
-
-
-def _in_pool(compute, case_list) -> list:
-    """``compute(case)`` for every case on a few threads: each result, or the exception raised."""
-
-    def safe(case):
-        try:
-            return compute(case)
-        except Exception as e:  # noqa: BLE001 - re-raised by the case's own check
-            return e
-
-    with ThreadPoolExecutor(_WORKERS) as pool:
-        return list(pool.map(safe, case_list))
-
-
-def _result(value):
-    if isinstance(value, Exception):
-        raise value
-    return value
-
-
-def _run_all(compute, judge, case_list) -> None:
+def _run_all(call, judge, case_list) -> None:
     """Judge JAX's result of every case, then fail listing the first few problems."""
     problems = []
-    for case, got in zip(case_list, _in_pool(compute, case_list)):
+    for case, got in zip(case_list, results(call, case_list)):
         problem = f"jax.lax raised {got!r}" if isinstance(got, Exception) else judge(case, got)
         if problem is not None:
             problems.append(f"{case!r}: {problem}")
     assert not problems, f"{len(problems)} of {len(case_list)} cases disagree:\n" + "\n".join(problems[:5])
 
 
-def _prefetch(request: pytest.FixtureRequest, test_name: str, compute) -> dict:
-    """JAX's results for the cases of the selected ``test_name`` items, computed together."""
-    selected = [
-        item.callspec.params["case"] for item in request.session.items
-        if getattr(item, "originalname", None) == test_name and getattr(item, "module", None) is request.module
-    ]
-    return dict(zip((c.name for c in selected), _in_pool(compute, selected)))
+def _lax_call(fun):
+    """The ``call`` of a ``jax.lax`` function: its case's parameters, the case's operands."""
+    return lambda case: (functools.partial(fun, **_jax_kwargs(case)), case.operands())
 
 
 def _and_numpy(judge, run_numpy):
@@ -164,8 +111,7 @@ def _numpy_vjp(case: cases.ConvCase) -> tuple[np.ndarray, np.ndarray]:
 
 # -- conv_transpose -------------------------------------------------------------
 
-def _jax_transpose(case: cases.TransposeCase) -> np.ndarray:
-    return np.asarray(_jit(lax.conv_transpose, case)(*case.operands()))
+_jax_transpose = _lax_call(lax.conv_transpose)
 
 
 def _judge_transpose(case: cases.TransposeCase, got: np.ndarray) -> str | None:
@@ -178,13 +124,13 @@ def _judge_transpose(case: cases.TransposeCase, got: np.ndarray) -> str | None:
 
 @pytest.fixture(scope="module")
 def transpose_grid_results(_x64, request: pytest.FixtureRequest) -> dict:
-    return _prefetch(request, "test_transpose_grid", _jax_transpose)
+    return prefetch(request, "test_transpose_grid", _jax_transpose)
 
 
 @pytest.mark.parametrize("case", cases.transpose_grid(), ids=str)
 def test_transpose_grid(case: cases.TransposeCase, transpose_grid_results: dict) -> None:
     judge = _and_numpy(_judge_transpose, lambda c: polyconv.conv_transpose(*c.operands(), **c.kwargs()))
-    problem = judge(case, _result(transpose_grid_results[case.name]))
+    problem = judge(case, result(transpose_grid_results[case.name]))
     assert problem is None, f"{case!r}: reference and jax.lax.conv_transpose disagree: {problem}"
 
 
@@ -231,7 +177,7 @@ def _judge_patches(case: cases.PatchesCase, got: np.ndarray) -> str | None:
 
 def test_patches_random(random_case_count: int) -> None:
     _run_all(
-        lambda case: np.asarray(_jit(lax.conv_general_dilated_patches, case)(*case.operands())),
+        _lax_call(lax.conv_general_dilated_patches),
         _and_numpy(_judge_patches, lambda c: polyconv.conv_general_dilated_patches(*c.operands(), **c.kwargs())),
         cases.random_patches_cases(_random_count(random_case_count), seed=12),
     )
@@ -245,7 +191,7 @@ def _judge_local(case: cases.LocalCase, got: np.ndarray) -> str | None:
 
 def test_local_random(random_case_count: int) -> None:
     _run_all(
-        lambda case: np.asarray(_jit(lax.conv_general_dilated_local, case)(*case.operands())),
+        _lax_call(lax.conv_general_dilated_local),
         _and_numpy(_judge_local, lambda c: polyconv.conv_general_dilated_local(*c.operands(), **c.kwargs())),
         cases.random_local_cases(_random_count(random_case_count), seed=13),
     )
@@ -263,7 +209,8 @@ def _cotangent(case: cases.ConvCase, shape: tuple[int, ...], dtype: str) -> np.n
     return cases.make_operand(np.random.default_rng(case.seed + 1), shape, dtype)
 
 
-def _jax_vjp(case: cases.ConvCase) -> tuple[np.ndarray, np.ndarray]:
+def _jax_vjp(case: cases.ConvCase) -> tuple:
+    """The ``call`` of ``jax.vjp`` of ``jax.lax.conv_general_dilated`` (see :func:`_results`)."""
     lhs, rhs = case.operands()
     spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())
     kw = _jax_kwargs(case)
@@ -271,8 +218,7 @@ def _jax_vjp(case: cases.ConvCase) -> tuple[np.ndarray, np.ndarray]:
     def grads(x, w, g):
         return jax.vjp(lambda x, w: lax.conv_general_dilated(x, w, **kw), x, w)[1](g)
 
-    lhs_ct, rhs_ct = _jit(grads)(lhs, rhs, _cotangent(case, spec.out_shape, spec.out_dtype))
-    return np.asarray(lhs_ct), np.asarray(rhs_ct)
+    return grads, (lhs, rhs, _cotangent(case, spec.out_shape, spec.out_dtype))
 
 
 def _judge_vjp(case: cases.ConvCase, got: tuple[np.ndarray, np.ndarray]) -> str | None:
@@ -284,7 +230,7 @@ def _judge_vjp(case: cases.ConvCase, got: tuple[np.ndarray, np.ndarray]) -> str 
 
 @pytest.fixture(scope="module")
 def vjp_grid_results(_x64, request: pytest.FixtureRequest) -> dict:
-    return _prefetch(request, "test_vjp_grid", _jax_vjp)
+    return prefetch(request, "test_vjp_grid", _jax_vjp)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -301,7 +247,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_vjp_grid(case: cases.ConvCase, vjp_grid_results: dict) -> None:
-    problem = _and_numpy(_judge_vjp, _numpy_vjp)(case, _result(vjp_grid_results[case.name]))
+    problem = _and_numpy(_judge_vjp, _numpy_vjp)(case, result(vjp_grid_results[case.name]))
     assert problem is None, f"{case!r}: reference and jax.vjp disagree: {problem}"
 
 

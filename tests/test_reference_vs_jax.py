@@ -21,6 +21,10 @@ from polyconv.spec import ConvDimensionNumbers, conv_spec
 
 jax = pytest.importorskip("jax", reason="JAX is not installed: the reference is checked against jax.lax")
 from jax import lax  # noqa: E402
+from jax_batches import prefetch, result, results  # noqa: E402
+
+# The grids' results are computed together (jax_batches.prefetch), on one worker.
+pytestmark = pytest.mark.xdist_group("reference-vs-jax")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,12 +42,6 @@ def _x64():
 _XLA_CPU_NARROW_ACCUMULATION = {("complex64", "complex128")}
 
 
-# One jitted function per case, compiled with LLVM's optimisations off (three times
-# faster to compile, the same HLO; results differ from an optimised build by a few ulps
-# of summation order) and without XLA's algebraic simplifier (see conftest.py).
-_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_disable_hlo_passes": "algsimp"}
-
-
 def _jax_kwargs(case: cases.ConvCase) -> dict:
     kw = case.kwargs()
     if isinstance(kw["dimension_numbers"], ConvDimensionNumbers):
@@ -51,18 +49,25 @@ def _jax_kwargs(case: cases.ConvCase) -> dict:
     return kw
 
 
-def _check(case: cases.ConvCase) -> None:
+def _jax_conv(case: cases.ConvCase) -> tuple:
+    """The ``call`` of ``jax.lax.conv_general_dilated`` (see jax_batches.results)."""
+    return functools.partial(lax.conv_general_dilated, **_jax_kwargs(case)), case.operands()
+
+
+def _judge(case: cases.ConvCase, expected: np.ndarray) -> str | None:
+    """The reference's verdict on ``jax.lax``'s result (the tolerance table)."""
     lhs, rhs = case.operands()
     spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())
-    conv = functools.partial(lax.conv_general_dilated, **_jax_kwargs(case))
-    expected = np.asarray(jax.jit(conv, compiler_options=_COMPILER_OPTIONS)(lhs, rhs))
-    assert expected.shape == spec.out_shape
-    assert expected.dtype.name == spec.out_dtype
-    # jax.lax's result, judged by the reference with the tolerance table.
+    if expected.shape != spec.out_shape or expected.dtype.name != spec.out_dtype:
+        return f"jax.lax gives {expected.dtype} {expected.shape}, the spec {spec.out_dtype} {spec.out_shape}"
     if (case.dtype, case.preferred_element_type) in _XLA_CPU_NARROW_ACCUMULATION:
         spec = dataclasses.replace(spec, preferred_element_type=None)
-    problem = tolerances.check_close(expected, lhs, rhs, spec)
-    assert problem is None, f"{case!r}: reference and jax.lax disagree: {problem}"
+    return tolerances.check_close(expected, lhs, rhs, spec)
+
+
+@pytest.fixture(scope="module")
+def grid_results(_x64, request: pytest.FixtureRequest) -> dict:
+    return {**prefetch(request, "test_grid", _jax_conv), **prefetch(request, "test_dtypes", _jax_conv)}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -79,19 +84,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", grid if thorough(metafunc.config) else grid[1::2], ids=str)
 
 
-def test_grid(case: cases.ConvCase) -> None:
-    _check(case)
+def test_grid(case: cases.ConvCase, grid_results: dict) -> None:
+    problem = _judge(case, result(grid_results[case.name]))
+    assert problem is None, f"{case!r}: reference and jax.lax disagree: {problem}"
 
 
-def test_dtypes(case: cases.ConvCase) -> None:
-    _check(case)
+def test_dtypes(case: cases.ConvCase, grid_results: dict) -> None:
+    problem = _judge(case, result(grid_results[case.name]))
+    assert problem is None, f"{case!r}: reference and jax.lax disagree: {problem}"
 
 
 def test_random_cases(random_case_count: int) -> None:
     """150 random cases, 1500 when thorough (the conformance suite's JAX run, a
     pass-through to jax.lax, compares several hundred more with the reference)."""
-    for case in cases.random_cases(random_case_count * 3 // 10, seed=2024):
-        _check(case)
+    case_list = cases.random_cases(random_case_count * 3 // 10, seed=2024)
+    problems = [f"{case!r}: {problem}" for case, got in zip(case_list, results(_jax_conv, case_list))
+                if (problem := f"jax.lax raised {got!r}" if isinstance(got, Exception) else _judge(case, got))]
+    assert not problems, f"{len(problems)} of {len(case_list)} cases disagree:\n" + "\n".join(problems[:5])
 
 
 def test_reference_result_dtypes_are_wide() -> None:
