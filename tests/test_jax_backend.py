@@ -31,6 +31,7 @@ from polyconv.spec import ConvDimensionNumbers, conv_spec, conv_transpose_spec
 jax = pytest.importorskip("jax", reason="JAX is not installed: pip install jax -c constraints.txt")
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
+from jax_batches import prefetch, result  # noqa: E402
 from polyconv.backends.jax import AnyDevice  # noqa: E402
 from polyconv.backends.jax import backend as jax_backend  # noqa: E402
 
@@ -408,25 +409,42 @@ def _grad_cases() -> list[cases.ConvCase]:
     return [c for c in cases.grid() for f in families for v in wanted if c.name == f + v]
 
 
+def _grad_and_vjp(case: cases.ConvCase) -> tuple:
+    """``jax.grad`` of a loss through ``polyconv.conv_general_dilated``, and
+    ``polyconv.conv_general_dilated_vjp`` on JAX arrays, as a function of the
+    case's operands and cotangent (see jax_batches.results)."""
+    x, w = case.operands()
+    kw = case.kwargs()
+    spec = conv_spec(x.shape, w.shape, x.dtype, w.dtype, **kw)
+
+    def both(a: Any, b: Any, ct: Any) -> Any:
+        def loss(a: Any, b: Any) -> Any:
+            return jnp.sum(polyconv.conv_general_dilated(a, b, **kw) * ct)
+
+        return jax.grad(loss, argnums=(0, 1))(a, b), polyconv.conv_general_dilated_vjp(a, b, ct, **kw)
+
+    return both, (x, w, _rand(spec.out_shape, case.seed + 1))
+
+
+@pytest.fixture(scope="module")
+def grad_results(request: pytest.FixtureRequest) -> dict:
+    return prefetch(request, "test_grad_equals_the_reference_vjp", _grad_and_vjp)
+
+
+@pytest.mark.xdist_group("jax-grad")  # the results are computed together, on one worker
 @pytest.mark.parametrize("case", _grad_cases(), ids=str)
-def test_grad_equals_the_reference_vjp(case: cases.ConvCase) -> None:
+def test_grad_equals_the_reference_vjp(case: cases.ConvCase, grad_results: dict) -> None:
     x, w = case.operands()
     kw = case.kwargs()
     spec = conv_spec(x.shape, w.shape, x.dtype, w.dtype, **kw)
     g = _rand(spec.out_shape, case.seed + 1)
-    jg = _j(g)
-
-    def loss(a: Any, b: Any) -> Any:
-        return jnp.sum(polyconv.conv_general_dilated(a, b, **kw) * jg)
-
-    dx, dw = jax.jit(jax.grad(loss, argnums=(0, 1)))(_j(x), _j(w))
-    assert tolerances.check_vjp_close(_n(dx), _n(dw), x, w, g, spec) is None
+    (dx, dw), native = result(grad_results[case.name])
+    assert tolerances.check_vjp_close(dx, dw, x, w, g, spec) is None
     # the vjp op on JAX arrays (jax.vjp natively) and on NumPy arrays (the derived rules) agree
-    native = polyconv.conv_general_dilated_vjp(_j(x), _j(w), jg, **kw)
     derived = polyconv.conv_general_dilated_vjp(x, w, g, **kw)
     for got, on_numpy, by_grad in zip(native, derived, (dx, dw)):
-        np.testing.assert_allclose(_n(got), _n(by_grad), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(_n(got), on_numpy, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got, by_grad, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got, on_numpy, rtol=1e-10, atol=1e-10)
 
 
 def test_the_vjp_compiles_its_two_convolutions_and_no_forward() -> None:
@@ -618,37 +636,50 @@ jax.config.update("jax_enable_x64", True)
 import polyconv
 from polyconv.conformance import cases, tolerances
 from polyconv.spec import ConvDimensionNumbers, conv_spec, conv_transpose_spec
-op, lhs_shape, rhs_shape, kw = eval(sys.argv[1])
-x, w = (cases.make_operand(np.random.default_rng(i), s, "float64") for i, s in enumerate((lhs_shape, rhs_shape)))
-if op == "transpose":
-    out = polyconv.conv_transpose(jax.numpy.asarray(x), jax.numpy.asarray(w), **kw)
-    problem = tolerances.check_transpose_close(np.asarray(out), x, w, conv_transpose_spec(
-        x.shape, w.shape, x.dtype, w.dtype, **kw))
-else:
-    spec = conv_spec(x.shape, w.shape, x.dtype, w.dtype, **kw)
-    if op == "conv":
-        out = polyconv.conv_general_dilated(jax.numpy.asarray(x), jax.numpy.asarray(w), **kw)
-        problem = tolerances.check_close(np.asarray(out), x, w, spec)
+for op, lhs_shape, rhs_shape, kw in eval(sys.argv[1]):
+    x, w = (cases.make_operand(np.random.default_rng(i), s, "float64") for i, s in enumerate((lhs_shape, rhs_shape)))
+    if op == "transpose":
+        out = polyconv.conv_transpose(jax.numpy.asarray(x), jax.numpy.asarray(w), **kw)
+        problem = tolerances.check_transpose_close(np.asarray(out), x, w, conv_transpose_spec(
+            x.shape, w.shape, x.dtype, w.dtype, **kw))
     else:
-        g = cases.make_operand(np.random.default_rng(2), spec.out_shape, "float64")
-        dx, dw = polyconv.conv_general_dilated_vjp(*map(jax.numpy.asarray, (x, w, g)), **kw)
-        problem = tolerances.check_vjp_close(np.asarray(dx), np.asarray(dw), x, w, g, spec)
-assert problem is None, problem
-print("ok")
+        spec = conv_spec(x.shape, w.shape, x.dtype, w.dtype, **kw)
+        if op == "conv":
+            out = polyconv.conv_general_dilated(jax.numpy.asarray(x), jax.numpy.asarray(w), **kw)
+            problem = tolerances.check_close(np.asarray(out), x, w, spec)
+        else:
+            g = cases.make_operand(np.random.default_rng(2), spec.out_shape, "float64")
+            dx, dw = polyconv.conv_general_dilated_vjp(*map(jax.numpy.asarray, (x, w, g)), **kw)
+            problem = tolerances.check_vjp_close(np.asarray(dx), np.asarray(dw), x, w, g, spec)
+    assert problem is None, (op, problem)
+    print("ok", op)
 """
+
+
+def _algsimp_run(case_list: list[tuple], flags: str) -> subprocess.CompletedProcess[str]:
+    """The cases, one after the other, in a fresh process with ``XLA_FLAGS=flags``."""
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-c", _ALGSIMP_SCRIPT, repr(case_list)], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cases_that_crash_xla_algsimp_pass_without_it() -> None:
+    """With the simplifier off (as every test and the conformance suite run JAX), each case compiles and
+    agrees with the reference: all of them in one process."""
+    proc = _algsimp_run(_ALGSIMP_CASES, "--xla_disable_hlo_passes=algsimp")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == [w for c in _ALGSIMP_CASES for w in ("ok", c[0])]
 
 
 @pytest.mark.parametrize("case", _ALGSIMP_CASES, ids=[c[0] for c in _ALGSIMP_CASES])
 def test_cases_that_crash_xla_algsimp(case: tuple) -> None:
-    arg = repr(case)
-    for flags in ("--xla_disable_hlo_passes=algsimp", ""):
-        env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
-        proc = subprocess.run([sys.executable, "-c", _ALGSIMP_SCRIPT, arg], env=env, capture_output=True,
-                              text=True, timeout=300)
-        if flags or proc.returncode == 0:
-            assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
-        else:  # the known bug, and no other failure
-            assert "Window dimensions do not match RHS shape" in proc.stderr, proc.stderr[-3000:]
+    """With it on, each case passes or aborts the process on the known bug, and fails in no other way
+    (a process of its own: the abort ends it)."""
+    proc = _algsimp_run([case], "")
+    if proc.returncode == 0:
+        assert proc.stdout.split() == ["ok", case[0]]
+    else:  # the known bug, and no other failure
+        assert "Window dimensions do not match RHS shape" in proc.stderr, proc.stderr[-3000:]
 
 
 def test_xla_cpu_grouped_convolutions_still_make_nan_of_another_groups_inf() -> None:

@@ -15,7 +15,7 @@ import pytest
 from polyconv.conformance import cases
 
 import polyconv
-from polyconv.spec import ConvDimensionNumbers
+from polyconv.spec import ConvDimensionNumbers, conv_spec
 
 
 def _cotangent(case: cases.ConvCase, shape: tuple[int, ...]) -> np.ndarray:
@@ -87,7 +87,7 @@ def test_empty_output_gives_zero_kernel_cotangent() -> None:
 
 def _jax_vjp_cases(thorough: bool) -> list[cases.ConvCase]:
     """Every 20th grid case and 15 random ones (every case and 300 random with
-    --polyconv-thorough): JAX compiles two programs per shape, about 0.6 s.
+    --polyconv-thorough).
     The whole grid is compared with the reference VJP below, and the
     reference VJP with JAX in test_reference_ops_vs_jax.py."""
     grid = cases.grid()
@@ -98,16 +98,23 @@ def _jax_vjp_cases(thorough: bool) -> list[cases.ConvCase]:
 
 def test_matches_jax_vjp(jax_x64, request: pytest.FixtureRequest) -> None:
     jax, lax = jax_x64
-    for case in _jax_vjp_cases(request.config.getoption("--polyconv-thorough")):
+    from jax_batches import results  # JAX's results compiled a chunk of cases at a time
+
+    def jax_vjp(case: cases.ConvCase) -> tuple:
         x, w = case.operands()
         kw = case.kwargs()
-        jkw = dict(kw)
         if isinstance(kw["dimension_numbers"], ConvDimensionNumbers):
-            jkw["dimension_numbers"] = lax.ConvDimensionNumbers(*kw["dimension_numbers"])
-        y, pullback = jax.vjp(lambda a, b, jkw=jkw: lax.conv_general_dilated(a, b, **jkw), x, w)
-        g = _cotangent(case, y.shape)
-        jdx, jdw = (np.asarray(t) for t in pullback(g))
+            kw["dimension_numbers"] = lax.ConvDimensionNumbers(*kw["dimension_numbers"])
+        g = _cotangent(case, conv_spec(x.shape, w.shape, x.dtype, w.dtype, **case.kwargs()).out_shape)
+        return (lambda a, b, g: jax.vjp(lambda a, b: lax.conv_general_dilated(a, b, **kw), a, b)[1](g)), (x, w, g)
+
+    case_list = _jax_vjp_cases(request.config.getoption("--polyconv-thorough"))
+    for case, got in zip(case_list, results(jax_vjp, case_list)):
+        assert not isinstance(got, Exception), f"{case!r}: jax.vjp raised {got!r}"
+        x, w = case.operands()
+        kw = case.kwargs()
+        g = _cotangent(case, conv_spec(x.shape, w.shape, x.dtype, w.dtype, **kw).out_shape)
         dx, dw = polyconv.conv_general_dilated_vjp(x, w, g, **kw)
-        for mine, theirs, name in ((dx, jdx, "lhs"), (dw, jdw, "rhs")):
+        for mine, theirs, name in ((dx, got[0], "lhs"), (dw, got[1], "rhs")):
             err = np.abs(mine - theirs).max(initial=0)
             assert err <= 1e-10 * (1 + np.abs(theirs).max(initial=0)), f"{case!r}: {name} cotangent off by {err}"
