@@ -3,27 +3,31 @@
 :func:`convolve` takes the canonical views (input ``(N', G, C_g, *S)``,
 kernel ``(G, O_g, C_g, *K)``) and a :class:`.geometry.SpectralPlan`, and
 returns the live hull of the output, ``(N', G, O_g, *hull)``, in the compute
-dtype.  Real operands use ``rfftn``/``irfftn``, complex ones
-``fftn``/``ifftn``.  In the frequency domain each group is a matrix product
+dtype.  The transforms go one axis at a time (``rfft``/``irfft`` along the
+last axis of real operands, ``fft``/``ifft`` along the others and for
+complex ones).  In the frequency domain each group is a matrix product
 per frequency, ``(N', C_g) @ (C_g, O_g)`` (a broadcast product when
 ``C_g == 1``: depthwise); the batch is taken ``chunk`` images at a time so
 that the transforms stay within the workspace (:mod:`.cost` sizes it).
 
 The namespace ``xp`` (NumPy, ``array_api_compat.torch``, CuPy) provides
 ``astype``, ``zeros``, ``flip``, ``reshape``, ``permute_dims``, ``matmul``,
-``concat``, ``where``, ``asarray`` and ``fft.rfftn``/``irfftn``/``fftn``/``ifftn``.  The
+``concat``, ``where``, ``asarray``, ``all``, ``sum``, ``cumulative_sum`` and
+``fft.rfft``/``irfft``/``fft``/``ifft``, and its arrays take in-place
+additions into slices (the running sums of :func:`window_counts`).  The
 operands are never written to; the dilated kernel is built in a fresh array.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from .geometry import SpectralPlan
+from .geometry import AxisPlan, SpectralPlan
 
-__all__ = ["convolve"]
+__all__ = ["convolve", "window_counts"]
 
 
 def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,
@@ -34,17 +38,97 @@ def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: b
     ``complex_`` whether it is complex, ``chunk`` the images per transform.
     With ``exact_zeros`` (the caller found a zero in an operand), the
     elements all of whose products are zero are made exactly zero, as a
-    direct sum leaves them: the same convolution of the operands' nonzero
-    indicators counts their nonzero products (integers, which float64
-    transforms give to far better than 0.5), and the result is kept where
-    the count is positive.
+    direct sum leaves them: the result is kept where the count of nonzero
+    products is positive.  With a kernel free of zeros that count is the
+    nonzero input elements each window reads (:func:`window_counts`: box
+    sums, no transform); otherwise the same convolution of the operands'
+    nonzero indicators counts them (integers, which float64 transforms give
+    to far better than 0.5), a second transform of everything.
     """
     y = _convolve(xp, x, w, p, compute, complex_, chunk, device)
     if exact_zeros:
-        real = xp.float64
-        count = _convolve(xp, xp.astype(x != 0, real), xp.astype(w != 0, real), p, real, False, chunk, device)
+        if bool(xp.all(w != 0)):  # every product of a nonzero input element is nonzero: count those
+            count = window_counts(xp, x, p, device)
+        else:
+            real = xp.float64
+            count = _convolve(xp, xp.astype(x != 0, real), xp.astype(w != 0, real), p, real, False, chunk, device)
         y = xp.where(count > 0.5, y, xp.zeros((), dtype=y.dtype, device=device))
     return y
+
+
+def window_counts(xp: Any, x: Any, p: SpectralPlan, device: Any = None) -> Any:
+    """How many nonzero input elements the window of each live output reads,
+    over the group's channels: ``(N', G, 1, *hull)`` integers (with a kernel
+    free of zeros, the output's nonzero products).
+
+    The window is a box (a dilated one), so the count is separable: a box sum
+    along one axis at a time, each the difference of two running sums taken
+    along every ``dilation``-th element; no transform.
+
+    >>> from polyconv.backends.fft.geometry import plan
+    >>> p = plan(1, 1, 1, 1, (6,), (2,), (3,), (2,), (2,), (1,))  # stride 2, dilation 2, padding 1
+    >>> x = np.array([0., 5, 0, 0, 7, 0]).reshape(1, 1, 1, 6)
+    >>> window_counts(np, x, p)[0, 0, 0].tolist()  # windows (-1, 1), (1, 3), (3, 5)
+    [1, 1, 0]
+    """
+    x = x[(slice(None),) * 3 + tuple(slice(*a.read) for a in p.axes)]
+    bound = p.cg * math.prod(a.live * a.stride + a.extent + 2 * a.dilation for a in p.axes)  # > any running sum
+    dtype = xp.int32 if bound < 2**31 else xp.int64
+    count = xp.sum(xp.astype(x != 0, dtype), axis=2, keepdims=True, dtype=dtype)
+    for i, a in enumerate(p.axes):
+        count = _box_sum(xp, count, 3 + i, a, device)
+    return count
+
+
+def _box_sum(xp: Any, c: Any, axis: int, a: AxisPlan, device: Any) -> Any:
+    """Along ``axis`` (the read slice of axis plan ``a``), the sums over each
+    live output's window: ``window`` elements ``dilation`` apart, starting
+    ``stride`` apart, with the padding the windows reach as zeros."""
+    d, s = a.dilation, a.stride
+    taps = (a.extent - 1) // d + 1
+    left = a.extent - 1 - a.first  # padding before the read slice, down to the first window's start
+    span = (a.live - 1) * s + a.extent  # from the first window's start to the last window's end
+    n = c.shape[axis]
+    total = -(-(d + span) // d) * d  # d zeros first (the running sums start from zero), then a multiple of d
+    c = _pad(xp, c, axis, d + left, total - d - left - n, device)
+    shape = tuple(c.shape)
+    # running sums along each residue modulo d: split the axis into (total / d, d) and sum along the first
+    split = (*shape[:axis], total // d, d, *shape[axis + 1:]) if d > 1 else shape
+    running = xp.reshape(_running_sum(xp, xp.reshape(c, split), axis), shape)
+
+    def at(start: int) -> Any:
+        index = [slice(None)] * len(shape)
+        index[axis] = slice(start, start + (a.live - 1) * s + 1, s)
+        return running[tuple(index)]
+
+    return at(taps * d) - at(0)  # window j: running[j*s + taps*d] - running[j*s]
+
+
+def _running_sum(xp: Any, c: Any, axis: int) -> Any:
+    """The running sums of ``c`` (a fresh array, overwritten) along ``axis``.
+    Along the last axis, the namespace's ``cumulative_sum``; along another, one
+    slice added into the next at a time (whole slices: faster than NumPy's
+    accumulation across a strided axis: 1.6 ms against 8.7 ms for 95 slices
+    of 24064 int32 here)."""
+    if axis == c.ndim - 1:
+        return xp.cumulative_sum(c, axis=axis, dtype=c.dtype)
+    before = (slice(None),) * axis
+    for i in range(1, c.shape[axis]):
+        c[before + (i,)] += c[before + (i - 1,)]
+    return c
+
+
+def _pad(xp: Any, c: Any, axis: int, before: int, after: int, device: Any) -> Any:
+    """``c`` with ``before`` and ``after`` zeros along ``axis``."""
+    parts = []
+    for size in (before, None, after):
+        if size is None:
+            parts.append(c)
+        elif size > 0:
+            shape = list(c.shape)
+            shape[axis] = size
+            parts.append(xp.zeros(tuple(shape), dtype=c.dtype, device=device))
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
 
 
 def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,
