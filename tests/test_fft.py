@@ -260,6 +260,36 @@ def test_window_counts_match_brute_force() -> None:
         checked += 1
 
 
+def test_numpy_chunks_of_the_batch_run_on_the_threads(monkeypatch: pytest.MonkeyPatch,
+                                                     fft_calls: collections.Counter[str]) -> None:
+    """On the NumPy backend the batch's chunks go on the backend's threads (each a
+    part of the chunk that fits the workspace) and give one thread's values."""
+    from polyconv.backends.numpy import parallel
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 8, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((8, 4, 9, 9)).astype(np.float32)
+    runs: list[int] = []
+    inner = parallel.run_chunks
+
+    def recording(work: Any, chunks: Any, min_chunks: int = 2) -> None:
+        runs.append(len(chunks))
+        inner(work, chunks, min_chunks)
+
+    monkeypatch.setattr(parallel, "run_chunks", recording)
+    results = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("POLYCONV_NUMPY_THREADS", threads)
+        with polyconv.use_fft("always"):
+            results[threads] = polyconv.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=2)
+    assert runs == [3]  # three threads: the batch of 6 in three chunks of 2; one thread: no pool
+    assert fft_calls["fft"] == 2
+    np.testing.assert_allclose(results["3"], results["1"], rtol=1e-6, atol=1e-6)
+    ref = polyconv.conv_general_dilated(x.astype(np.float64), w.astype(np.float64), (1, 1), "SAME",
+                                        feature_group_count=2)
+    np.testing.assert_allclose(results["3"], ref, rtol=1e-4, atol=1e-4)
+
+
 def test_products_of_zeros_stay_exact_zeros(fft_calls: collections.Counter[str]) -> None:
     """Where every product is zero (zeros of the data, padding, the holes of
     the dilations) the result is exactly zero, as a direct sum leaves it."""

@@ -21,21 +21,28 @@ operands are never written to; the dilated kernel is built in a fresh array.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .geometry import AxisPlan, SpectralPlan
 
-__all__ = ["convolve", "window_counts"]
+__all__ = ["convolve", "window_counts", "RunChunks"]
+
+#: ``run(work, indices)``: ``work(i)`` for every index (see :func:`convolve`).
+RunChunks = Callable[[Callable[[int], None], Sequence[int]], None]
 
 
 def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,
-             device: Any = None, exact_zeros: bool = False) -> Any:
+             device: Any = None, exact_zeros: bool = False, run: RunChunks | None = None) -> Any:
     """The live hull of the convolution of canonical ``x`` and ``w`` (see the module docstring).
 
     ``compute`` is the namespace's real or complex dtype to compute in,
     ``complex_`` whether it is complex, ``chunk`` the images per transform.
+    ``run(work, indices)`` calls ``work(i)`` for each index, in any order or
+    on several threads (NumPy's transforms release the GIL); None runs them
+    one after the other.
     With ``exact_zeros`` (the caller found a zero in an operand), the
     elements all of whose products are zero are made exactly zero, as a
     direct sum leaves them: the result is kept where the count of nonzero
@@ -45,13 +52,14 @@ def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: b
     nonzero indicators counts them (integers, which float64 transforms give
     to far better than 0.5), a second transform of everything.
     """
-    y = _convolve(xp, x, w, p, compute, complex_, chunk, device)
+    y = _convolve(xp, x, w, p, compute, complex_, chunk, device, run)
     if exact_zeros:
         if bool(xp.all(w != 0)):  # every product of a nonzero input element is nonzero: count those
             count = window_counts(xp, x, p, device)
         else:
             real = xp.float64
-            count = _convolve(xp, xp.astype(x != 0, real), xp.astype(w != 0, real), p, real, False, chunk, device)
+            count = _convolve(xp, xp.astype(x != 0, real), xp.astype(w != 0, real), p, real, False, chunk, device,
+                              run)
         y = xp.where(count > 0.5, y, xp.zeros((), dtype=y.dtype, device=device))
     return y
 
@@ -132,7 +140,7 @@ def _pad(xp: Any, c: Any, axis: int, before: int, after: int, device: Any) -> An
 
 
 def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,
-              device: Any = None) -> Any:
+              device: Any = None, run: RunChunks | None = None) -> Any:
     n = len(p.axes)
     spatial = tuple(range(3, 3 + n))
     lengths = p.lengths
@@ -159,8 +167,11 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
         kernel = xp.permute_dims(kernel, (0, 3, 2, 1))  # (G, F, C_g, O_g)
 
     mask = _dead_mask(xp, p, device)
-    pieces = []
-    for b0 in range(0, p.batch, chunk):
+    starts = range(0, p.batch, chunk)
+    pieces: list[Any] = [None] * len(starts)
+
+    def work(i: int) -> None:
+        b0 = starts[i]
         spectrum = forward(x[b0:b0 + chunk])  # (n, G, C_g, *F)
         m = spectrum.shape[0]
         spectrum = xp.reshape(spectrum, (m, p.groups, p.cg, points))
@@ -171,9 +182,13 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
             product = xp.permute_dims(product, (2, 0, 3, 1))
         product = xp.reshape(product, (m, p.groups, p.og, *freq))
         piece = _inverse(xp, product, p, complex_)
-        if mask is not None:
-            piece = piece * mask
-        pieces.append(piece)
+        pieces[i] = piece if mask is None else piece * mask
+
+    if run is None or len(starts) == 1:
+        for i in range(len(starts)):
+            work(i)
+    else:
+        run(work, list(range(len(starts))))
     return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
 
 

@@ -56,7 +56,7 @@ from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
 from polyconv.spec.dtypes import numpy_dtype
 
 from .. import fft, gemm
-from . import depthwise, geometry, offsets, pointwise, polyphase, small
+from . import depthwise, geometry, offsets, parallel, pointwise, polyphase, small
 from .problem import Problem, from_spec, input_view, kernel_view, output_view
 
 __all__ = ["Choice", "choose", "convolve", "runner", "transpose_runner"]
@@ -206,9 +206,29 @@ def _solver(problem: Problem, compute: np.dtype, mode: str = "never") -> tuple[s
         if not whole:
             y[...] = 0
         zeros = bool(np.count_nonzero(x) < x.size or np.count_nonzero(w) < w.size)
-        y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, chunk, exact_zeros=zeros)
+        part = _threaded_chunk(chunk, sp.batch, parallel.threads())
+        y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, part, exact_zeros=zeros, run=_run_chunks)
 
     return "fft", spectral
+
+
+def _run_chunks(work: Callable[[int], None], indices: Any) -> None:
+    parallel.run_chunks(work, indices, min_chunks=1)
+
+
+def _threaded_chunk(chunk: int, batch: int, threads: int) -> int:
+    """The images per transform when the batch's chunks go on ``threads``
+    threads (NumPy's transforms release the GIL): a part of ``chunk`` (the
+    most that fits the workspace), so that every thread gets a chunk and the
+    chunks in flight together still fit; ``chunk`` itself when it is smaller
+    than ``threads`` images (then its chunks run one after the other).
+
+    >>> _threaded_chunk(4, 4, 2), _threaded_chunk(8, 8, 2), _threaded_chunk(3, 8, 2), _threaded_chunk(1, 8, 2)
+    (2, 4, 1, 1)
+    """
+    if threads < 2 or chunk < threads or batch < 2:
+        return chunk
+    return max(1, min(chunk // threads, -(-batch // threads)))
 
 
 def _direct_solver(problem: Problem, compute: np.dtype) -> tuple[str, Solver]:
