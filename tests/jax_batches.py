@@ -1,6 +1,7 @@
 """JAX's results for many test cases at once, for the tests that check the
-reference against ``jax.lax`` (test_reference_vs_jax.py,
-test_reference_ops_vs_jax.py).
+reference and polyconv against ``jax.lax`` (test_reference_vs_jax.py,
+test_reference_ops_vs_jax.py, test_vjp_numpy.py, test_jax_backend.py), and
+the case parameters as ``jax.lax`` takes them (:func:`lax_kwargs`).
 
 XLA compiling the cases is most of those files' time.  The cases are jitted
 (op by op, JAX would compile every primitive of an op separately),
@@ -37,9 +38,19 @@ import jax
 import numpy as np
 import pytest
 
+from polyconv.spec import ConvDimensionNumbers
+
 COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_disable_hlo_passes": "algsimp"}
 CHUNK = 32  # cases per compiled function
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+def lax_kwargs(kw: dict) -> dict:
+    """``kw`` for ``jax.lax``: polyconv's index-tuple dimension numbers as JAX's
+    class (JAX takes no plain tuples)."""
+    if isinstance(kw.get("dimension_numbers"), ConvDimensionNumbers):
+        kw = {**kw, "dimension_numbers": jax.lax.ConvDimensionNumbers(*kw["dimension_numbers"])}
+    return kw
 
 
 def jit(fun):

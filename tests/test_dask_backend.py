@@ -250,7 +250,6 @@ def test_info_names_the_default_scheduler() -> None:
         assert scheduler() == "the 'synchronous' scheduler (dask.config)"
 
 
-
 def test_the_harness_sees_a_result_that_passes_a_chunk_through() -> None:
     """The suite computes a call's operands and results together (one graph), so a
     result that is the operand's own graph (a backend returning its input) shares

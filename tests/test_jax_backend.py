@@ -55,13 +55,6 @@ def _rand(shape: tuple[int, ...], seed: int = 0, dtype: str = "float64") -> np.n
     return cases.make_operand(np.random.default_rng(seed), shape, dtype)
 
 
-def _lax_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
-    """polyconv's index-tuple dimension numbers as JAX's class (JAX takes no plain tuples)."""
-    if isinstance(kw.get("dimension_numbers"), ConvDimensionNumbers):
-        kw = {**kw, "dimension_numbers": lax.ConvDimensionNumbers(*kw["dimension_numbers"])}
-    return kw
-
-
 def _conv_problem(out: Any, x: np.ndarray, w: np.ndarray, kw: dict[str, Any]) -> str | None:
     spec = conv_spec(x.shape, w.shape, x.dtype, w.dtype, **kw)
     return tolerances.check_close(_n(out), x, w, spec)

@@ -32,11 +32,11 @@ from polyconv.conformance import cases, reference, tolerances
 
 import polyconv
 from polyconv.errors import ConvArgumentError, ConvShapeError
-from polyconv.spec import ConvDimensionNumbers, conv_spec, conv_transpose_spec, local_spec, patches_spec
+from polyconv.spec import conv_spec, conv_transpose_spec, local_spec, patches_spec
 
 jax = pytest.importorskip("jax", reason="JAX is not installed: the reference is checked against jax.lax")
 from jax import lax  # noqa: E402
-from jax_batches import prefetch, result, results  # noqa: E402
+from jax_batches import lax_kwargs, prefetch, result, results  # noqa: E402
 
 # The module's fixtures compute JAX's results for all the selected cases of a test at once
 # (jax_batches.prefetch); under pytest-xdist every worker would do it for the whole list, so the
@@ -50,13 +50,6 @@ def _x64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", previous)
-
-
-def _jax_kwargs(case) -> dict:
-    kw = case.kwargs()
-    if isinstance(kw.get("dimension_numbers"), ConvDimensionNumbers):
-        kw["dimension_numbers"] = lax.ConvDimensionNumbers(*kw["dimension_numbers"])
-    return kw
 
 
 def _random_count(random_case_count: int) -> int:
@@ -77,7 +70,7 @@ def _run_all(call, judge, case_list) -> None:
 
 def _lax_call(fun):
     """The ``call`` of a ``jax.lax`` function: its case's parameters, the case's operands."""
-    return lambda case: (functools.partial(fun, **_jax_kwargs(case)), case.operands())
+    return lambda case: (functools.partial(fun, **lax_kwargs(case.kwargs())), case.operands())
 
 
 def _and_numpy(judge, run_numpy):
@@ -213,7 +206,7 @@ def _jax_vjp(case: cases.ConvCase) -> tuple:
     """The ``call`` of ``jax.vjp`` of ``jax.lax.conv_general_dilated`` (see :func:`_results`)."""
     lhs, rhs = case.operands()
     spec = conv_spec(lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, **case.kwargs())
-    kw = _jax_kwargs(case)
+    kw = lax_kwargs(case.kwargs())
 
     def grads(x, w, g):
         return jax.vjp(lambda x, w: lax.conv_general_dilated(x, w, **kw), x, w)[1](g)

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from polyconv.conformance import cases, reference, tolerances
 
-from polyconv.spec import ConvDimensionNumbers, conv_spec
+from polyconv.spec import conv_spec
 
 jax = pytest.importorskip("jax", reason="JAX is not installed: the reference is checked against jax.lax")
 from jax import lax  # noqa: E402
-from jax_batches import prefetch, result, results  # noqa: E402
+from jax_batches import lax_kwargs, prefetch, result, results  # noqa: E402
 
 # The grids' results are computed together (jax_batches.prefetch), on one worker.
 pytestmark = pytest.mark.xdist_group("reference-vs-jax")
@@ -42,16 +42,9 @@ def _x64():
 _XLA_CPU_NARROW_ACCUMULATION = {("complex64", "complex128")}
 
 
-def _jax_kwargs(case: cases.ConvCase) -> dict:
-    kw = case.kwargs()
-    if isinstance(kw["dimension_numbers"], ConvDimensionNumbers):
-        kw["dimension_numbers"] = lax.ConvDimensionNumbers(*kw["dimension_numbers"])
-    return kw
-
-
 def _jax_conv(case: cases.ConvCase) -> tuple:
     """The ``call`` of ``jax.lax.conv_general_dilated`` (see jax_batches.results)."""
-    return functools.partial(lax.conv_general_dilated, **_jax_kwargs(case)), case.operands()
+    return functools.partial(lax.conv_general_dilated, **lax_kwargs(case.kwargs())), case.operands()
 
 
 def _judge(case: cases.ConvCase, expected: np.ndarray) -> str | None:

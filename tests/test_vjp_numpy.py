@@ -15,7 +15,7 @@ import pytest
 from polyconv.conformance import cases
 
 import polyconv
-from polyconv.spec import ConvDimensionNumbers, conv_spec
+from polyconv.spec import conv_spec
 
 
 def _cotangent(case: cases.ConvCase, shape: tuple[int, ...]) -> np.ndarray:
@@ -98,13 +98,11 @@ def _jax_vjp_cases(thorough: bool) -> list[cases.ConvCase]:
 
 def test_matches_jax_vjp(jax_x64, request: pytest.FixtureRequest) -> None:
     jax, lax = jax_x64
-    from jax_batches import results  # JAX's results compiled a chunk of cases at a time
+    from jax_batches import lax_kwargs, results  # JAX's results compiled a chunk of cases at a time
 
     def jax_vjp(case: cases.ConvCase) -> tuple:
         x, w = case.operands()
-        kw = case.kwargs()
-        if isinstance(kw["dimension_numbers"], ConvDimensionNumbers):
-            kw["dimension_numbers"] = lax.ConvDimensionNumbers(*kw["dimension_numbers"])
+        kw = lax_kwargs(case.kwargs())
         g = _cotangent(case, conv_spec(x.shape, w.shape, x.dtype, w.dtype, **case.kwargs()).out_shape)
         return (lambda a, b, g: jax.vjp(lambda a, b: lax.conv_general_dilated(a, b, **kw), a, b)[1](g)), (x, w, g)
 
