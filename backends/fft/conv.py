@@ -35,7 +35,7 @@ RunChunks = Callable[[Callable[[int], None], Sequence[int]], None]
 
 
 def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,
-             device: Any = None, exact_zeros: bool = False, run: RunChunks | None = None) -> Any:
+             device: Any = None, run: RunChunks | None = None) -> Any:
     """The live hull of the convolution of canonical ``x`` and ``w`` (see the module docstring).
 
     ``compute`` is the namespace's real or complex dtype to compute in,
@@ -43,18 +43,21 @@ def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: b
     ``run(work, indices)`` calls ``work(i)`` for each index, in any order or
     on several threads (NumPy's transforms release the GIL); None runs them
     one after the other.
-    With ``exact_zeros`` (the caller found a zero in an operand), the
-    elements all of whose products are zero are made exactly zero, as a
-    direct sum leaves them: the result is kept where the count of nonzero
-    products is positive.  With a kernel free of zeros that count is the
-    nonzero input elements each window reads (:func:`window_counts`: box
-    sums, no transform); otherwise the same convolution of the operands'
-    nonzero indicators counts them (integers, which float64 transforms give
-    to far better than 0.5), a second transform of everything.
+
+    When an operand holds a zero, the elements all of whose products are
+    zero are made exactly zero, as a direct sum leaves them: the result is
+    kept where the count of nonzero products is positive.  With a kernel free
+    of zeros that count is the nonzero input elements each window reads
+    (:func:`window_counts`: box sums, no transform); otherwise the same
+    convolution of the operands' nonzero indicators counts them (integers,
+    which float64 transforms give to far better than 0.5), a second
+    transform of everything.  Operands without a zero pay one
+    ``count_nonzero`` each.
     """
     y = _convolve(xp, x, w, p, compute, complex_, chunk, device, run)
-    if exact_zeros:
-        if bool(xp.all(w != 0)):  # every product of a nonzero input element is nonzero: count those
+    kernel_zeros = _has_zero(xp, w)
+    if kernel_zeros or _has_zero(xp, x):
+        if not kernel_zeros:  # every product of a nonzero input element is nonzero: count those
             count = window_counts(xp, x, p, device)
         else:
             real = xp.float64
@@ -62,6 +65,12 @@ def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: b
                               run)
         y = xp.where(count > 0.5, y, xp.zeros((), dtype=y.dtype, device=device))
     return y
+
+
+def _has_zero(xp: Any, a: Any) -> bool:
+    """Whether ``a`` holds a zero (``count_nonzero``: no temporary array)."""
+    size: int = math.prod(a.shape)
+    return int(xp.count_nonzero(a)) < size
 
 
 def window_counts(xp: Any, x: Any, p: SpectralPlan, device: Any = None) -> Any:

@@ -80,8 +80,7 @@ def run(xp: Any, lhs: Any, rhs: Any, p: Prepared, device: Any = None) -> Any:
     w = xp.permute_dims(rhs, dn.rhs_spec)  # (O, I, *K)
     w = xp.reshape(w, (sp.groups, sp.og, *w.shape[1:]))
     transforms = xp.complex128 if p.complex_ else xp.float64
-    zeros = bool(xp.any(x == 0)) or bool(xp.any(w == 0))
-    hull = convolve(xp, x, w, sp, transforms, p.complex_, p.chunk, device, exact_zeros=zeros)
+    hull = convolve(xp, x, w, sp, transforms, p.complex_, p.chunk, device)
     out_dtype = getattr(xp, spec.out_dtype)
     canonical_shape = (sp.batch, sp.groups, sp.og, *spec.out_spatial)
     if all(a.hull == (0, o) for a, o in zip(sp.axes, spec.out_spatial)):

@@ -205,9 +205,8 @@ def _solver(problem: Problem, compute: np.dtype, mode: str = "never") -> tuple[s
             return
         if not whole:
             y[...] = 0
-        zeros = bool(np.count_nonzero(x) < x.size or np.count_nonzero(w) < w.size)
         part = _threaded_chunk(chunk, sp.batch, parallel.threads())
-        y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, part, exact_zeros=zeros, run=_run_chunks)
+        y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, part, run=_run_chunks)
 
     return "fft", spectral
 
