@@ -54,6 +54,7 @@ Examples
 
 from __future__ import annotations
 
+import collections
 import functools
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -243,9 +244,7 @@ def _in_units(out: list[Item]) -> list[Item]:
     def group(item: Item) -> str:
         return item.id.rsplit("/", 1)[0]
 
-    sizes: dict[str, int] = {}
-    for item in out:
-        sizes[group(item)] = sizes.get(group(item), 0) + 1
+    sizes = collections.Counter(group(item) for item in out)
     seen: dict[str, int] = {}
     grouped = []
     for item in out:
