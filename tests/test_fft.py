@@ -282,11 +282,45 @@ def test_numpy_chunks_of_the_batch_run_on_the_threads(monkeypatch: pytest.Monkey
         monkeypatch.setenv("POLYCONV_NUMPY_THREADS", threads)
         with polyconv.use_fft("always"):
             results[threads] = polyconv.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=2)
-    assert runs == [3]  # three threads: the batch of 6 in three chunks of 2; one thread: no pool
+    # three threads: the kernel's two passes in three pieces each, then the batch of 6 in three chunks of 2
+    # (whose passes are not split); one thread: no pool
+    assert runs == [3, 3, 3]
     assert fft_calls["fft"] == 2
     np.testing.assert_allclose(results["3"], results["1"], rtol=1e-6, atol=1e-6)
     ref = polyconv.conv_general_dilated(x.astype(np.float64), w.astype(np.float64), (1, 1), "SAME",
                                         feature_group_count=2)
+    np.testing.assert_allclose(results["3"], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_numpy_passes_of_one_image_are_split_over_the_threads(monkeypatch: pytest.MonkeyPatch,
+                                                              fft_calls: collections.Counter[str]) -> None:
+    """A batch of one image is one chunk: then each pass of its transforms (and
+    of the kernel's) is cut along another axis into a piece per thread, and
+    the pieces give one thread's values."""
+    from polyconv.backends.numpy import parallel
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 2, 48, 40)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 11, 9)).astype(np.float32)
+    runs: list[int] = []
+    inner = parallel.run_chunks
+
+    def recording(work: Any, chunks: Any, min_chunks: int = 2) -> None:
+        runs.append(len(chunks))
+        inner(work, chunks, min_chunks)
+
+    monkeypatch.setattr(parallel, "run_chunks", recording)
+    results = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("POLYCONV_NUMPY_THREADS", threads)
+        with polyconv.use_fft("always"):
+            results[threads] = polyconv.conv_general_dilated(x, w, (1, 1), ((3, 2), (4, 1)), rhs_dilation=(1, 2))
+    assert fft_calls["fft"] == 2
+    # three threads: the kernel's two passes, the image's two forward and two inverse ones, three pieces each
+    assert runs == [3] * 6
+    np.testing.assert_allclose(results["3"], results["1"], rtol=1e-6, atol=1e-6)
+    ref = polyconv.conv_general_dilated(x.astype(np.float64), w.astype(np.float64), (1, 1), ((3, 2), (4, 1)),
+                                        rhs_dilation=(1, 2))
     np.testing.assert_allclose(results["3"], ref, rtol=1e-4, atol=1e-4)
 
 

@@ -10,8 +10,13 @@ per frequency, ``(N', C_g) @ (C_g, O_g)`` (a broadcast product when
 ``C_g == 1``: depthwise); the batch is taken ``chunk`` images at a time so
 that the transforms stay within the workspace (:mod:`.cost` sizes it).
 
+With ``split`` threads and a single chunk (one image), each pass is cut
+into ``split`` pieces along another axis, which the threads transform into
+their parts of one result (NumPy's functions take ``out=``; only the NumPy
+backend splits).
+
 The namespace ``xp`` (NumPy, ``array_api_compat.torch``, CuPy) provides
-``astype``, ``zeros``, ``flip``, ``reshape``, ``permute_dims``, ``matmul``,
+``astype``, ``zeros``, ``empty``, ``flip``, ``reshape``, ``permute_dims``, ``matmul``,
 ``concat``, ``where``, ``asarray``, ``all``, ``sum``, ``cumulative_sum`` and
 ``fft.rfft``/``irfft``/``fft``/``ifft``, and its arrays take in-place
 additions into slices (the running sums of :func:`window_counts`).  The
@@ -35,14 +40,17 @@ RunChunks = Callable[[Callable[[int], None], Sequence[int]], None]
 
 
 def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,
-             device: Any = None, run: RunChunks | None = None) -> Any:
+             device: Any = None, run: RunChunks | None = None, split: int = 1) -> Any:
     """The live hull of the convolution of canonical ``x`` and ``w`` (see the module docstring).
 
     ``compute`` is the namespace's real or complex dtype to compute in,
     ``complex_`` whether it is complex, ``chunk`` the images per transform.
     ``run(work, indices)`` calls ``work(i)`` for each index, in any order or
     on several threads (NumPy's transforms release the GIL); None runs them
-    one after the other.
+    one after the other.  ``split > 1`` (with ``run``, and transform
+    functions that take ``out=``, as NumPy's do) cuts each pass into that
+    many pieces when the batch is a single chunk, and the kernel's passes
+    always.
 
     When an operand holds a zero, the elements all of whose products are
     zero are made exactly zero, as a direct sum leaves them: the result is
@@ -54,7 +62,7 @@ def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: b
     transform of everything.  Operands without a zero pay one
     ``count_nonzero`` each.
     """
-    y = _convolve(xp, x, w, p, compute, complex_, chunk, device, run)
+    y = _convolve(xp, x, w, p, compute, complex_, chunk, device, run, split)
     kernel_zeros = _has_zero(xp, w)
     if kernel_zeros or _has_zero(xp, x):
         if not kernel_zeros:  # every product of a nonzero input element is nonzero: count those
@@ -62,7 +70,7 @@ def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: b
         else:
             real = xp.float64
             count = _convolve(xp, xp.astype(x != 0, real), xp.astype(w != 0, real), p, real, False, chunk, device,
-                              run)
+                              run, split)
         y = xp.where(count > 0.5, y, xp.zeros((), dtype=y.dtype, device=device))
     return y
 
@@ -149,13 +157,14 @@ def _pad(xp: Any, c: Any, axis: int, before: int, after: int, device: Any) -> An
 
 
 def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,
-              device: Any = None, run: RunChunks | None = None) -> Any:
+              device: Any = None, run: RunChunks | None = None, split: int = 1) -> Any:
     n = len(p.axes)
     spatial = tuple(range(3, 3 + n))
     lengths = p.lengths
-
-    def forward(a: Any) -> Any:
-        return _forward(xp, a, lengths, spatial, complex_)
+    starts = range(0, p.batch, chunk)
+    threaded = _Passes(xp, device, run, split if run is not None else 1)
+    alone = _Passes(xp, device, None, 1)
+    passes = threaded if len(starts) == 1 else alone  # several chunks: the threads take whole chunks
 
     x = x[(slice(None),) * 3 + tuple(slice(*a.read) for a in p.axes)]
     if x.dtype != compute:
@@ -166,7 +175,7 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
         stuffed[(slice(None),) * 3 + tuple(slice(None, None, a.dilation) for a in p.axes)] = w
         w = stuffed
     w = xp.flip(w, axis=spatial)
-    kernel = forward(w)  # (G, O_g, C_g, *F)
+    kernel = _forward(threaded, w, lengths, spatial, complex_)  # (G, O_g, C_g, *F)
     freq = tuple(kernel.shape[3:])
     points = int(np.prod(freq))
     kernel = xp.reshape(kernel, (p.groups, p.og, p.cg, points))
@@ -176,12 +185,11 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
         kernel = xp.permute_dims(kernel, (0, 3, 2, 1))  # (G, F, C_g, O_g)
 
     mask = _dead_mask(xp, p, device)
-    starts = range(0, p.batch, chunk)
     pieces: list[Any] = [None] * len(starts)
 
     def work(i: int) -> None:
         b0 = starts[i]
-        spectrum = forward(x[b0:b0 + chunk])  # (n, G, C_g, *F)
+        spectrum = _forward(passes, x[b0:b0 + chunk], lengths, spatial, complex_)  # (n, G, C_g, *F)
         m = spectrum.shape[0]
         spectrum = xp.reshape(spectrum, (m, p.groups, p.cg, points))
         if p.cg == 1:
@@ -190,7 +198,7 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
             product = xp.matmul(xp.permute_dims(spectrum, (1, 3, 0, 2)), kernel)  # (G, F, n, O_g)
             product = xp.permute_dims(product, (2, 0, 3, 1))
         product = xp.reshape(product, (m, p.groups, p.og, *freq))
-        piece = _inverse(xp, product, p, complex_)
+        piece = _inverse(passes, product, p, complex_)
         pieces[i] = piece if mask is None else piece * mask
 
     if run is None or len(starts) == 1:
@@ -201,20 +209,52 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
     return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
 
 
-def _forward(xp: Any, a: Any, lengths: tuple[int, ...], axes: tuple[int, ...], complex_: bool) -> Any:
+class _Passes:
+    """One-axis passes of the transforms in namespace ``xp``: each on the
+    calling thread, or cut into ``split`` pieces along another axis (the
+    longest) for ``run``'s threads."""
+
+    def __init__(self, xp: Any, device: Any, run: RunChunks | None, split: int) -> None:
+        self.xp, self.device, self.run, self.split = xp, device, run, split
+
+    def __call__(self, name: str, a: Any, n: int, axis: int) -> Any:
+        """``xp.fft.<name>(a, n=n, axis=axis)``."""
+        xp = self.xp
+        fn = getattr(xp.fft, name)
+        others = [i for i in range(a.ndim) if i != axis]
+        along = max(others, key=lambda i: a.shape[i]) if others else axis
+        if self.run is None or self.split < 2 or along == axis or a.shape[along] < 2 * self.split:
+            return fn(a, n=n, axis=axis)
+        shape = list(a.shape)
+        shape[axis] = n // 2 + 1 if name == "rfft" else n
+        real = name == "irfft"
+        out = xp.empty(tuple(shape), dtype=xp.float64 if real else xp.complex128, device=self.device)
+        size = a.shape[along]
+        bounds = [size * k // self.split for k in range(self.split + 1)]
+
+        def piece(k: int) -> None:
+            index = [slice(None)] * a.ndim
+            index[along] = slice(bounds[k], bounds[k + 1])
+            fn(a[tuple(index)], n=n, axis=axis, out=out[tuple(index)])
+
+        self.run(piece, list(range(self.split)))
+        return out
+
+
+def _forward(passes: _Passes, a: Any, lengths: tuple[int, ...], axes: tuple[int, ...], complex_: bool) -> Any:
     """The transform of ``a`` zero-padded to ``lengths`` along ``axes``, one axis
     at a time, the last first: each 1-d pass runs over the other axes at the
     sizes they have so far, so the padding of the axes not yet transformed
     is never transformed (a small kernel costs a fraction of a full-size
     transform)."""
     last = len(axes) - 1
-    a = (xp.fft.fft if complex_ else xp.fft.rfft)(a, n=lengths[last], axis=axes[last])
+    a = passes("fft" if complex_ else "rfft", a, lengths[last], axes[last])
     for i in range(last - 1, -1, -1):
-        a = xp.fft.fft(a, n=lengths[i], axis=axes[i])
+        a = passes("fft", a, lengths[i], axes[i])
     return a
 
 
-def _inverse(xp: Any, spectrum: Any, p: SpectralPlan, complex_: bool) -> Any:
+def _inverse(passes: _Passes, spectrum: Any, p: SpectralPlan, complex_: bool) -> Any:
     """The outputs kept from the inverse transform of ``spectrum``: one axis at
     a time, the first first, each axis cut to its kept outputs (every
     ``stride``-th from ``first``) before the next pass, so that the last
@@ -222,11 +262,8 @@ def _inverse(xp: Any, spectrum: Any, p: SpectralPlan, complex_: bool) -> Any:
     n = len(p.axes)
     for i, a in enumerate(p.axes):
         axis = 3 + i
-        if i == n - 1:
-            spectrum = (xp.fft.ifft(spectrum, n=a.length, axis=axis) if complex_
-                        else xp.fft.irfft(spectrum, n=a.length, axis=axis))
-        else:
-            spectrum = xp.fft.ifft(spectrum, n=a.length, axis=axis)
+        name = "irfft" if i == n - 1 and not complex_ else "ifft"
+        spectrum = passes(name, spectrum, a.length, axis)
         index = [slice(None)] * (3 + n)
         index[axis] = slice(a.first, a.first + (a.live - 1) * a.stride + 1, a.stride)
         spectrum = spectrum[tuple(index)]

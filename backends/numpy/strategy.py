@@ -205,8 +205,9 @@ def _solver(problem: Problem, compute: np.dtype, mode: str = "never") -> tuple[s
             return
         if not whole:
             y[...] = 0
-        part = _threaded_chunk(chunk, sp.batch, parallel.threads())
-        y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, part, run=_run_chunks)
+        threads = parallel.threads()
+        part = _threaded_chunk(chunk, sp.batch, threads)
+        y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, part, run=_run_chunks, split=threads)
 
     return "fft", spectral
 
