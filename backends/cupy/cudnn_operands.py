@@ -20,8 +20,9 @@ from typing import Any
 import array_api_compat
 
 from polyconv.spec.dtypes import namespace_dtype
+from polyconv.zero_padding import pad_spatial
 
-from .cudnn_plan import CudnnPlan, Pairs
+from .cudnn_plan import CudnnPlan
 
 __all__ = ["operands", "output", "result"]
 
@@ -35,7 +36,7 @@ def operands(xp: Any, plan: CudnnPlan, lhs: Any, rhs: Any) -> tuple[Any, Any]:
         crop = (slice(None), *(slice(lo, x.shape[1 + a] - hi) for a, (lo, hi) in enumerate(plan.in_crop)))
         x = x[crop]
     if any(lo or hi for lo, hi in plan.in_pad):
-        x = _pad(xp, xp.astype(x, dtype), plan.in_pad, array_api_compat.device(lhs))
+        x = pad_spatial(xp, xp.astype(x, dtype), plan.in_pad, array_api_compat.device(lhs))
     x = xp.reshape(_contiguous(xp, x, dtype), plan.x_shape)
 
     w = xp.permute_dims(rhs, plan.rhs_perm)
@@ -68,18 +69,6 @@ def result(xp: Any, plan: CudnnPlan, y: Any) -> Any:
     if plan.out_dtype != plan.io_dtype:
         out = xp.astype(out, namespace_dtype(xp, plan.out_dtype, y))
     return out if plan.out_perm is None else xp.permute_dims(out, plan.out_perm)
-
-
-def _pad(xp: Any, x: Any, pads: Pairs, device: Any) -> Any:
-    """Zeros added to the spatial axes (1..n) of ``(N, *S, C)``."""
-    for axis, (lo, hi) in enumerate(pads, start=1):
-        parts = []
-        for count in (lo, hi):
-            shape = list(x.shape)
-            shape[axis] = count
-            parts.append(xp.zeros(tuple(shape), dtype=x.dtype, device=device) if count else None)
-        x = xp.concat([p for p in (parts[0], x, parts[1]) if p is not None], axis=axis)
-    return x
 
 
 def _contiguous(xp: Any, a: Any, dtype: Any) -> Any:

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from polyconv.zero_padding import pad_axis
+
 from .geometry import AxisPlan, SpectralPlan
 
 __all__ = ["convolve", "window_counts", "RunChunks"]
@@ -115,7 +117,7 @@ def _box_sum(xp: Any, c: Any, axis: int, a: AxisPlan, device: Any) -> Any:
     span = (a.live - 1) * s + a.extent  # from the first window's start to the last window's end
     n = c.shape[axis]
     total = -(-(d + span) // d) * d  # d zeros first (the running sums start from zero), then a multiple of d
-    c = _pad(xp, c, axis, d + left, total - d - left - n, device)
+    c = pad_axis(xp, c, axis, d + left, total - d - left - n, device)
     shape = tuple(c.shape)
     # running sums along each residue modulo d: split the axis into (total / d, d) and sum along the first
     split = (*shape[:axis], total // d, d, *shape[axis + 1:]) if d > 1 else shape
@@ -141,19 +143,6 @@ def _running_sum(xp: Any, c: Any, axis: int) -> Any:
     for i in range(1, c.shape[axis]):
         c[before + (i,)] += c[before + (i - 1,)]
     return c
-
-
-def _pad(xp: Any, c: Any, axis: int, before: int, after: int, device: Any) -> Any:
-    """``c`` with ``before`` and ``after`` zeros along ``axis``."""
-    parts = []
-    for size in (before, None, after):
-        if size is None:
-            parts.append(c)
-        elif size > 0:
-            shape = list(c.shape)
-            shape[axis] = size
-            parts.append(xp.zeros(tuple(shape), dtype=c.dtype, device=device))
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
 
 
 def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: bool, chunk: int,

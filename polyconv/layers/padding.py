@@ -21,6 +21,7 @@ import array_api_compat
 
 from ..errors import ConvArgumentError, ConvTypeError
 from ..spec.integers import as_int
+from ..zero_padding import pad_spatial
 
 __all__ = ["canonicalize_padding", "periodic_indices", "pad_periodic", "pad_zeros", "fold_pads", "fold_periodic"]
 
@@ -124,20 +125,7 @@ def pad_periodic(x: Any, pads: Sequence[tuple[int, int]], mode: str) -> Any:
 def pad_zeros(x: Any, pads: Sequence[tuple[int, int]]) -> Any:
     """``x`` (``(N, *spatial, C)``) with zeros added to its spatial axes
     (non-negative ``pads``), in ``x``'s own framework."""
-    xp = array_api_compat.array_namespace(x)
-    device = array_api_compat.device(x)
-    for axis, (low, high) in enumerate(pads, start=1):
-        if low == high == 0:
-            continue
-        parts = []
-        for count in (low, None, high):
-            if count is None:
-                parts.append(x)
-            elif count:
-                shape = x.shape[:axis] + (count,) + x.shape[axis + 1:]
-                parts.append(xp.zeros(shape, dtype=x.dtype, device=device))
-        x = xp.concat(parts, axis=axis)
-    return x
+    return pad_spatial(array_api_compat.array_namespace(x), x, pads, array_api_compat.device(x))
 
 
 def fold_pads(out_spatial: Sequence[int], periods: Sequence[int], transpose_kernel: bool) -> list[tuple[int, int]]:
