@@ -13,7 +13,7 @@ __all__ = ["main_args"]
 
 
 def main_args(backend: str | None, json_file: str | None, budget: float, threads: int | None,
-              only: str | None, plot: str | None = None) -> int:
+              only: str | None, plot: str | None = None, rounds: int = 1) -> int:
     """Entry point of ``python -m polyconv bench``."""
     from polyconv.registry import registry
 
@@ -39,8 +39,11 @@ def main_args(backend: str | None, json_file: str | None, budget: float, threads
         backends = [backend]
     else:
         backends = available
+    if rounds < 1:
+        print(f"polyconv bench: --rounds must be at least 1, got {rounds}", file=sys.stderr)
+        return 2
     shapes = tuple(s for s in SUITE if only is None or only.lower() in s.name.lower())
-    report = run(backends, shapes, budget, threads)
+    report = run(backends, shapes, budget, threads, rounds)
     print(format_report(report))
     if json_file:
         with open(json_file, "w") as f:

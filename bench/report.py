@@ -23,7 +23,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = ["each side timed alone, in a process of its own; float32 matrix-product rates (GFLOP/s, "
              "measured in the same run, each in its side's process): "
              + ", ".join(f"{k} {v:.1f}" for k, v in rates.items())
-             + f" (PyTorch threads: {report['threads'] or 'default'})"]
+             + f" (PyTorch threads: {report['threads'] or 'default'})"
+             + (f"; each side's fastest of {report['rounds']} rounds" if report.get("rounds", 1) > 1 else "")]
     header = ["backend", "shape", "vs", "polyconv", "native", "ratio", "GFLOP/s", "of matmul", "peak extra"]
     rows = [[r["backend"], r["shape"], r["native"], _fmt_time(r["polyconv_s"]), _fmt_time(r["native_s"]),
              f"{r['ratio']:.3f}", f"{r['polyconv_gflops']:.1f} / {r['native_gflops']:.1f}",

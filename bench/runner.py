@@ -25,23 +25,34 @@ def _progress(i: int, total: int, label: str) -> None:
 
 
 def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 2.0,
-        threads: int | None = None) -> dict[str, Any]:
+        threads: int | None = None, rounds: int = 1) -> dict[str, Any]:
     """Run the suite; returns the report (what ``--json`` writes).
 
     Each side of each backend's comparison (:data:`.calls.SIDES`) is timed in
     a fresh process of its own, one after another (:func:`.isolated.run_side`),
     with its framework's matrix-product rate; a row compares polyconv's side
-    with one native side on one shape."""
+    with one native side on one shape.  With ``rounds > 1`` every side's
+    process runs that many times, the rounds one after the other (each round
+    every side once), and each side keeps, per shape, its fastest round (and
+    its highest matrix-product rate): a process that the machine slowed as a
+    whole (on a shared virtual machine, by up to 2x) no longer decides a
+    ratio, and both sides are treated alike."""
     jobs = []
     for backend in backends:
         mine_side, natives = SIDES[backend]
         jobs.append((backend, mine_side))
         jobs += [(backend, n) for n in natives if importable(FRAMEWORK[n].split()[0])]
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     timed: dict[tuple[str, str], dict[str, Any]] = {}
-    for i, (backend, side) in enumerate(jobs):
-        _progress(i, len(jobs), f"{backend}: {side}")
-        timed[(backend, side)] = run_side(backend, side, shapes, budget, threads)
-    _progress(len(jobs), len(jobs), "done")
+    total = rounds * len(jobs)
+    for r in range(rounds):
+        for i, (backend, side) in enumerate(jobs):
+            _progress(r * len(jobs) + i, total, f"round {r + 1}: {backend}: {side}")
+            this = run_side(backend, side, shapes, budget, threads)
+            kept = timed.get((backend, side))
+            timed[(backend, side)] = this if kept is None else _fastest(kept, this)
+    _progress(total, total, "done")
     results = []
     for backend in backends:
         mine_side, natives = SIDES[backend]
@@ -67,4 +78,17 @@ def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 
                 })
     rates = {FRAMEWORK[side]: t["matmul_gflops"] for (_, side), t in timed.items()}
     return {"matmul_gflops": rates.get("numpy"), "matmul_gflops_by_framework": rates, "threads": threads,
-            "isolated": True, "results": results}
+            "isolated": True, "rounds": rounds, "results": results}
+
+
+def _fastest(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two rounds of one side combined: per shape the shorter time, the higher
+    matrix-product rate (the peak memory is the same in every round: the first).
+
+    >>> _fastest({"seconds": [1.0, None], "peak_extra_bytes": [5, None], "matmul_gflops": 90.0},
+    ...          {"seconds": [2.0, None], "peak_extra_bytes": [5, None], "matmul_gflops": 100.0})
+    {'seconds': [1.0, None], 'peak_extra_bytes': [5, None], 'matmul_gflops': 100.0}
+    """
+    seconds = [x if y is None else y if x is None else min(x, y) for x, y in zip(a["seconds"], b["seconds"])]
+    return {"seconds": seconds, "peak_extra_bytes": a["peak_extra_bytes"],
+            "matmul_gflops": max(a["matmul_gflops"], b["matmul_gflops"])}

@@ -85,7 +85,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .bench import main_args  # imports frameworks: only when asked for
 
-    return int(main_args(args.backend, args.json, args.budget, args.threads, args.only, args.plot))
+    return int(main_args(args.backend, args.json, args.budget, args.threads, args.only, args.plot, args.rounds))
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -119,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_bench.add_argument("--budget", type=float, default=2.0, help="seconds of timing per shape and pair")
     p_bench.add_argument("--threads", type=int, default=None, help="PyTorch's thread count (default: its own)")
     p_bench.add_argument("--only", default=None, help="only the shapes whose name contains this text")
+    p_bench.add_argument("--rounds", type=int, default=1,
+                         help="run every side's process this many times and keep each side's fastest round")
     p_bench.add_argument("--plot", default=None, metavar="FILE.png",
                          help="also draw the ratios per shape and backend (needs matplotlib)")
     p_bench.set_defaults(func=_bench)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,6 +63,37 @@ def test_cli_writes_a_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert isinstance(r["polyconv_peak_extra_bytes"], int) and r["polyconv_peak_extra_bytes"] >= 0
     out = capsys.readouterr().out
     assert "median ratio numpy" in out and "peak extra" in out and "timed alone" in out
+
+
+def test_rounds_keep_each_sides_fastest_process(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """With --rounds every side's process runs that many times, the rounds one
+    after the other, and each side keeps its fastest time per shape."""
+    from polyconv.bench import runner
+
+    calls: list[str] = []
+    times = {"polyconv numpy": [[3.0, 1.0], [2.0, 4.0]], "torch CPU": [[5.0, 5.0], [6.0, 1.0]]}
+
+    def fake_side(backend: str, side: str, shapes: Any, budget: float, threads: Any) -> dict[str, Any]:
+        calls.append(side)
+        seconds = times[side][sum(c == side for c in calls) - 1] if side in times else [None, None]
+        return {"seconds": seconds, "peak_extra_bytes": [7, 8], "matmul_gflops": 10.0 * len(calls)}
+
+    monkeypatch.setattr(runner, "run_side", fake_side)
+    monkeypatch.setattr(runner, "importable", lambda name: name == "torch")
+    shapes = bench.SUITE[:2]
+    report = runner.run(["numpy"], shapes, rounds=2)
+    assert calls == ["polyconv numpy", "torch CPU", "polyconv numpy", "torch CPU"]  # round after round
+    rows = {r["shape"]: r for r in report["results"]}
+    first, second = (rows[s.name] for s in shapes)
+    assert (first["polyconv_s"], first["native_s"], second["polyconv_s"], second["native_s"]) == (2.0, 5.0, 1.0, 1.0)
+    assert first["polyconv_matmul_gflops"] == 30.0 and first["native_matmul_gflops"] == 40.0
+    assert report["rounds"] == 2 and first["polyconv_peak_extra_bytes"] == 7
+    assert "fastest of 2 rounds" in bench.format_report(report)
+    with pytest.raises(ValueError, match="rounds"):
+        runner.run(["numpy"], shapes, rounds=0)
+    assert main(["bench", "--backend", "numpy", "--rounds", "0"]) == 2
+    assert "--rounds must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_peak_extra_bytes_counts_numpy_temporaries_not_the_result() -> None:
