@@ -260,15 +260,13 @@ def test_window_counts_match_brute_force() -> None:
         checked += 1
 
 
-def test_numpy_chunks_of_the_batch_run_on_the_threads(monkeypatch: pytest.MonkeyPatch,
-                                                     fft_calls: collections.Counter[str]) -> None:
-    """On the NumPy backend the batch's chunks go on the backend's threads (each a
-    part of the chunk that fits the workspace) and give one thread's values."""
+def _on_one_and_three_threads(monkeypatch: pytest.MonkeyPatch, x: np.ndarray, w: np.ndarray,
+                              **kwargs: Any) -> list[int]:
+    """Convolve ``x`` and ``w`` by FFT on one NumPy thread and on three; check
+    that both give the values of one thread and of the float64 reference, and
+    return the number of pieces of each ``parallel.run_chunks`` call made."""
     from polyconv.backends.numpy import parallel
 
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((6, 8, 24, 24)).astype(np.float32)
-    w = rng.standard_normal((8, 4, 9, 9)).astype(np.float32)
     runs: list[int] = []
     inner = parallel.run_chunks
 
@@ -281,15 +279,26 @@ def test_numpy_chunks_of_the_batch_run_on_the_threads(monkeypatch: pytest.Monkey
     for threads in ("1", "3"):
         monkeypatch.setenv("POLYCONV_NUMPY_THREADS", threads)
         with polyconv.use_fft("always"):
-            results[threads] = polyconv.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=2)
+            results[threads] = polyconv.conv_general_dilated(x, w, **kwargs)
+    np.testing.assert_allclose(results["3"], results["1"], rtol=1e-6, atol=1e-6)
+    ref = polyconv.conv_general_dilated(x.astype(np.float64), w.astype(np.float64), **kwargs)
+    np.testing.assert_allclose(results["3"], ref, rtol=1e-4, atol=1e-4)
+    return runs
+
+
+def test_numpy_chunks_of_the_batch_run_on_the_threads(monkeypatch: pytest.MonkeyPatch,
+                                                     fft_calls: collections.Counter[str]) -> None:
+    """On the NumPy backend the batch's chunks go on the backend's threads (each a
+    part of the chunk that fits the workspace) and give one thread's values."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 8, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((8, 4, 9, 9)).astype(np.float32)
+    runs = _on_one_and_three_threads(monkeypatch, x, w, window_strides=(1, 1), padding="SAME",
+                                     feature_group_count=2)
+    assert fft_calls["fft"] == 2
     # three threads: the kernel's two passes in three pieces each, then the batch of 6 in three chunks of 2
     # (whose passes are not split); one thread: no pool
     assert runs == [3, 3, 3]
-    assert fft_calls["fft"] == 2
-    np.testing.assert_allclose(results["3"], results["1"], rtol=1e-6, atol=1e-6)
-    ref = polyconv.conv_general_dilated(x.astype(np.float64), w.astype(np.float64), (1, 1), "SAME",
-                                        feature_group_count=2)
-    np.testing.assert_allclose(results["3"], ref, rtol=1e-4, atol=1e-4)
 
 
 def test_numpy_passes_of_one_image_are_split_over_the_threads(monkeypatch: pytest.MonkeyPatch,
@@ -297,31 +306,14 @@ def test_numpy_passes_of_one_image_are_split_over_the_threads(monkeypatch: pytes
     """A batch of one image is one chunk: then each pass of its transforms (and
     of the kernel's) is cut along another axis into a piece per thread, and
     the pieces give one thread's values."""
-    from polyconv.backends.numpy import parallel
-
     rng = np.random.default_rng(6)
     x = rng.standard_normal((1, 2, 48, 40)).astype(np.float32)
     w = rng.standard_normal((3, 2, 11, 9)).astype(np.float32)
-    runs: list[int] = []
-    inner = parallel.run_chunks
-
-    def recording(work: Any, chunks: Any, min_chunks: int = 2) -> None:
-        runs.append(len(chunks))
-        inner(work, chunks, min_chunks)
-
-    monkeypatch.setattr(parallel, "run_chunks", recording)
-    results = {}
-    for threads in ("1", "3"):
-        monkeypatch.setenv("POLYCONV_NUMPY_THREADS", threads)
-        with polyconv.use_fft("always"):
-            results[threads] = polyconv.conv_general_dilated(x, w, (1, 1), ((3, 2), (4, 1)), rhs_dilation=(1, 2))
+    runs = _on_one_and_three_threads(monkeypatch, x, w, window_strides=(1, 1), padding=((3, 2), (4, 1)),
+                                     rhs_dilation=(1, 2))
     assert fft_calls["fft"] == 2
     # three threads: the kernel's two passes, the image's two forward and two inverse ones, three pieces each
     assert runs == [3] * 6
-    np.testing.assert_allclose(results["3"], results["1"], rtol=1e-6, atol=1e-6)
-    ref = polyconv.conv_general_dilated(x.astype(np.float64), w.astype(np.float64), (1, 1), ((3, 2), (4, 1)),
-                                        rhs_dilation=(1, 2))
-    np.testing.assert_allclose(results["3"], ref, rtol=1e-4, atol=1e-4)
 
 
 def test_products_of_zeros_stay_exact_zeros(fft_calls: collections.Counter[str]) -> None:
