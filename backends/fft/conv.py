@@ -216,7 +216,7 @@ class _Passes:
             return fn(a, n=n, axis=axis)
         shape = list(a.shape)
         shape[axis] = n // 2 + 1 if name == "rfft" else n
-        real = name == "irfft"
+        real = name == "irfft"  # the transforms run in float64 (the error rule): float64 or complex128 results
         out = xp.empty(tuple(shape), dtype=xp.float64 if real else xp.complex128, device=self.device)
         size = a.shape[along]
         bounds = [size * k // self.split for k in range(self.split + 1)]
