@@ -151,7 +151,7 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
     spatial = tuple(range(3, 3 + n))
     lengths = p.lengths
     starts = range(0, p.batch, chunk)
-    threaded = _Passes(xp, device, run, split if run is not None else 1)
+    threaded = _Passes(xp, device, run, split)
     alone = _Passes(xp, device, None, 1)
     passes = threaded if len(starts) == 1 else alone  # several chunks: the threads take whole chunks
 
@@ -210,9 +210,8 @@ class _Passes:
         """``xp.fft.<name>(a, n=n, axis=axis)``."""
         xp = self.xp
         fn = getattr(xp.fft, name)
-        others = [i for i in range(a.ndim) if i != axis]
-        along = max(others, key=lambda i: a.shape[i]) if others else axis
-        if self.run is None or self.split < 2 or along == axis or a.shape[along] < 2 * self.split:
+        along = max((i for i in range(a.ndim) if i != axis), key=lambda i: a.shape[i])  # canonical: 4+ axes
+        if self.run is None or self.split < 2 or a.shape[along] < 2 * self.split:
             return fn(a, n=n, axis=axis)
         shape = list(a.shape)
         shape[axis] = n // 2 + 1 if name == "rfft" else n
