@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import platform
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from polyconv.table import notes, render
 
 from .suite import FEATURES
 
@@ -62,25 +65,51 @@ def _cell(c: Counter[str] | None) -> str:
     return ", ".join(f"{c[s]} {s}" for s in _ORDER if c[s])
 
 
-def _rows(t: Tally) -> list[list[str]]:
+def _rows(t: Tally, cell: Callable[[Counter[str] | None], str] = _cell) -> list[list[str]]:
     rows = []
     for b in t.backends():
         if b in t.notes and not any(k[0] == b for k in t.counts):
             rows.append([b] + [t.notes[b]] + [""] * (len(t.features()) - 1))
             continue
-        rows.append([b] + [_cell(t.counts.get((b, f))) for f in t.features()])
+        rows.append([b] + [cell(t.counts.get((b, f))) for f in t.features()])
     return rows
 
 
-def terminal(t: Tally) -> str:
-    """The matrix as aligned plain text."""
+def _short_cell(c: Counter[str] | None) -> str:
+    """``1382 u131 F2``: passed, unsupported, failed (see :data:`_SHORT_LEGEND`)."""
+    if not c:
+        return "-"
+    parts = [str(c["pass"])] if c["pass"] else []
+    parts += [f"{p}{c[s]}" for s, p in (("unsupported", "u"), ("fail", "F"), ("unavailable", "n/a ")) if c[s]]
+    return " ".join(parts)
+
+
+_SHORT_HEADERS = {"conv_general_dilated": "conv", "conv_transpose": "transpose"}
+_SHORT_LEGEND = "N passed, uN unsupported (the promised error was raised), FN failed, n/a not run (why: below)"
+
+
+def terminal(t: Tally, width: int | None = None) -> str:
+    """The matrix as aligned plain text; with ``width``, made to fit it.
+
+    When the whole matrix is wider than ``width``, the cells are written
+    short (``1382 u131 F2`` for 1382 passed, 131 unsupported and 2
+    failed, with a legend), backends that were not run show ``n/a`` and
+    their reason below the matrix, and what still does not fit is cut.
+    """
     header = ["backend", *t.features()]
-    rows = _rows(t)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
+    whole = render(header, _rows(t))
+    if width is None or max(len(line) for line in whole.splitlines()) <= width:
+        return whole
+    rows = _rows(t, _short_cell)
+    skipped = [(r[0], r[1]) for r in rows if r[0] in t.notes and not any(k[0] == r[0] for k in t.counts)]
+    for r in rows:
+        if (r[0], r[1]) in skipped:
+            r[1] = "n/a"
+    text = render([_SHORT_HEADERS.get(h, h) for h in header], rows, width)
+    text += "\n" + _SHORT_LEGEND[:width]
+    if skipped:
+        text += "\n" + notes(skipped, width)
+    return text
 
 
 def markdown(t: Tally, title: str = "Conformance matrix", command: str = "") -> str:

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from polyconv.table import DEFAULT_WIDTH
+
 from .report import Tally, as_json, markdown, terminal, tolerance_table
 
 __all__ = ["run", "main_args"]
@@ -61,7 +63,7 @@ def run(backends: list[str] | None = None, thorough: bool = False, device: str |
 
 
 def main_args(backend: str | None, json_file: str | None, markdown_file: str | None, thorough: bool,
-              device: str | None, command: str, features: str | None = None) -> int:
+              device: str | None, command: str, features: str | None = None, *, wide: bool = False) -> int:
     """The CLI: run, print the matrix and failures, write the reports."""
     from .suite import FEATURES
 
@@ -73,7 +75,7 @@ def main_args(backend: str | None, json_file: str | None, markdown_file: str | N
               file=sys.stderr)
         return 2
     tally = run(names, thorough, device, only)
-    print(terminal(tally))
+    print(terminal(tally, None if wide else DEFAULT_WIDTH))
     for f in tally.failures[:20]:
         print(f"\nFAIL {f['backend']} {f['item']}:\n{f['detail']}")
     if len(tally.failures) > 20:

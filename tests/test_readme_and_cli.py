@@ -42,7 +42,7 @@ def test_demo_prints_the_worked_convolution(capsys: pytest.CaptureFixture[str]) 
 
 def test_demo_on_a_named_backend(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--backend", "numpy"]) == 0
-    assert "on backend numpy:" in capsys.readouterr().out
+    assert "on backend numpy (named with --backend):" in capsys.readouterr().out
 
 
 def test_module_entry_point_runs() -> None:

@@ -446,7 +446,7 @@ def test_unknown_backend_name() -> None:
 
 
 def test_cli_info_table() -> None:
-    proc = _run_python("", "-m", "polyconv", "info")
+    proc = _run_python("", "-m", "polyconv", "info", "--wide")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"polyconv {polyconv.__version__}: ")
