@@ -7,6 +7,9 @@ attributes, and format them the same way on every backend:
 
     conv_general_dilated: window_strides must be a sequence of 2 positive
     integers; got (1, 0)
+
+Where the fix can be told, the message ends with it (the default layout,
+the cast, the pairs form of a padding).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ __all__ = [
     "ConvArgumentError",
     "ConvTypeError",
     "ConvShapeError",
+    "DtypeMismatchError",
     "UnsupportedDtypeError",
     "UnsupportedFeatureError",
     "BackendNotFoundError",
@@ -37,13 +41,17 @@ class _ArgumentErrorMixin:
     param: str
     value: Any
 
-    def __init__(self, op: str, param: str, problem: str, value: Any = ..., got: str | None = None) -> None:
+    def __init__(
+        self, op: str, param: str, problem: str, value: Any = ..., got: str | None = None, hint: str | None = None
+    ) -> None:
         self.op, self.param, self.value = op, param, value
         if got is None:
             got = "" if value is ... else f"; got {value!r}"
         else:
             got = f"; got {got}"
-        super().__init__(f"{op}: {param} {problem}{got}")  # type: ignore[call-arg]
+        # what to do about it, where the message can tell
+        advice = f". {hint}" if hint else ""
+        super().__init__(f"{op}: {param} {problem}{got}{advice}")  # type: ignore[call-arg]
 
 
 class ConvArgumentError(_ArgumentErrorMixin, PolyconvError, ValueError):
@@ -53,6 +61,13 @@ class ConvArgumentError(_ArgumentErrorMixin, PolyconvError, ValueError):
 class ConvTypeError(_ArgumentErrorMixin, PolyconvError, TypeError):
     """An argument has the wrong type (a float stride, a padding that is not
     a string or pairs, operands of two dtypes)."""
+
+
+class DtypeMismatchError(ConvTypeError):
+    """Operands whose dtypes must agree and do not: lhs and rhs, or a
+    cotangent and the convolution's output.  The message says which cast
+    makes them agree (and, for an operand given as a Python list or scalar,
+    which dtype the backend made of it)."""
 
 
 class ConvShapeError(_ArgumentErrorMixin, PolyconvError, ValueError, TypeError):

@@ -17,7 +17,7 @@ from . import caching, derive
 from .algorithm import fft_mode
 from .backend import NEUTRAL_TYPES, Backend, is_neutral
 from .dispatch import check_devices, check_operands, current_backend, resolve
-from .errors import ConvShapeError, ConvTypeError
+from .errors import ConvShapeError, ConvTypeError, DtypeMismatchError
 from .registry import registry
 from .spec import (
     ConvSpec,
@@ -341,9 +341,9 @@ def conv_general_dilated_vjp(
                 got=f"shape {tuple(cotangent.shape)}",
             )
         if dtype_name(cotangent.dtype) != spec.out_dtype:
-            raise ConvTypeError(
+            raise DtypeMismatchError(
                 op, "cotangent", f"must have the dtype of the convolution's output ({spec.out_dtype})",
-                got=dtype_name(cotangent.dtype),
+                got=dtype_name(cotangent.dtype), hint=f"Cast the cotangent to {spec.out_dtype} first",
             )
         be.manifest.check(spec, be.name, op)
         return spec
@@ -403,12 +403,29 @@ def _setup(
     # only here: a call of a masked array raises and one of a np.matrix is not cached, so no hit has one
     checked = check_operands(op, arrays, names, _rank(arrays, params))
     be, prepared = _prepare(op, checked, names, backend)
-    spec = parse(be, *prepared)
+    try:
+        spec = parse(be, *prepared)
+    except DtypeMismatchError as exc:
+        _say_which_came_from_python(exc, be, checked, prepared, names)
+        raise
     make_runner = getattr(be, "runner", None)  # duck-typed backends may lack it
     runner = make_runner(op, spec) if make_runner is not None else None
     if key is not None and all(c is a for c, a in zip(checked, arrays)):
         calls.put(key, (be, spec, runner))
     return be, prepared, spec, runner
+
+
+def _say_which_came_from_python(
+    exc: DtypeMismatchError, be: Backend, given: tuple[Any, ...], prepared: list[Any], names: tuple[str, ...]
+) -> None:
+    """Add to a dtype mismatch which operands were Python lists or scalars,
+    and the dtype the backend made of each (NumPy makes float64 of floats)."""
+    notes = [
+        f"{name} was a Python {type(g).__name__}, which the {be.name} backend made a {dtype_name(p.dtype)} array"
+        for name, g, p in zip(names, given, prepared) if is_neutral(g)
+    ]
+    if notes:
+        exc.args = (f"{exc.args[0]} ({'; '.join(notes)}: pass it as an array of the dtype you mean)",)
 
 
 def _rank(arrays: tuple[Any, ...], params: tuple[Any, ...]) -> int:

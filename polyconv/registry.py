@@ -213,7 +213,13 @@ class Registry:
             )
         if name not in recs:
             known = ", ".join(sorted(recs)) or "none"
-            raise BackendNotFoundError(f"backend: no backend named {name!r} is registered (registered: {known})")
+            import difflib  # only on this error path
+
+            close = difflib.get_close_matches(name, list(recs), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise BackendNotFoundError(
+                f"backend: no backend named {name!r} is registered{hint} (registered: {known})"
+            )
         return recs[name]
 
     def load(self, name: str) -> Backend:

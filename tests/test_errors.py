@@ -28,6 +28,7 @@ from polyconv import (
     UnsupportedDtypeError,
     UnsupportedFeatureError,
 )
+from polyconv.errors import DtypeMismatchError
 
 OP = "conv_general_dilated"
 TORCH_REASON = "torch is not installed: mixing a torch tensor with a NumPy array needs it"
@@ -40,12 +41,30 @@ HIERARCHY = {
     ConvArgumentError: (ValueError,),
     ConvTypeError: (TypeError,),
     ConvShapeError: (ValueError, TypeError),
+    DtypeMismatchError: (ConvTypeError, TypeError),
     UnsupportedDtypeError: (TypeError,),
     UnsupportedFeatureError: (NotImplementedError,),
     BackendNotFoundError: (LookupError,),
     BackendUnavailableError: (ImportError,),
     MixedArraysError: (TypeError,),
 }
+
+
+def cast(lhs: str, rhs: str) -> str:
+    """The advice that ends a dtype-mismatch message."""
+    return f". Cast one of them first: rhs to {lhs}, or lhs to {rhs}"
+
+
+def int_pad(p: int, n: int = 2) -> str:
+    """The advice that ends the message of an integer padding."""
+    return f"{p}. To pad {p} on both sides of every spatial axis, write {((p, p),) * n}"
+
+
+#: The advice that ends a feature-size mismatch under dimension_numbers=None (2-d).
+DEFAULT_LAYOUT_2D = (
+    ". dimension_numbers=None means channels first: lhs 'NCHW', rhs 'OIHW', out 'NCHW'; "
+    "for channels-last operands pass dimension_numbers=('NHWC', 'HWIO', 'NHWC')"
+)
 
 
 @pytest.mark.parametrize("cls", list(HIERARCHY), ids=lambda c: c.__name__)
@@ -120,10 +139,10 @@ def _cases() -> list[Case]:
         # channels and groups
         Case("channels", X, (6, 3, 3, 3), V, {}, ConvShapeError,
              "rhs input feature size must equal the lhs feature size divided by feature_group_count "
-             "(4 // 1 = 4); got 3 (rhs shape (6, 3, 3, 3))"),
+             "(4 // 1 = 4); got 3 (rhs shape (6, 3, 3, 3))" + DEFAULT_LAYOUT_2D),
         Case("channels-grouped", X, W, V, dict(feature_group_count=2), ConvShapeError,
              "rhs input feature size must equal the lhs feature size divided by feature_group_count "
-             "(4 // 2 = 2); got 4 (rhs shape (6, 4, 3, 3))"),
+             "(4 // 2 = 2); got 4 (rhs shape (6, 4, 3, 3))" + DEFAULT_LAYOUT_2D),
         Case("channels-nhwc", (2, 5, 5, 4), (3, 3, 3, 6), V,
              dict(dimension_numbers=("NHWC", "HWIO", "NHWC")), ConvShapeError,
              "rhs input feature size must equal the lhs feature size divided by feature_group_count "
@@ -235,7 +254,7 @@ def _cases() -> list[Case]:
         # padding
         Case("pad-short", X, W, ((1, 1), [(0, 0)]), {}, ConvArgumentError, pad_msg + "[(0, 0)]"),
         Case("pad-long", X, W, ((1, 1), [(0, 0)] * 3), {}, ConvArgumentError, pad_msg + "[(0, 0), (0, 0), (0, 0)]"),
-        Case("pad-int", X, W, ((1, 1), 3), {}, ConvTypeError, pad_msg + "3"),
+        Case("pad-int", X, W, ((1, 1), 3), {}, ConvTypeError, pad_msg + int_pad(3)),
         Case("pad-none", X, W, ((1, 1), None), {}, ConvTypeError, pad_msg + "None"),
         Case("pad-triple", X, W, ((1, 1), [(1, 2, 3), (0, 0)]), {}, ConvArgumentError,
              pad_msg + "[(1, 2, 3), (0, 0)]"),
@@ -273,10 +292,11 @@ def _cases() -> list[Case]:
              prec_msg + "('high', 'ultra')"),
         Case("prec-pair-type", X, W, V, dict(precision=("high", 2)), ConvTypeError, prec_msg + "('high', 2)"),
         # dtypes
-        Case("dtype-mismatch", X, W, V, {}, ConvTypeError,
-             "rhs must have the same dtype as lhs (float32); got float64", lhs_dtype="float32", rhs_dtype="float64"),
-        Case("dtype-mismatch-int", X, W, V, {}, ConvTypeError,
-             "rhs must have the same dtype as lhs (float64); got int64", rhs_dtype="int64"),
+        Case("dtype-mismatch", X, W, V, {}, DtypeMismatchError,
+             "rhs must have the same dtype as lhs (float32); got float64" + cast("float32", "float64"),
+             lhs_dtype="float32", rhs_dtype="float64"),
+        Case("dtype-mismatch-int", X, W, V, {}, DtypeMismatchError,
+             "rhs must have the same dtype as lhs (float64); got int64" + cast("float64", "int64"), rhs_dtype="int64"),
         Case("pref-int-for-float", X, W, V, dict(preferred_element_type=np.int32), ConvTypeError,
              "preferred_element_type is incompatible with operands of dtype float64: the combinations allowed are "
              "(integer, integer), (integer, floating), (floating, floating), (complex, complex), (bool, any); "

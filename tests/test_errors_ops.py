@@ -37,12 +37,31 @@ from polyconv import (
     ConvTypeError,
     PolyconvError,
 )
+from polyconv.errors import DtypeMismatchError
 
 HIERARCHY = {
     ConvArgumentError: (ValueError,),
     ConvTypeError: (TypeError,),
     ConvShapeError: (ValueError, TypeError),
+    DtypeMismatchError: (ConvTypeError, TypeError),
 }
+
+
+def cast(lhs: str, rhs: str) -> str:
+    """The advice that ends a dtype-mismatch message."""
+    return f". Cast one of them first: rhs to {lhs}, or lhs to {rhs}"
+
+
+def int_pad(p: int, n: int = 2) -> str:
+    """The advice that ends the message of an integer padding."""
+    return f"{p}. To pad {p} on both sides of every spatial axis, write {((p, p),) * n}"
+
+
+#: The advice that ends a feature-size mismatch under dimension_numbers=None (2-d).
+DEFAULT_LAYOUT_2D = (
+    ". dimension_numbers=None means channels first: lhs 'NCHW', rhs 'OIHW', out 'NCHW'; "
+    "for channels-last operands pass dimension_numbers=('NHWC', 'HWIO', 'NHWC')"
+)
 
 TRANSPOSE = "conv_transpose"
 PATCHES = "conv_general_dilated_patches"
@@ -176,8 +195,8 @@ def _transpose_cases() -> list[Case]:
         c("pad-triple", ((2, 2), [(1, 2, 3), (0, 0)]), ConvArgumentError, pads(2) + "[(1, 2, 3), (0, 0)]"),
         c("pad-triple-consistent", ((2, 2), [(0, 0), (1, 2, 3)]), ConvArgumentError,
           pads(2) + "[(0, 0), (1, 2, 3)]", use_consistent_padding=True),
-        c("pad-int", ((2, 2), 3), ConvTypeError, pads(2) + "3"),
-        c("pad-int-consistent", ((2, 2), 3), ConvTypeError, pads(2) + "3", use_consistent_padding=True),
+        c("pad-int", ((2, 2), 3), ConvTypeError, pads(2) + int_pad(3)),
+        c("pad-int-consistent", ((2, 2), 3), ConvTypeError, pads(2) + int_pad(3), use_consistent_padding=True),
         c("pad-float-item", ((2, 2), [(1.0, 1), (0, 0)]), ConvTypeError, pads(2) + "[(1.0, 1), (0, 0)]"),
         c("pad-float-item-consistent", ((2, 2), [(1.0, 1), (0, 0)]), ConvTypeError,
           pads(2) + "[(1.0, 1), (0, 0)]", use_consistent_padding=True),
@@ -210,9 +229,11 @@ def _transpose_cases() -> list[Case]:
           "got 6 (rhs shape (3, 3, 4, 6))",
           rhs=TW, transpose_kernel=True),
         # dtypes
-        c("dtype-mismatch", S, ConvTypeError, "rhs must have the same dtype as lhs (float32); got float64",
+        c("dtype-mismatch", S, DtypeMismatchError,
+          "rhs must have the same dtype as lhs (float32); got float64" + cast("float32", "float64"),
           dtypes=("float32", "float64")),
-        c("dtype-mismatch-int", S, ConvTypeError, "rhs must have the same dtype as lhs (float64); got int64",
+        c("dtype-mismatch-int", S, DtypeMismatchError,
+          "rhs must have the same dtype as lhs (float64); got int64" + cast("float64", "int64"),
           dtypes=("float64", "int64")),
         c("pref-narrower", S, ConvTypeError,
           "preferred_element_type must not be narrower than the operands' dtype float64; got float32",
@@ -274,7 +295,7 @@ def _patches_cases() -> list[Case]:
         c("pad-name", ((3, 3), (1, 1), "FULL"), ConvArgumentError,
           "padding must be one of 'SAME', 'SAME_LOWER', 'VALID' or 2 (low, high) pairs; got 'FULL'"),
         c("pad-short", ((3, 3), (1, 1), [(1, 1)]), ConvArgumentError, pads(2) + "[(1, 1)]"),
-        c("pad-int", ((3, 3), (1, 1), 1), ConvTypeError, pads(2) + "1"),
+        c("pad-int", ((3, 3), (1, 1), 1), ConvTypeError, pads(2) + int_pad(1)),
         c("pad-crop", ((3, 3), (1, 1), [(-4, -4), (0, 0)]), ConvShapeError,
           "padding crops more than spatial axis 0 holds (size 6 after lhs dilation); got ((-4, -4), (0, 0))"),
         c("pad-same-lhs-dil", ((3, 3), (1, 1), "SAME"), ConvArgumentError,
@@ -350,9 +371,11 @@ def _local_cases() -> list[Case]:
         # channels-last: the expected shape is in the caller's layout
         c("rhs-nhwc", V, ConvShapeError, kernel((4, 4, 27, 5), 27, (4, 4), (4, 4, 9, 5)),
           lhs=(2, 6, 6, 3), rhs=(4, 4, 9, 5), dimension_numbers=("NHWC", "HWIO", "NHWC")),
-        c("dtype-mismatch", V, ConvTypeError, "rhs must have the same dtype as lhs (float64); got float32",
+        c("dtype-mismatch", V, DtypeMismatchError,
+          "rhs must have the same dtype as lhs (float64); got float32" + cast("float64", "float32"),
           dtypes=("float64", "float32")),
-        c("dtype-mismatch-int", V, ConvTypeError, "rhs must have the same dtype as lhs (int32); got int64",
+        c("dtype-mismatch-int", V, DtypeMismatchError,
+          "rhs must have the same dtype as lhs (int32); got int64" + cast("int32", "int64"),
           dtypes=("int32", "int64")),
         c("filter-short", ((1, 1), "VALID", (3,)), ConvArgumentError, fs + "(3,)"),
         c("filter-zero", ((1, 1), "VALID", (0, 3)), ConvArgumentError, fs + "(0, 3)"),
@@ -399,14 +422,17 @@ def _vjp_cases() -> list[Case]:
         c("cotangent-batch-groups", V, ConvShapeError, shape + "(1, 6, 3, 3); got shape (2, 6, 3, 3)",
           batch_group_count=2),
         c("cotangent-scalar", V, ConvShapeError, shape + "(2, 6, 3, 3); got shape ()", cot=()),
-        c("cotangent-dtype", V, ConvTypeError,
-          "cotangent must have the dtype of the convolution's output (float64); got float32",
+        c("cotangent-dtype", V, DtypeMismatchError,
+          "cotangent must have the dtype of the convolution's output (float64); got float32. "
+          "Cast the cotangent to float64 first",
           dtypes=("float64", "float64", "float32")),
-        c("cotangent-dtype-preferred", V, ConvTypeError,
-          "cotangent must have the dtype of the convolution's output (float32); got int32",
+        c("cotangent-dtype-preferred", V, DtypeMismatchError,
+          "cotangent must have the dtype of the convolution's output (float32); got int32. "
+          "Cast the cotangent to float32 first",
           dtypes=("int32", "int32", "int32"), preferred_element_type=np.float32),
-        c("cotangent-dtype-int", V, ConvTypeError,
-          "cotangent must have the dtype of the convolution's output (float64); got int64",
+        c("cotangent-dtype-int", V, DtypeMismatchError,
+          "cotangent must have the dtype of the convolution's output (float64); got int64. "
+          "Cast the cotangent to float64 first",
           dtypes=("float64", "float64", "int64")),
         # the forward arguments: the same checks as conv_general_dilated, under this op's name
         c("strides-zero", ((0, 1), "VALID"), ConvArgumentError, ints2("window_strides") + "(0, 1)"),
@@ -417,7 +443,7 @@ def _vjp_cases() -> list[Case]:
         c("rhs-dil-zero", V, ConvArgumentError, ints2("rhs_dilation") + "(0, 1)", rhs_dilation=(0, 1)),
         c("channels", V, ConvShapeError,
           "rhs input feature size must equal the lhs feature size divided by feature_group_count "
-          "(4 // 1 = 4); got 3 (rhs shape (6, 3, 3, 3))", rhs=(6, 3, 3, 3)),
+          "(4 // 1 = 4); got 3 (rhs shape (6, 3, 3, 3))" + DEFAULT_LAYOUT_2D, rhs=(6, 3, 3, 3)),
         c("rank", V, ConvShapeError, "rhs must have the same rank as lhs (lhs shape (2, 4, 5, 5)); got (6, 4, 3)",
           rhs=(6, 4, 3)),
         c("fgc-zero", V, ConvArgumentError, "feature_group_count must be a positive integer; got 0",
@@ -425,7 +451,8 @@ def _vjp_cases() -> list[Case]:
         c("both-groups", V, ConvArgumentError,
           "feature_group_count and batch_group_count cannot both be > 1; got feature_group_count=2, "
           "batch_group_count=2", rhs=(6, 2, 3, 3), feature_group_count=2, batch_group_count=2),
-        c("dtype-mismatch", V, ConvTypeError, "rhs must have the same dtype as lhs (float32); got float64",
+        c("dtype-mismatch", V, DtypeMismatchError,
+          "rhs must have the same dtype as lhs (float32); got float64" + cast("float32", "float64"),
           dtypes=("float32", "float64", "float32")),
         c("pref-narrower", V, ConvTypeError,
           "preferred_element_type must not be narrower than the operands' dtype float64; got float32",

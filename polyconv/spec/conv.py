@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..caching import memoize, typed_key
-from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
-from .dimension_numbers import ConvDimensionNumbers, conv_dimension_numbers
+from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError, DtypeMismatchError
+from .dimension_numbers import ConvDimensionNumbers, channels_last, conv_dimension_numbers, spatial_letters
 from .dtypes import dtype_kind, dtype_name, is_narrower
 from .integers import as_int
 from .padding import conv_output_size, dilate_dim, parse_padding
@@ -177,7 +177,7 @@ def _conv_spec(
     rhs_dil = parse_int_tuple(rhs_dilation, n, op, "rhs_dilation", default=1)
     fgc = _count(feature_group_count, op, "feature_group_count")
     bgc = _count(batch_group_count, op, "batch_group_count")
-    _check_groups(lhs_shape, rhs_shape, dn, fgc, bgc, op)
+    _check_groups(lhs_shape, rhs_shape, dn, fgc, bgc, op, default_layout=dimension_numbers is None)
 
     lhs_spatial = tuple(lhs_shape[a] for a in dn.lhs_spec[2:])
     window = tuple(rhs_shape[a] for a in dn.rhs_spec[2:])
@@ -208,7 +208,8 @@ def _conv_spec(
 
 
 def _check_groups(
-    lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...], dn: ConvDimensionNumbers, fgc: int, bgc: int, op: str
+    lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...], dn: ConvDimensionNumbers, fgc: int, bgc: int, op: str,
+    *, default_layout: bool = False,
 ) -> None:
     if fgc > 1 and bgc > 1:
         raise ConvArgumentError(
@@ -230,6 +231,7 @@ def _check_groups(
             f"input feature size must equal the lhs feature size divided by "
             f"feature_group_count ({c_in} // {fgc} = {c_in // fgc})",
             got=f"{i_rhs} (rhs shape {rhs_shape})",
+            hint=_default_layout_hint(len(lhs_shape) - 2) if default_layout else None,
         )
     if o_rhs % fgc:
         raise ConvShapeError(
@@ -243,6 +245,15 @@ def _check_groups(
         )
 
 
+def _default_layout_hint(n: int) -> str:
+    """What ``dimension_numbers=None`` means, and the channels-last spelling."""
+    sp = spatial_letters(n)
+    return (
+        f"dimension_numbers=None means channels first: lhs 'NC{sp}', rhs 'OI{sp}', out 'NC{sp}'; "
+        f"for channels-last operands pass dimension_numbers={channels_last(sp)}"
+    )
+
+
 def _check_dtypes(lhs_dtype: Any, rhs_dtype: Any, preferred: Any, op: str) -> tuple[str, str | None]:
     names = []
     for param, dt in (("lhs", lhs_dtype), ("rhs", rhs_dtype)):
@@ -252,7 +263,10 @@ def _check_dtypes(lhs_dtype: Any, rhs_dtype: Any, preferred: Any, op: str) -> tu
             raise ConvTypeError(op, param, "must be an array with a dtype", got=f"dtype {dt!r}") from None
     lhs, rhs = names
     if lhs != rhs:
-        raise ConvTypeError(op, "rhs", f"must have the same dtype as lhs ({lhs})", got=rhs)
+        raise DtypeMismatchError(
+            op, "rhs", f"must have the same dtype as lhs ({lhs})", got=rhs,
+            hint=f"Cast one of them first: rhs to {lhs}, or lhs to {rhs}",
+        )
     if preferred is None:
         return lhs, None
     try:

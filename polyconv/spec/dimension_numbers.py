@@ -17,6 +17,7 @@ from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
 
 __all__ = [
     "ConvDimensionNumbers",
+    "spatial_letters",
     "conv_dimension_numbers",
     "conv_general_permutations",
     "channels_last",
@@ -57,6 +58,18 @@ def channels_last(spatial: str) -> tuple[str, str, str]:
     ('NHWC', 'HWIO', 'NHWC')
     """
     return f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"
+
+
+def spatial_letters(n: int) -> str:
+    """The letters of ``n`` spatial axes in layout strings: TensorFlow's
+    ``H``, ``HW``, ``HWD`` up to three, ``a``, ``b``, ... beyond.
+
+    Examples
+    --------
+    >>> spatial_letters(2), spatial_letters(4)
+    ('HW', 'abcd')
+    """
+    return "HWD"[:n] if n <= 3 else "".join(chr(ord("a") + i) for i in range(n))
 
 
 def inverse_permutation(perm: Sequence[int]) -> tuple[int, ...]:

@@ -102,13 +102,22 @@ def parse_padding(
     return pads
 
 
+def _pairs_hint(padding: Any, nspatial: int) -> str | None:
+    """For a single integer padding, the pairs that pad that much on both sides of every axis."""
+    try:
+        p = as_int(padding, bool_message="bool is not a pad")
+    except TypeError:
+        return None
+    return f"To pad {p} on both sides of every spatial axis, write {((p, p),) * nspatial}"
+
+
 def _explicit_pairs(padding: Any, nspatial: int, op: str) -> tuple[tuple[int, int], ...]:
     pairs = "pair" if nspatial == 1 else "pairs"
     expected = f"must be a padding name or a sequence of {nspatial} (low, high) integer {pairs}"
     try:
         items = list(padding)
     except TypeError:
-        raise ConvTypeError(op, "padding", expected, padding) from None
+        raise ConvTypeError(op, "padding", expected, padding, hint=_pairs_hint(padding, nspatial)) from None
     if len(items) != nspatial:
         raise ConvArgumentError(op, "padding", expected, padding)
     pads = []

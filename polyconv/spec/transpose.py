@@ -33,7 +33,7 @@ import numpy as np
 from ..caching import memoize, typed_key
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
 from .conv import ConvSpec, _shape, conv_spec, parse_int_tuple
-from .dimension_numbers import channels_last, conv_dimension_numbers
+from .dimension_numbers import channels_last, conv_dimension_numbers, spatial_letters
 from .padding import _explicit_pairs, dilate_dim
 
 __all__ = ["TransposeSpec", "conv_transpose_spec", "conv_transpose_shape", "default_transpose_dimension_numbers"]
@@ -71,9 +71,7 @@ def default_transpose_dimension_numbers(ndim: int) -> tuple[str, str, str]:
     >>> default_transpose_dimension_numbers(6)
     ('NabcdC', 'abcdIO', 'NabcdC')
     """
-    n = ndim - 2
-    sp = "HWD"[:n] if n <= 3 else "".join(chr(ord("a") + i) for i in range(n))
-    return channels_last(sp)
+    return channels_last(spatial_letters(ndim - 2))
 
 
 def _flag(value: Any, op: str, param: str) -> bool:
