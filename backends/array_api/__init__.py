@@ -35,8 +35,12 @@ from polyconv.errors import BackendUnavailableError, ConvArgumentError, Unsuppor
 from polyconv.spec import ConvSpec, dtype_name
 
 from ..gemm import conv_general_dilated
+from ..quiet import quiet
 
 __all__ = ["ArrayApiBackend", "backend", "STANDARD_DTYPES"]
+
+# array-API libraries built on NumPy (array-api-strict) warn on inf * 0 as NumPy does; polyconv does not
+_quiet_gemm = quiet(conv_general_dilated)
 
 #: The dtypes of the array API standard: what this backend computes.
 STANDARD_DTYPES = frozenset({
@@ -158,7 +162,7 @@ class ArrayApiBackend(Backend):
                 f"is a dtype the device {self.device(lhs)} does not offer "
                 f"(it offers: {', '.join(sorted(available))})", got=spec.out_dtype,
             )
-        return conv_general_dilated(xp, lhs, rhs, spec, available=available)
+        return _quiet_gemm(xp, lhs, rhs, spec, available=available)
 
     def _dtypes_on(self, xp: Any, device: Any) -> frozenset[str] | None:
         """Canonical names of the dtypes ``device`` offers, or None when the

@@ -56,6 +56,7 @@ from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
 from polyconv.spec.dtypes import numpy_dtype
 
 from .. import fft, gemm
+from ..quiet import quiet
 from . import depthwise, geometry, offsets, parallel, pointwise, polyphase, small
 from .problem import Problem, from_spec, input_view, kernel_view, output_view
 
@@ -119,7 +120,16 @@ def transpose_runner(tspec: TransposeSpec) -> Callable[[Any, Any], np.ndarray]:
 
 @caching.memoize(256)
 def choose(spec: ConvSpec, mode: str = "auto") -> Choice:
-    """The :class:`Choice` for ``spec`` in FFT ``mode`` (cached: 256 specs and modes)."""
+    """The :class:`Choice` for ``spec`` in FFT ``mode`` (cached: 256 specs and modes).
+
+    Its function runs with NumPy's floating-point warnings off
+    (:func:`polyconv.backends.quiet.quiet`): non-finite operands form
+    ``inf * 0`` by definition, silently, as on every other backend."""
+    chosen = _choose(spec, mode)
+    return Choice(chosen.name, quiet(chosen.run), chosen.parts)
+
+
+def _choose(spec: ConvSpec, mode: str) -> Choice:
     problem = from_spec(spec)
     plan = gemm.plan_dtypes(spec, problem.cg * problem.taps)
     out_dtype = numpy_dtype(plan.out)
