@@ -214,7 +214,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = config.stash.get(_STATE, None)
     if state is None or not (state.tally.counts or state.tally.notes):
         return
+    from polyconv.table import DEFAULT_WIDTH
+
     from .report import terminal
 
     terminalreporter.section("polyconv conformance")
-    terminalreporter.write_line(terminal(state.tally))
+    terminalreporter.write_line(terminal(state.tally, DEFAULT_WIDTH))

@@ -13,7 +13,7 @@ import marshal
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import caching, derive
+from . import caching, derive, quiet
 from .algorithm import fft_mode
 from .backend import NEUTRAL_TYPES, Backend, is_neutral
 from .dispatch import check_devices, check_operands, current_backend, resolve
@@ -200,7 +200,7 @@ def conv_transpose(
     if runner is not None:
         return runner(lhs, rhs)
     native = _native(be, op)
-    return native(lhs, rhs, spec) if native else derive.conv_transpose(be, lhs, rhs, spec)
+    return native(lhs, rhs, spec) if native else quiet.call(derive.conv_transpose, be, lhs, rhs, spec)
 
 
 def conv_general_dilated_patches(
@@ -245,7 +245,7 @@ def conv_general_dilated_patches(
     if runner is not None:
         return runner(lhs)
     native = _native(be, op)
-    return native(lhs, spec) if native else derive.patches(be, lhs, spec)
+    return native(lhs, spec) if native else quiet.call(derive.patches, be, lhs, spec)
 
 
 def conv_general_dilated_local(
@@ -291,7 +291,7 @@ def conv_general_dilated_local(
     if native:
         return native(lhs, rhs, spec)
     native_patches = _native(be, "conv_general_dilated_patches")
-    return derive.local(be, lhs, rhs, spec, native_patches)
+    return quiet.call(derive.local, be, lhs, rhs, spec, native_patches)
 
 
 def conv_general_dilated_vjp(
@@ -364,8 +364,8 @@ def conv_general_dilated_vjp(
         if plan is not None:
             be.manifest.check(plan, be.name, op)
     return (
-        derive.vjp_lhs(be, rhs, cotangent, lhs_plan, derive.cotangent_dtype(lhs, cotangent)),
-        derive.vjp_rhs(be, lhs, rhs, cotangent, rhs_plan, derive.cotangent_dtype(rhs, cotangent)),
+        quiet.call(derive.vjp_lhs, be, rhs, cotangent, lhs_plan, derive.cotangent_dtype(lhs, cotangent)),
+        quiet.call(derive.vjp_rhs, be, lhs, rhs, cotangent, rhs_plan, derive.cotangent_dtype(rhs, cotangent)),
     )
 
 

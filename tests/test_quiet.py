@@ -82,3 +82,23 @@ def test_other_numpy_based_backends_are_silent(backend: str) -> None:
         y = np.asarray(y.compute() if backend == "dask" else y)
     expected = reference.conv_general_dilated(x.astype(np.float64), w.astype(np.float64), (1,), "SAME")
     np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+
+
+@pytest.mark.parametrize("op", ["conv_transpose", "conv_general_dilated_patches", "conv_general_dilated_local",
+                                "conv_general_dilated_vjp"])
+def test_the_derived_ops_are_silent_too(op: str) -> None:
+    x, w = _operands((1, 2, 6), (3, 2, 3))
+    one_inf = np.ones((1, 2, 6), np.float32)
+    one_inf[0, 0, 2] = np.inf
+    call = {
+        "conv_transpose": lambda: polyconv.conv_transpose(x, w, (2,), "SAME", dimension_numbers=("NCH", "OIH", "NCH")),
+        "conv_general_dilated_patches": lambda: polyconv.conv_general_dilated_patches(x, (3,), (1,), "SAME"),
+        "conv_general_dilated_local": lambda: polyconv.conv_general_dilated_local(
+            one_inf, np.zeros((3, 6, 6), np.float32), (1,), "SAME", (3,)),  # inf * 0 in one product
+        "conv_general_dilated_vjp": lambda: polyconv.conv_general_dilated_vjp(x, w, np.ones((1, 3, 6), np.float32),
+                                                                              (1,), "SAME"),
+    }[op]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = call()
+    assert any(np.isnan(np.asarray(r)).any() for r in (result if isinstance(result, tuple) else (result,)))

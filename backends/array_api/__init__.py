@@ -32,10 +32,10 @@ import numpy as np
 
 from polyconv.backend import Backend, Manifest
 from polyconv.errors import BackendUnavailableError, ConvArgumentError, UnsupportedDtypeError
+from polyconv.quiet import quiet
 from polyconv.spec import ConvSpec, dtype_name
 
 from ..gemm import conv_general_dilated
-from ..quiet import quiet
 
 __all__ = ["ArrayApiBackend", "backend", "STANDARD_DTYPES"]
 

@@ -14,10 +14,9 @@ import array_api_compat
 
 from polyconv.algorithm import use_fft
 from polyconv.backend import Backend
+from polyconv.quiet import quiet
 from polyconv.spec import ConvSpec
 from polyconv.spec.dtypes import namespace_dtype
-
-from ..quiet import quiet
 
 __all__ = ["assemble", "block_conv", "block_kernel_grad", "cast", "join", "total", "zeros"]
 
@@ -78,7 +77,7 @@ def total(a: Any, b: Any) -> Any:
     return _add(a, b)
 
 
-@quiet  # inf + -inf is NaN by definition, without NumPy's warning (polyconv.backends.quiet)
+@quiet  # inf + -inf is NaN by definition, without NumPy's warning (polyconv.quiet)
 def _add(a: Any, b: Any) -> Any:
     return a + b
 

@@ -52,11 +52,11 @@ import numpy as np
 
 from polyconv import caching, calibration
 from polyconv.algorithm import fft_mode
+from polyconv.quiet import quiet
 from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
 from polyconv.spec.dtypes import numpy_dtype
 
 from .. import fft, gemm
-from ..quiet import quiet
 from . import depthwise, geometry, offsets, parallel, pointwise, polyphase, small
 from .problem import Problem, from_spec, input_view, kernel_view, output_view
 
@@ -123,7 +123,7 @@ def choose(spec: ConvSpec, mode: str = "auto") -> Choice:
     """The :class:`Choice` for ``spec`` in FFT ``mode`` (cached: 256 specs and modes).
 
     Its function runs with NumPy's floating-point warnings off
-    (:func:`polyconv.backends.quiet.quiet`): non-finite operands form
+    (:func:`polyconv.quiet.quiet`): non-finite operands form
     ``inf * 0`` by definition, silently, as on every other backend."""
     chosen = _choose(spec, mode)
     return Choice(chosen.name, quiet(chosen.run), chosen.parts)
