@@ -38,10 +38,12 @@ __all__ = ["quiet", "call"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-try:  # NumPy >= 2: the error state is the context variable np.errstate sets
-    from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
+_extobj_contextvar: Any
+try:  # NumPy >= 2: the error state is the context variable np.errstate sets (private, hence the fallback)
+    from numpy._core import _ufunc_config
 
-    _IGNORE: Any = _make_extobj(all="ignore")
+    _extobj_contextvar = _ufunc_config._extobj_contextvar  # type: ignore[attr-defined]
+    _IGNORE: Any = _ufunc_config._make_extobj(all="ignore")  # type: ignore[attr-defined]
 except (ImportError, AttributeError, TypeError):  # NumPy 1.x
     _extobj_contextvar = None
 

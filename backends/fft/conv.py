@@ -35,7 +35,7 @@ from polyconv.zero_padding import pad_axis
 
 from .geometry import AxisPlan, SpectralPlan
 
-__all__ = ["convolve", "window_counts", "RunChunks"]
+__all__ = ["convolve", "magnitudes", "nonzero_products", "window_counts", "running_sum", "dead_mask", "RunChunks"]
 
 #: ``run(work, indices)``: ``work(i)`` for every index (see :func:`convolve`).
 RunChunks = Callable[[Callable[[int], None], Sequence[int]], None]
@@ -65,16 +65,39 @@ def convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: b
     ``count_nonzero`` each.
     """
     y = _convolve(xp, x, w, p, compute, complex_, chunk, device, run, split)
-    kernel_zeros = _has_zero(xp, w)
-    if kernel_zeros or _has_zero(xp, x):
-        if not kernel_zeros:  # every product of a nonzero input element is nonzero: count those
-            count = window_counts(xp, x, p, device)
-        else:
-            real = xp.float64
-            count = _convolve(xp, xp.astype(x != 0, real), xp.astype(w != 0, real), p, real, False, chunk, device,
-                              run, split)
+    count = nonzero_products(xp, x, w, p, chunk, device, run, split)
+    if count is not None:
         y = xp.where(count > 0.5, y, xp.zeros((), dtype=y.dtype, device=device))
     return y
+
+
+def nonzero_products(xp: Any, x: Any, w: Any, p: SpectralPlan, chunk: int, device: Any = None,
+                     run: RunChunks | None = None, split: int = 1) -> Any | None:
+    """How many nonzero products each output of the hull sums (broadcasting
+    over ``(N', G, O_g, *hull)``), or None when neither operand holds a zero
+    (then every output of the hull but the dead ones has some).  With a
+    kernel free of zeros, the nonzero input elements each window reads
+    (:func:`window_counts`, exact integers); otherwise the convolution of the
+    operands' nonzero indicators (float64 transforms: integers to far
+    better than 0.5)."""
+    kernel_zeros = _has_zero(xp, w)
+    if not (kernel_zeros or _has_zero(xp, x)):
+        return None
+    if not kernel_zeros:  # every product of a nonzero input element is nonzero: count those
+        return window_counts(xp, x, p, device)
+    real = xp.float64
+    return _convolve(xp, xp.astype(x != 0, real), xp.astype(w != 0, real), p, real, False, chunk, device, run, split)
+
+
+def magnitudes(xp: Any, x: Any, w: Any, p: SpectralPlan, chunk: int, device: Any = None,
+               run: RunChunks | None = None, split: int = 1) -> Any:
+    """The convolution of ``|x|`` and ``|w|`` by float64 transforms:
+    ``(N', G, O_g, *hull)``, each output's magnitude (the sum of its
+    products' absolute values), to within the transforms' rounding (for
+    :mod:`.accuracy`)."""
+    real = xp.float64
+    return _convolve(xp, xp.astype(xp.abs(x), real), xp.astype(xp.abs(w), real), p, real, False, chunk, device,
+                     run, split)
 
 
 def _has_zero(xp: Any, a: Any) -> bool:
@@ -121,7 +144,7 @@ def _box_sum(xp: Any, c: Any, axis: int, a: AxisPlan, device: Any) -> Any:
     shape = tuple(c.shape)
     # running sums along each residue modulo d: split the axis into (total / d, d) and sum along the first
     split = (*shape[:axis], total // d, d, *shape[axis + 1:]) if d > 1 else shape
-    running = xp.reshape(_running_sum(xp, xp.reshape(c, split), axis), shape)
+    running = xp.reshape(running_sum(xp, xp.reshape(c, split), axis), shape)
 
     def at(start: int) -> Any:
         index = [slice(None)] * len(shape)
@@ -131,7 +154,7 @@ def _box_sum(xp: Any, c: Any, axis: int, a: AxisPlan, device: Any) -> Any:
     return at(taps * d) - at(0)  # window j: running[j*s + taps*d] - running[j*s]
 
 
-def _running_sum(xp: Any, c: Any, axis: int) -> Any:
+def running_sum(xp: Any, c: Any, axis: int) -> Any:
     """The running sums of ``c`` (a fresh array, overwritten) along ``axis``.
     Along the last axis, the namespace's ``cumulative_sum``; along another, one
     slice added into the next at a time (whole slices: faster than NumPy's
@@ -173,7 +196,7 @@ def _convolve(xp: Any, x: Any, w: Any, p: SpectralPlan, compute: Any, complex_: 
     else:
         kernel = xp.permute_dims(kernel, (0, 3, 2, 1))  # (G, F, C_g, O_g)
 
-    mask = _dead_mask(xp, p, device)
+    mask = dead_mask(xp, p, device)
     pieces: list[Any] = [None] * len(starts)
 
     def work(i: int) -> None:
@@ -258,7 +281,7 @@ def _inverse(passes: _Passes, spectrum: Any, p: SpectralPlan, complex_: bool) ->
     return spectrum
 
 
-def _dead_mask(xp: Any, p: SpectralPlan, device: Any) -> Any:
+def dead_mask(xp: Any, p: SpectralPlan, device: Any) -> Any:
     """A 0/1 array broadcasting over the hull, zero at the dead outputs inside it, or None."""
     if not any(a.dead for a in p.axes):
         return None

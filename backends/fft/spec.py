@@ -20,6 +20,7 @@ from polyconv.calibration import constants
 from polyconv.spec import ConvSpec
 from polyconv.spec.dimension_numbers import inverse_permutation
 
+from .accuracy import finite, fits
 from .conv import convolve
 from .cost import decide, eligible
 from .geometry import SpectralPlan, plan
@@ -35,6 +36,7 @@ class Prepared:
     plan: SpectralPlan
     chunk: int
     complex_: bool
+    checked: bool = True  # the error rule of .accuracy applies (auto); else only finiteness (always)
 
 
 @caching.memoize(256)
@@ -52,14 +54,16 @@ def prepare(spec: ConvSpec, compute: str, mode: str, backend: str) -> Prepared |
         return None
     complex_ = compute == "complex64"
     chunk = decide(sp, mode, complex_, constants(backend))
-    return Prepared(spec, sp, chunk, complex_) if chunk else None
+    return Prepared(spec, sp, chunk, complex_, mode == "auto") if chunk else None
 
 
 def run(xp: Any, lhs: Any, rhs: Any, p: Prepared, device: Any = None) -> Any:
     """The convolution of ``lhs`` and ``rhs`` (the caller's layouts) by FFT, in
-    ``p.spec``'s output layout and dtype, or None when an operand is not finite."""
+    ``p.spec``'s output layout and dtype, or None where the direct path must
+    run: an operand that is not finite, or (``auto`` mode) operands whose
+    range breaks the error rule of :mod:`.accuracy`."""
     spec, sp = p.spec, p.plan
-    if not (bool(xp.all(xp.isfinite(lhs))) and bool(xp.all(xp.isfinite(rhs)))):
+    if not p.checked and not finite(xp, lhs, rhs):
         return None
     dn = spec.dimension_numbers
     n = spec.nspatial
@@ -79,6 +83,8 @@ def run(xp: Any, lhs: Any, rhs: Any, p: Prepared, device: Any = None) -> Any:
         x = xp.reshape(x, (spec.batch, sp.groups, sp.cg, *sizes))
     w = xp.permute_dims(rhs, dn.rhs_spec)  # (O, I, *K)
     w = xp.reshape(w, (sp.groups, sp.og, *w.shape[1:]))
+    if p.checked and not fits(xp, x, w, sp, spec.out_dtype, p.chunk, device):
+        return None
     transforms = xp.complex128 if p.complex_ else xp.float64
     hull = convolve(xp, x, w, sp, transforms, p.complex_, p.chunk, device)
     out_dtype = getattr(xp, spec.out_dtype)

@@ -154,7 +154,8 @@ def _choose(spec: ConvSpec, mode: str) -> Choice:
 
     if any(d != 1 for d in spec.lhs_dilation):
         parts = polyphase.decompose(problem, spec.lhs_dilation)
-        solvers = [(None if p.problem is None else _solver(p.problem, compute, mode), p) for p in parts]
+        solvers = [(None if p.problem is None else _solver(p.problem, compute, mode, out_dtype.name), p)
+                   for p in parts]
         names = tuple("zeros" if s is None else s[0] for s, _ in solvers)
 
         def phases(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
@@ -170,7 +171,7 @@ def _choose(spec: ConvSpec, mode: str) -> Choice:
 
         return Choice("polyphase", _direct(spec, phases, out_dtype), names)
 
-    name, solve = _solver(problem, compute, mode)
+    name, solve = _solver(problem, compute, mode, out_dtype.name)
     return Choice(name, _direct(spec, solve, out_dtype), (name,))
 
 
@@ -186,9 +187,11 @@ def _direct(spec: ConvSpec, solve: Solver, out_dtype: np.dtype) -> Callable[[Any
     return run
 
 
-def _solver(problem: Problem, compute: np.dtype, mode: str = "never") -> tuple[str, Solver]:
+def _solver(problem: Problem, compute: np.dtype, mode: str = "never", out: str = "float32") -> tuple[str, Solver]:
     """The strategy for a problem without lhs dilation, and its function ``solve(x, w, y)`` of canonical views:
-    FFT where :func:`polyconv.backends.fft.decide` takes it, else a direct one."""
+    FFT where :func:`polyconv.backends.fft.decide` takes it, else a direct one.  Each call by FFT first checks
+    its operands: in ``auto`` mode the error rule of :mod:`polyconv.backends.fft.accuracy` (for a result
+    of dtype ``out``), in ``always`` mode only that they are finite; a call that fails runs directly."""
     if problem.empty:
         def zero(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
             y[...] = 0
@@ -209,14 +212,17 @@ def _solver(problem: Problem, compute: np.dtype, mode: str = "never") -> tuple[s
     hull = (slice(None),) * 3 + tuple(slice(*a.hull) for a in sp.axes)
     whole = hull[3:] == tuple(slice(0, n) for n in problem.out)
 
+    checked = mode == "auto"
+
     def spectral(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
-        if not (np.isfinite(x).all() and np.isfinite(w).all()):  # a transform would spread it everywhere
-            direct(x, w, y)
+        threads = parallel.threads()
+        part = _threaded_chunk(chunk, sp.batch, threads)
+        if not (fft.fits(np, x, w, sp, out, part, run=_run_chunks, split=threads) if checked
+                else fft.finite(np, x, w)):
+            direct(x, w, y)  # wide-range operands (auto), or an infinity or NaN, which a transform would spread
             return
         if not whole:
             y[...] = 0
-        threads = parallel.threads()
-        part = _threaded_chunk(chunk, sp.batch, threads)
         y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, part, run=_run_chunks, split=threads)
 
     return "fft", spectral
