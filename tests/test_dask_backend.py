@@ -11,6 +11,7 @@ including an input larger than the workers' memory limits.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -265,3 +266,94 @@ def test_the_harness_sees_a_result_that_passes_a_chunk_through() -> None:
     assert harness.shares_memory(same, op)
     assert not harness.shares_memory(new, op)
     np.testing.assert_array_equal(np.asarray(new), np.arange(12.0).reshape(3, 4))
+
+
+# -- graph names: two results that differ in anything never share a key ------------------------
+
+_RNG = np.random.default_rng(29)
+_X = _RNG.standard_normal((2, 4, 17, 13)).astype(np.float32)
+_W = _RNG.standard_normal((4, 2, 3, 3)).astype(np.float32)
+_BASE = dict(window_strides=(1, 1), padding=((1, 1), (1, 1)), feature_group_count=2)
+
+
+def _variants() -> list[tuple[str, np.ndarray, np.ndarray, dict[str, object], str]]:
+    """The base call and calls differing from it in one operand or parameter (or the FFT mode)."""
+    x2 = _X.copy()
+    x2[0, 0, 0, 0] += 1
+    w2 = _W.copy()
+    w2[0, 0, 1, 1] -= 1
+    nhwc = ("NHWC", "HWIO", "NHWC")
+    return [
+        ("base", _X, _W, {}, "auto"),
+        ("lhs", x2, _W, {}, "auto"),
+        ("rhs", _X, w2, {}, "auto"),
+        ("strides", _X, _W, dict(window_strides=(2, 1)), "auto"),
+        ("padding", _X, _W, dict(padding=((0, 2), (1, 1))), "auto"),
+        ("lhs_dilation", _X, _W, dict(lhs_dilation=(2, 1)), "auto"),
+        ("rhs_dilation", _X, _W, dict(rhs_dilation=(1, 2)), "auto"),
+        ("groups", _X, np.concatenate([_W, _W], axis=1), dict(feature_group_count=1), "auto"),
+        ("layout", np.ascontiguousarray(_X.transpose(0, 2, 3, 1)), np.ascontiguousarray(_W.transpose(2, 3, 1, 0)),
+         dict(dimension_numbers=nhwc), "auto"),
+        ("preferred", _X, _W, dict(preferred_element_type=np.float64), "auto"),
+        ("fft-mode", _X, _W, {}, "never"),
+    ]
+
+
+def _lazy(variant: tuple[str, np.ndarray, np.ndarray, dict[str, object], str], cot: np.ndarray | None = None) -> Any:
+    """The forward result and both cotangents of one variant, lazily; and what NumPy computes for them."""
+    _, x, w, extra, mode = variant
+    kw = {**_BASE, **extra}
+    chunks = (1, 5, 7, 2) if x.shape[-1] == 4 else (1, 2, 6, 7)  # the channels-last layout chunked alike
+    xd = da.from_array(x, chunks=chunks)
+    with polyconv.use_fft(mode):
+        y = polyconv.conv_general_dilated(xd, w, **kw)
+        expected = polyconv.conv_general_dilated(x, w, **kw)
+        g = np.full(expected.shape, 0.5, expected.dtype) if cot is None else cot.astype(expected.dtype)
+        dx, dw = polyconv.conv_general_dilated_vjp(xd, w, g, **kw)
+        ex, ew = polyconv.conv_general_dilated_vjp(x, w, g, **kw)
+    return (y, dx, dw), (expected, ex, ew)
+
+
+def test_graphs_of_different_calls_share_no_name_and_compute_together() -> None:
+    import dask
+
+    variants = [_lazy(v) for v in _variants()]
+    results = [(r.name, e) for lazy, eager in variants for r, e in zip(lazy, eager)]
+    first: dict[str, np.ndarray] = {}
+    for name, expected in results:  # a name is shared only by equal values (the lhs cotangent reads no lhs)
+        if name in first:
+            assert first[name].shape == expected.shape and np.array_equal(first[name], expected), name
+        first.setdefault(name, expected)
+    assert len(first) >= len(results) - 1
+    computed = dask.compute(*[r for lazy, _ in variants for r in lazy])  # one graph: any clash shows
+    for got, expected in zip(computed, [e for _, eager in variants for e in eager]):
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-4)
+
+
+def test_kernel_cotangents_of_two_cotangents_differ() -> None:
+    """The reported bug: the kernel's cotangent ignored the cotangent in its graph name."""
+    import dask
+
+    base = _variants()[0]
+    g1 = _RNG.standard_normal((2, 4, 17, 13)).astype(np.float32)
+    (_, dx1, dw1), (_, ex1, ew1) = _lazy(base, g1)
+    (_, dx2, dw2), (_, ex2, ew2) = _lazy(base, g1 * 2 + 1)
+    assert dw1.name != dw2.name and dx1.name != dx2.name
+    got = dask.compute(dw1, dw2, dx1, dx2)
+    for value, expected in zip(got, (ew1, ew2, ex1, ex2)):
+        np.testing.assert_allclose(value, expected, rtol=2e-5, atol=2e-4)
+
+
+@pytest.mark.xdist_group("dask-cluster")
+def test_a_persisted_result_never_answers_for_another(cluster_client) -> None:
+    """With each variant's results persisted on the cluster, the next variant's computed
+    results are its own (a shared key would be answered from the persisted data)."""
+    g = _RNG.standard_normal((2, 4, 17, 13)).astype(np.float32)
+    held = []
+    for variant in _variants():
+        lazy, eager = _lazy(variant, g if variant[0] in ("base", "lhs", "rhs", "fft-mode") else None)
+        got = cluster_client.compute(list(lazy), sync=True)
+        for value, expected in zip(got, eager):
+            np.testing.assert_allclose(value, expected, rtol=2e-5, atol=2e-4)
+        held.append(cluster_client.persist(list(lazy)))
+    del held

@@ -154,11 +154,9 @@ class _Plan:
     """The blocks of one canonical convolution without batch groups."""
 
     def __init__(self, x: Any, w: Any, cs: ConvSpec) -> None:
-        from dask.base import tokenize
-
         self.x, self.w, self.cs = x, w, cs
         self.fft = fft_mode()  # the blocks are computed later, in other threads: they take the caller's mode
-        self.token = tokenize(x.name, w.name, repr(cs), self.fft)
+        self.token = ""  # set by the graph built (forward, kernel_grad): every key it makes holds it
         self.out_dtype = cs.out_dtype
         self.empty = 0 in cs.out_shape or cs.in_features == 0 or 0 in cs.window
         if self.empty:
@@ -175,6 +173,16 @@ class _Plan:
         self.dsk: dict[Any, Any] = {}
         self.pieces: dict[Any, tuple[str, int]] = {}  # (chunk key, features, spatial ranges) -> its task's key
         self.count = 0
+
+    def _name(self, graph: str, *inputs: Any) -> str:
+        """Start the graph ``graph``: its name, and the token of every key it
+        makes, cover everything its values depend on (the graph's kind, the
+        operands' names, the spec, the FFT mode, and ``inputs``), so that two
+        graphs share a key only when that key's value is the same."""
+        from dask.base import tokenize
+
+        self.token = tokenize(graph, self.x.name, self.w.name, repr(self.cs), self.fft, *inputs)
+        return f"{graph}-{self.token}"
 
     def _key(self, kind: str) -> tuple[str, int]:
         self.count += 1
@@ -256,7 +264,7 @@ class _Plan:
     def forward(self) -> Any:
         """The convolution, as a dask array in the canonical layout."""
         cs = self.cs
-        name = f"conv-{self.token}"
+        name = self._name("conv")
         if self.empty:
             return _zeros(self.x, cs.out_shape, self.out_dtype, name)
         partial = "float32" if self.summed and self.out_dtype in _NARROW_FLOATS else self.out_dtype
@@ -279,11 +287,11 @@ class _Plan:
         """The kernel's cotangent (canonical layout, one chunk) for the canonical
         output cotangent ``cot``, which is rechunked to the forward's blocks."""
         cs = self.cs
-        name = f"conv-kernel-grad-{self.token}"
         shape = tuple(self.w.shape)
         if self.empty:
-            return _zeros(self.x, shape, dtype, name)
+            return _zeros(self.x, shape, dtype, self._name("conv-kernel-grad", cot.name, dtype))
         cot = cot.rechunk(self._out_chunks())
+        name = self._name("conv-kernel-grad", cot.name, dtype)
         # each block's share is computed and added up in the cotangent's dtype (float32 for
         # float16 and bfloat16), as the whole kernel's would be, and cast to `dtype` at the end
         partial = "float32" if cs.out_dtype in _NARROW_FLOATS else cs.out_dtype
