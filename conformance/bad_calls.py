@@ -99,6 +99,13 @@ BAD_CALLS: tuple[BadCall, ...] = (
     BadCall("vjp-cotangent-wrong-shape", _V, (_X, _W, (2, 6, 4, 3)), _S),
     BadCall("vjp-cotangent-wrong-dtype", _V, (_X, _W, _G), _S, ("float32", "float32", "float64")),
     BadCall("vjp-bad-padding", _V, (_X, _W, _G), {**_S, "padding": "FULL"}),
+    # valid calls whose output no array can hold: refused before anything is allocated
+    BadCall("conv-output-past-any-address", _CONV, (_X, _W), {**_S, "padding": ((2**62, 2**62), (0, 0))}),
+    BadCall("conv-output-past-int64", _CONV, (_X, _W), {**_S, "padding": ((2**70, 0), (0, 0))}),
+    BadCall("transpose-output-past-any-address", "conv_transpose", (_T, _TW),
+            {"strides": (2**61, 1), "padding": "SAME"}),
+    BadCall("patches-output-past-any-address", _P, (_X,),
+            {"filter_shape": (3, 3), **_S, "padding": ((2**61, 2**61), (0, 0))}),
 )
 
 

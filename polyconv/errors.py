@@ -27,6 +27,7 @@ __all__ = [
     "BackendNotFoundError",
     "BackendUnavailableError",
     "MixedArraysError",
+    "OutputTooLargeError",
 ]
 
 
@@ -100,3 +101,9 @@ class MixedArraysError(PolyconvError, TypeError):
     """Operands of two frameworks or two devices in one call, or arrays that
     the requested backend cannot take.  polyconv never copies between
     frameworks or devices behind the caller's back."""
+
+
+class OutputTooLargeError(PolyconvError, MemoryError):
+    """A valid call whose output cannot exist: more bytes than any array can
+    address, or (for results computed at once) than this machine's memory
+    (:mod:`polyconv.output_size`).  Raised before any backend allocates."""

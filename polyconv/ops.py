@@ -18,6 +18,7 @@ from .algorithm import fft_mode
 from .backend import NEUTRAL_TYPES, Backend, is_neutral
 from .dispatch import check_devices, check_operands, current_backend, resolve
 from .errors import ConvShapeError, ConvTypeError, DtypeMismatchError
+from .output_size import check_output
 from .registry import registry
 from .spec import (
     ConvSpec,
@@ -126,6 +127,7 @@ def conv_general_dilated(
     def parse(be: Backend, lhs: Any, rhs: Any) -> ConvSpec:
         spec = conv_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
         be.manifest.check(spec, be.name, op)
+        _output_fits(be, op, spec.out_shape, spec.out_dtype)
         return spec
 
     be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
@@ -194,6 +196,7 @@ def conv_transpose(
     def parse(be: Backend, lhs: Any, rhs: Any) -> TransposeSpec:
         spec = conv_transpose_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
         be.manifest.check(spec.conv, be.name, op)
+        _output_fits(be, op, spec.out_shape, spec.conv.out_dtype)
         return spec
 
     be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
@@ -239,6 +242,7 @@ def conv_general_dilated_patches(
     def parse(be: Backend, lhs: Any) -> PatchesSpec:
         spec = patches_spec(tuple(lhs.shape), lhs.dtype, *params, op=op)
         be.manifest.check(spec.conv, be.name, op)
+        _output_fits(be, op, spec.out_shape, spec.conv.out_dtype)
         return spec
 
     be, (lhs,), spec, runner = _setup(op, (lhs,), ("lhs",), backend, params, parse)
@@ -282,6 +286,7 @@ def conv_general_dilated_local(
     def parse(be: Backend, lhs: Any, rhs: Any) -> LocalSpec:
         spec = local_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
         be.manifest.check(spec.patches.conv, be.name, op)
+        _output_fits(be, op, spec.out_shape, spec.patches.conv.out_dtype)
         return spec
 
     be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
@@ -413,6 +418,12 @@ def _setup(
     if key is not None and all(c is a for c, a in zip(checked, arrays)):
         calls.put(key, (be, spec, runner))
     return be, prepared, spec, runner
+
+
+def _output_fits(be: Backend, op: str, shape: tuple[int, ...], dtype: str) -> None:
+    """An output that cannot exist is refused here, the same on every backend
+    (:mod:`polyconv.output_size`; lazy backends only past what an array can address)."""
+    check_output(op, shape, dtype, lazy="lazy" in be.manifest.features)
 
 
 def _say_which_came_from_python(

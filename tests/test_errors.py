@@ -28,7 +28,7 @@ from polyconv import (
     UnsupportedDtypeError,
     UnsupportedFeatureError,
 )
-from polyconv.errors import DtypeMismatchError
+from polyconv.errors import DtypeMismatchError, OutputTooLargeError
 
 OP = "conv_general_dilated"
 TORCH_REASON = "torch is not installed: mixing a torch tensor with a NumPy array needs it"
@@ -47,6 +47,7 @@ HIERARCHY = {
     BackendNotFoundError: (LookupError,),
     BackendUnavailableError: (ImportError,),
     MixedArraysError: (TypeError,),
+    OutputTooLargeError: (MemoryError,),
 }
 
 

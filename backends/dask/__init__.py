@@ -89,8 +89,9 @@ class DaskBackend(Backend):
                 "conv_general_dilated", "conv_general_dilated_patches", "conv_general_dilated_local",
                 "conv_general_dilated_vjp",
             }),
+            # lazy: an output larger than this machine's memory is allowed (polyconv.output_size)
             features=frozenset({"lhs_dilation", "feature_group_count", "batch_group_count",
-                                "preferred_element_type"}),
+                                "preferred_element_type", "lazy"}),
             notes=(
                 "results are lazy dask arrays: nothing runs before .compute() or .persist(), on the "
                 "scheduler the user chose (threads by default, a dask.distributed Client once one exists)",
