@@ -71,7 +71,7 @@ def run(dp: DepthwisePlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute:
     kernel = np.ascontiguousarray(w, dtype=compute).reshape(problem.groups, og, -1, 1)  # all of w's taps
     planes = len(geo.planes)
     reach = geo.max_offset
-    full, y = y, geo.computed(y)
+    y = geo.computed(y)
 
     def work(chunk: Chunk) -> None:
         gc = chunk.groups
@@ -98,4 +98,3 @@ def run(dp: DepthwisePlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, compute:
         store(geo, chunk, res[:, :, : geo.width(chunk)], y)
 
     parallel.run_chunks(work, dp.chunks)
-    geo.fill_nans(w, full)

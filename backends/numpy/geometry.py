@@ -29,8 +29,7 @@ of the kernel, and the outputs that read any through them a range
 ``y0 .. y1`` (the others read padding alone: zeros); the geometry is that of
 this window and these outputs (``Geometry.first`` and ``Geometry.origin``
 hold ``k0`` and ``y0``; :meth:`Geometry.computed` zeroes the rest of the
-output, and :meth:`Geometry.fill_nans` makes NaN where a non-finite tap left
-out lands on padding, as the zeros it multiplied would have).  One tap needs
+output: the taps left out form no product, as the definition has it).  One tap needs
 no dilation, one output no stride, and two taps that both reach the input
 are less than ``S + (Y - 1) * s`` apart, so a plane's extent is below
 ``2 * Y + S / s``: bounded by the output and the input, never by the
@@ -51,7 +50,7 @@ import numpy as np
 from ..gemm.reach import axis_reads
 from .problem import Problem
 
-__all__ = ["AxisPhase", "Geometry", "Chunk", "live_part", "padding_nans", "geometry", "fill_slab", "store"]
+__all__ = ["AxisPhase", "Geometry", "Chunk", "live_part", "geometry", "fill_slab", "store"]
 
 
 @dataclass(frozen=True)
@@ -156,15 +155,6 @@ class Geometry:
         y[...] = 0
         part = (slice(None), slice(None), slice(None), *index)
         return y[part]
-
-    def fill_nans(self, w: np.ndarray, y: np.ndarray) -> None:
-        """After ``problem`` is computed into :meth:`computed`'s part of ``y``,
-        set to NaN the outputs over whose window a non-finite tap of the
-        canonical kernel ``w`` (``(G, O_g, C_g, *K)``) lands on padding: the
-        products with the zeros of the padding that the taps and outputs left
-        out would have made (every NumPy strategy makes them)."""
-        if self.problem is not self.source:
-            padding_nans(self.source, w, y)
 
     @cached_property
     def max_offset(self) -> int:
@@ -307,40 +297,6 @@ def live_part(problem: Problem) -> tuple[Problem, tuple[int, ...], tuple[int, ..
     live = replace(problem, window=tuple(window), out=tuple(out), strides=tuple(strides), dilation=tuple(dilation),
                    low=tuple(low))
     return (problem if live == problem else live), tuple(first), tuple(origin)
-
-
-def padding_nans(problem: Problem, w: np.ndarray, y: np.ndarray, lhs_dilation: tuple[int, ...] | None = None) -> None:
-    """Set to NaN the outputs of ``y`` (``(N', G, O_g, *Y)``) over whose window a
-    non-finite tap of ``w`` (``(G, O_g, C_g, *K)``) lands on padding (or, with
-    ``lhs_dilation``, on a hole of the dilated input): ``0 * inf``.  Nothing
-    to do, past one pass over ``w``, for a finite kernel; the positions come
-    from :func:`polyconv.backends.gemm.reach.axis_reads`, exact for any padding
-    or dilation."""
-    finite = np.isfinite(w)
-    if finite.all():
-        return
-    bad = ~finite.all(axis=2)  # (G, O_g, *K): some channel of the tap is not finite
-    dilation = lhs_dilation or (1,) * problem.nspatial
-    masks = []  # per axis, (K, Y): True where the tap reads no input element for that output
-    for size, k, out, s, ld, d, lo in zip(problem.sizes, problem.window, problem.out, problem.strides, dilation,
-                                          problem.dilation, problem.low):
-        mask = np.ones((k, out), bool)
-        for r in axis_reads(size, out, k, s, ld, d, lo):
-            mask[r.tap, r.out_start : r.out_stop : r.out_step] = False
-        masks.append(mask)
-    n = problem.nspatial
-    for tap in product(*(range(k) for k in problem.window)):
-        at = (slice(None), slice(None), *tap)
-        outputs = bad[at]  # (G, O_g)
-        if not outputs.any():
-            continue
-        where = np.zeros(problem.out, bool)
-        for axis, (mask, k) in enumerate(zip(masks, tap)):
-            shape = [1] * n
-            shape[axis] = problem.out[axis]
-            where = where | mask[k].reshape(shape)
-        if where.any():
-            y[:, outputs[(...,) + (None,) * n] & where] = np.nan
 
 
 def geometry(problem: Problem) -> Geometry:

@@ -185,7 +185,7 @@ def run(offsets_plan: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, 
         kernel = kernel[:, :, offsets_plan.kernel_index]
     planes = len(geo.planes)
     item = compute.itemsize
-    full, y = y, geo.computed(y)
+    y = geo.computed(y)
 
     def work(chunk: Chunk) -> None:
         gc, cols = chunk.groups, geo.columns(chunk)
@@ -221,4 +221,3 @@ def run(offsets_plan: OffsetsPlan, x: np.ndarray, w: np.ndarray, y: np.ndarray, 
     else:
         for chunk in offsets_plan.chunks:
             work(chunk)
-    geo.fill_nans(w, full)

@@ -10,8 +10,7 @@ strategy       chosen for
 ``small``      small convolutions (:data:`.small.MAX_ELEMENTS`): one cached
                gather and one product (:mod:`.small`)
 ``polyphase``  lhs dilation: split into output phases, each one of the plain
-               strategies below (:mod:`.polyphase`); non-finite kernel taps
-               over the holes then make NaN, as in every strategy (below)
+               strategies below (:mod:`.polyphase`), which never read a hole
 ``pointwise``  1x1 windows that read no padding: one batched product on a
                view of the input (:mod:`.pointwise`)
 ``depthwise``  one input channel per group, at most four outputs each:
@@ -28,14 +27,14 @@ strategy       chosen for
                instead.  With lhs dilation, each phase decides for itself.
 =============  ==============================================================
 
-Non-finite kernels follow one rule on every strategy: padding and the holes
-of the lhs dilation are zeros that multiply the kernel, as in the direct
-strategies (they pad with zeros), so an infinite or NaN tap that lands on
-one makes that output NaN (``0 * inf``), as PyTorch's padded convolutions
-do.  XLA forms no such products; the conformance suite accepts both
-(:func:`polyconv.conformance.reference.zero_product_nans`).  The polyphase
-strategy never reads a hole, so it sets those outputs afterwards
-(:func:`.geometry.padding_nans`: one pass over a finite kernel, nothing more).
+Non-finite kernels follow the definition on every strategy: padding and the
+holes of the lhs dilation form no products, as in ``jax.lax``.  The
+strategies pad with zeros, and a zero times an infinite or NaN tap is NaN;
+so for a spec whose windows reach padding or holes, each call sums its
+kernel once (an infinity or NaN makes the sum one), and a kernel with such a
+tap is computed by :mod:`.tapwise` instead (one product per tap, over the
+outputs that tap reads input elements for).  Operands that are finite, or
+specs that read only input elements, take the strategy as before.
 
 A :class:`Choice` is cached per spec, with everything its strategy could work
 out from the spec alone; :func:`runner` hands its function to polyconv's call
@@ -44,6 +43,7 @@ cache, so a repeated call goes straight to it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +57,7 @@ from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
 from polyconv.spec.dtypes import numpy_dtype
 
 from .. import fft, gemm
-from . import depthwise, geometry, offsets, parallel, pointwise, polyphase, small
+from . import depthwise, offsets, parallel, pointwise, polyphase, small, tapwise
 from .problem import Problem, from_spec, input_view, kernel_view, output_view
 
 __all__ = ["Choice", "choose", "convolve", "runner", "transpose_runner"]
@@ -150,7 +150,8 @@ def _choose(spec: ConvSpec, mode: str) -> Choice:
     compute = numpy_dtype(plan.compute)
     gathered = problem.groups * problem.cg * problem.taps * problem.batch * problem.positions
     if gathered <= small.MAX_ELEMENTS and mode != "always":
-        return Choice("small", small.runner(spec, compute, out_dtype), ("small",))
+        return Choice("small", _by_definition(spec, small.runner(spec, compute, out_dtype), compute, out_dtype),
+                      ("small",))
 
     if any(d != 1 for d in spec.lhs_dilation):
         parts = polyphase.decompose(problem, spec.lhs_dilation)
@@ -167,12 +168,38 @@ def _choose(spec: ConvSpec, mode: str) -> Choice:
                 else:
                     kernel_index = (slice(None), slice(None), slice(None), *part.kernel)
                     solver[1](x, w[kernel_index], y_part)
-            geometry.padding_nans(problem, w, y, spec.lhs_dilation)  # the holes multiply too (one rule)
 
-        return Choice("polyphase", _direct(spec, phases, out_dtype), names)
+        return Choice("polyphase", _by_definition(spec, _direct(spec, phases, out_dtype), compute, out_dtype), names)
 
     name, solve = _solver(problem, compute, mode, out_dtype.name)
-    return Choice(name, _direct(spec, solve, out_dtype), (name,))
+    return Choice(name, _by_definition(spec, _direct(spec, solve, out_dtype), compute, out_dtype), (name,))
+
+
+def _by_definition(spec: ConvSpec, run: Callable[[Any, Any], np.ndarray], compute: np.dtype,
+                   out_dtype: np.dtype) -> Callable[[Any, Any], np.ndarray]:
+    """``run``, except for a kernel with an infinite or NaN tap on a spec whose
+    windows reach padding or holes: then :mod:`.tapwise`, which forms no
+    product with them (the strategies' padding zeros would make ``0 * inf``).
+    The kernel is checked by one sum per call, only for such specs (an
+    infinity or NaN makes the sum one)."""
+    if not tapwise.reaches_outside(spec):
+        return run
+    exact = tapwise.runner(spec, compute, out_dtype)
+    dot, reduce, isfinite = np.dot, np.add.reduce, math.isfinite
+
+    def checked(lhs: Any, rhs: Any) -> np.ndarray:
+        rhs = np.asarray(rhs)
+        if rhs.dtype in _BLAS_FLOATS:  # the sum of squares: one BLAS call (an overflow only costs the exact path)
+            flat = rhs.reshape(-1)
+            finite = isfinite(dot(flat, flat))
+        else:
+            finite = bool(np.isfinite(reduce(rhs, axis=None, dtype=compute)))
+        return run(lhs, rhs) if finite else exact(lhs, rhs)
+
+    return checked
+
+
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _direct(spec: ConvSpec, solve: Solver, out_dtype: np.dtype) -> Callable[[Any, Any], np.ndarray]:
