@@ -126,8 +126,8 @@ def conv_general_dilated(
 
     def parse(be: Backend, lhs: Any, rhs: Any) -> ConvSpec:
         spec = conv_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
-        be.manifest.check(spec, be.name, op)
         _output_fits(be, op, spec.out_shape, spec.out_dtype)
+        be.manifest.check(spec, be.name, op)
         return spec
 
     be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
@@ -195,8 +195,8 @@ def conv_transpose(
 
     def parse(be: Backend, lhs: Any, rhs: Any) -> TransposeSpec:
         spec = conv_transpose_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
-        be.manifest.check(spec.conv, be.name, op)
         _output_fits(be, op, spec.out_shape, spec.conv.out_dtype)
+        be.manifest.check(spec.conv, be.name, op)
         return spec
 
     be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
@@ -241,8 +241,8 @@ def conv_general_dilated_patches(
 
     def parse(be: Backend, lhs: Any) -> PatchesSpec:
         spec = patches_spec(tuple(lhs.shape), lhs.dtype, *params, op=op)
-        be.manifest.check(spec.conv, be.name, op)
         _output_fits(be, op, spec.out_shape, spec.conv.out_dtype)
+        be.manifest.check(spec.conv, be.name, op)
         return spec
 
     be, (lhs,), spec, runner = _setup(op, (lhs,), ("lhs",), backend, params, parse)
@@ -285,8 +285,8 @@ def conv_general_dilated_local(
 
     def parse(be: Backend, lhs: Any, rhs: Any) -> LocalSpec:
         spec = local_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
-        be.manifest.check(spec.patches.conv, be.name, op)
         _output_fits(be, op, spec.out_shape, spec.patches.conv.out_dtype)
+        be.manifest.check(spec.patches.conv, be.name, op)
         return spec
 
     be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
@@ -421,8 +421,9 @@ def _setup(
 
 
 def _output_fits(be: Backend, op: str, shape: tuple[int, ...], dtype: str) -> None:
-    """An output that cannot exist is refused here, the same on every backend
-    (:mod:`polyconv.output_size`; lazy backends only past what an array can address)."""
+    """An output that cannot exist is refused here, the same on every backend, before the
+    manifest's check (:mod:`polyconv.output_size`; lazy backends only past what an array can
+    address)."""
     check_output(op, shape, dtype, lazy="lazy" in be.manifest.features)
 
 

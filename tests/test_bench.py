@@ -108,7 +108,9 @@ def test_peak_extra_bytes_counts_numpy_temporaries_not_the_result() -> None:
 
 
 def test_cli_refuses_an_unavailable_backend(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--backend", "nosuch"]) == 2
+    assert main(["bench", "--backend", "nosuch"]) == 2  # not registered: polyconv's one-line error
+    assert "error: backend: no backend named 'nosuch' is registered" in capsys.readouterr().err
+    assert main(["bench", "--backend", "toy"]) == 2  # registered, but no framework op to compare with
     assert "not available here" in capsys.readouterr().err
 
 

@@ -72,11 +72,14 @@ def test_info_says_cupy_is_not_installed() -> None:
     assert row["status"] == "unavailable"
     assert row["reason"] == "CuPy is not installed (pip install 'polyconv[cupy]')"
     assert row["capabilities"]["devices"] == ["cuda"] and row["details"] is None
-    proc = subprocess.run([sys.executable, "-m", "polyconv", "info"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "polyconv", "info", "--wide"], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("cupy "))
     assert line.split()[:2] == ["cupy", "unavailable"]
     assert line.rstrip().endswith("CuPy is not installed (pip install 'polyconv[cupy]')")
+    narrow = subprocess.run([sys.executable, "-m", "polyconv", "info"], capture_output=True, text=True, timeout=120)
+    assert "cupy: CuPy is not installed (pip install 'polyconv[cupy]')" in narrow.stdout.splitlines()
 
 
 @pytest.mark.skipif(CUPY_INSTALLED, reason="CuPy is installed here: this checks the error without it")
