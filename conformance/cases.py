@@ -158,7 +158,8 @@ def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, v
         lo, hi = (False, True) if dtype == "bool" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
         if values != "alternating":
             return np.full(shape, lo if values == "min" else hi, dtype=dtype)
-        flat = np.where(np.arange(int(np.prod(shape))) % 2 == 0, lo, hi).astype(dtype)
+        # indexing a pair of the dtype itself: np.where would promote int64/uint64 extremes through float64
+        flat = np.array([lo, hi], dtype=dtype)[np.arange(int(np.prod(shape))) % 2]
         return flat.reshape(shape)
     if values == "broadcast":  # random, constant along the first axis longer than 1
         axis = next((i for i, n in enumerate(shape) if n > 1), None)

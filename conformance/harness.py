@@ -117,7 +117,10 @@ class Harness:
 def _address_range(x: Any) -> tuple[int, int] | None:
     """``[first byte, last byte + 1)`` of the memory an array's elements span, or None
     when it cannot be told (or the array is empty)."""
-    iface = getattr(x, "__cuda_array_interface__", None)
+    try:
+        iface = getattr(x, "__cuda_array_interface__", None)
+    except Exception:  # JAX before 0.4.2x raises its own error on CPU arrays instead of AttributeError
+        iface = None
     if iface is None:
         try:
             host = x if isinstance(x, np.ndarray) else np.from_dlpack(x)

@@ -161,7 +161,7 @@ class JaxBackend(Backend):
         jax, _, jnp = jax_modules()
         arr = jnp.asarray(x)
         sharding = getattr(like, "sharding", None)  # None for tracers
-        if sharding is not None and like.committed and len(sharding.device_set) == 1:
+        if sharding is not None and _committed(like) and len(sharding.device_set) == 1:
             arr = jax.device_put(arr, next(iter(sharding.device_set)))
         return arr
 
@@ -198,7 +198,7 @@ class JaxBackend(Backend):
         hit = self._devices.get(id(sharding))
         if hit is None or hit[0] is not sharding:
             hit = self._device_entry(x, sharding)
-        return hit[1] if x.committed else hit[2]
+        return hit[1] if _committed(x) else hit[2]
 
     def _device_entry(self, x: Any, sharding: Any) -> tuple[Any, str, AnyDevice]:
         names = self._device_names.get(sharding)  # equal shardings share their names
@@ -320,3 +320,10 @@ def _jax_device(jax: Any, device: Any) -> Any:
 
 
 backend = JaxBackend()
+
+
+def _committed(x: Any) -> bool:
+    """Whether JAX array ``x`` is committed to its devices (``.committed``, public
+    from JAX 0.4.21; ``._committed`` before)."""
+    committed = getattr(x, "committed", None)
+    return bool(x._committed if committed is None else committed)

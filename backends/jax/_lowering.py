@@ -25,7 +25,8 @@ from itertools import product
 from typing import Any, TypeVar
 
 from polyconv.errors import UnsupportedDtypeError
-from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec
+from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec, dtype_kind
+from polyconv.spec.dimension_numbers import inverse_permutation
 
 from ..gemm.reach import axis_reads, beyond_native
 
@@ -95,18 +96,38 @@ def _needs_x64(name: str | None) -> bool:
     return name in _X64_DTYPES
 
 
+#: Operands accumulated in a wider dtype that are converted first (see _widened): always, and
+#: on JAX before 0.7 only (whose transposition rule breaks on the others).
+_WIDENED = {("complex64", "complex128"): "complex128"}
+_WIDENED_BEFORE_0_7 = {("float32", "float64"): "float64", ("float16", "float32"): "float32",
+                       ("bfloat16", "float32"): "float32", ("complex64", "complex128"): "complex128"}
+
+
+@functools.cache
+def _widenings() -> dict[tuple[str, str], str]:
+    jax = jax_modules()[0]
+    release = tuple(int(p) for p in jax.__version__.split(".")[:2] if p.isdigit())
+    return _WIDENED_BEFORE_0_7 if release < (0, 7) else _WIDENED
+
+
 def _widened(lax: Any, fn: Any, spec: ConvSpec) -> Any:
-    """``fn``, or, for complex64 operands accumulated in complex128, ``fn`` on the
-    operands converted to complex128 first.
+    """``fn``, or, for operands accumulated in a wider dtype where that is
+    needed, ``fn`` on the operands converted to the wider dtype first.
 
     XLA:CPU multiplies and sums complex64 operands in complex64 even when asked
     for a complex128 result (errors of 5e-7 where the documented accumulation
-    in complex128 gives 1e-16); the conversion is exact, so the result is the
-    documented one on every platform."""
-    if spec.dtype != "complex64" or spec.preferred_element_type != "complex128":
+    in complex128 gives 1e-16): always.  JAX before 0.7 differentiates a
+    convolution with a wider ``preferred_element_type`` (float16 or bfloat16
+    to float32, float32 to float64) into a convolution of a wide cotangent
+    with a narrow operand, which it then refuses: on those versions.  The
+    conversion is exact (so are the products, in the wider dtype), so the
+    result is the documented one on every platform and version."""
+    wide = _widenings().get((spec.dtype, spec.preferred_element_type or spec.dtype))
+    if wide is None:
         return fn
+
     def widened(lhs: Any, rhs: Any, *args: Any) -> Any:
-        return fn(lax.convert_element_type(lhs, "complex128"), lax.convert_element_type(rhs, "complex128"), *args)
+        return fn(lax.convert_element_type(lhs, wide), lax.convert_element_type(rhs, wide), *args)
 
     return widened
 
@@ -166,12 +187,44 @@ def conv_by_taps(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     return total if total.dtype == out_dtype else lax.convert_element_type(total, out_dtype)
 
 
+def grouped_matmul(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+    """A convolution without spatial axes and with feature or batch groups, as
+    one ``lax.dot_general`` batched over the groups.
+
+    XLA:CPU before JAX 0.7 computes such convolutions wrongly (every element
+    off, ``jax.lax`` itself included: 0-d, ``feature_group_count=2`` gives
+    errors of the size of the values on JAX 0.4.30 to 0.6.2); without
+    spatial axes a convolution is a matrix product per group, which every
+    version computes right, differentiates and batches."""
+    _, lax, jnp = jax_modules()
+    dn = spec.dimension_numbers
+    x = lax.transpose(lhs, dn.lhs_spec)  # (N, C)
+    w = lax.transpose(rhs, dn.rhs_spec)  # (O, I)
+    n, c = x.shape
+    o = w.shape[0]
+    if spec.batch_group_count > 1:  # (B, N', C) with (B, O_g, C): batch-major groups
+        g = spec.batch_group_count
+        x = lax.reshape(x, (g, n // g, c))
+    else:  # (N, G, C_g) with (G, O_g, C_g)
+        g = spec.feature_group_count
+        x = lax.transpose(lax.reshape(x, (n, g, c // g)), (1, 0, 2))
+    w = lax.reshape(w, (g, o // g, w.shape[1]))
+    y = lax.dot_general(x, w, (((2,), (2,)), ((0,), (0,))), _precision(lax, spec.precision),
+                        _dtype(jnp, spec.preferred_element_type))  # (G, N', O_g)
+    y = lax.reshape(lax.transpose(y, (1, 0, 2)), (y.shape[1], o))  # (N', O)
+    return lax.transpose(y, tuple(inverse_permutation(dn.out_spec)))
+
+
 def lax_conv_args(spec: ConvSpec) -> Entry:
     """``jax.lax.conv_general_dilated`` and its arguments after the operands
-    (:func:`conv_by_taps` where :func:`beyond_xla`)."""
+    (:func:`conv_by_taps` where :func:`beyond_xla`; :func:`grouped_matmul`
+    for grouped convolutions without spatial axes)."""
     _, lax, jnp = jax_modules()
     if beyond_xla(spec):
         return _widened(lax, conv_by_taps, spec), (spec,), _needs_x64(spec.preferred_element_type)
+    if spec.nspatial == 0 and max(spec.feature_group_count, spec.batch_group_count) > 1 and \
+            dtype_kind(spec.dtype) != "b":
+        return _widened(lax, grouped_matmul, spec), (spec,), _needs_x64(spec.preferred_element_type)
     args = (
         spec.window_strides,
         spec.padding,
