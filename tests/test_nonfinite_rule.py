@@ -55,3 +55,32 @@ def test_an_integer_mismatch_shows_the_wrapped_expected_value() -> None:
     spec = _spec(x, w)
     problem = tolerances.check_close(np.array([127], np.int8).reshape(1, 1, 1), x, w, spec)  # saturated
     assert problem is not None and "expected np.int8(2)" in problem and "32258 wrapped to int8" in problem
+
+
+def test_a_plain_running_float32_sum_passes_and_a_half_precision_one_fails() -> None:
+    """2049 equal products summed one after the other in float32 (as XLA:CPU in JAX 0.12 does)
+    are off by about K/4 ulp in one direction: within the running-sum term; summed in float16,
+    not.  With random signs the same running sum stays within the first term alone."""
+    k = 2049
+    x = np.full((1, k, 1), 127, np.int8)
+    w = np.full((1, k, 1), 127, np.int8)
+    spec = _spec(x, w, preferred_element_type="float32")
+    total = np.float32(0)
+    for _ in range(k):
+        total = np.float32(total + np.float32(127 * 127))
+    assert float(total) != 127 * 127 * k  # the running sum is off
+    assert tolerances.check_close(np.array([total]).reshape(1, 1, 1), x, w, spec) is None
+    half = np.float16(0)
+    for _ in range(k):
+        half = np.float16(half + np.float16(1.0))
+    xs, ws = np.ones((1, k, 1), np.float32), np.ones((1, k, 1), np.float32)
+    ones = _spec(xs, ws)
+    assert tolerances.check_close(np.array([half], np.float32).reshape(1, 1, 1), xs, ws, ones) is not None
+    rng = np.random.default_rng(0)
+    xr = rng.standard_normal((1, k, 1)).astype(np.float32)
+    wr = rng.standard_normal((1, k, 1)).astype(np.float32)
+    running = np.float32(0)
+    for a, b in zip(xr.ravel(), wr.ravel()):
+        running = np.float32(running + a * b)
+    assert tolerances.check_close(np.array([running]).reshape(1, 1, 1), xr, wr, _spec(xr, wr)) is None
+    assert tolerances.drift(spec) == (k - 1) * 2.0**-24
