@@ -57,3 +57,17 @@ def test_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2
+
+
+def test_the_readme_usage_examples_run() -> None:
+    """The README's python blocks, in order, as .ci/artefact runs them against the installed wheel."""
+    proc = subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_examples.py"), str(ROOT / "README.md")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{ROOT / 'README.md'}: 2 examples ran"
+
+
+def test_ci_runs_the_artefact_the_ranges_and_the_docs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    for step in (".ci/artefact", ".ci/ranges oldest", ".ci/ranges newest", ".ci/docs"):
+        assert f"\n{step}\n" in ci, step
