@@ -13,6 +13,12 @@ Options (each also an environment variable, for CI):
     that is unavailable fails).
 ``--polyconv-thorough`` / ``POLYCONV_CONFORMANCE_THOROUGH=1``
     Ten times more random cases and randomised Hypothesis runs.
+``--polyconv-sample K`` / ``POLYCONV_CONFORMANCE_SAMPLE``
+    Check about one case in ``K`` of the grids and random sets, the same
+    cases in every run (small targeted groups stay whole; ignored with
+    ``--polyconv-thorough``).  Default 1: the whole suite.  polyconv's own
+    test run (``python -m pytest`` in its repository) uses 3; its CI runs
+    the whole suite over the installed wheel.
 ``--polyconv-device DEVICE`` / ``POLYCONV_CONFORMANCE_DEVICE``
     Where operands are made (``cuda:1``...); the framework's default otherwise.
 
@@ -36,11 +42,12 @@ from typing import Any
 
 import pytest
 
-__all__ = ["selected_backends", "thorough", "disable_xla_algsimp"]
+__all__ = ["selected_backends", "thorough", "sample", "disable_xla_algsimp"]
 
 ENV_BACKEND = "POLYCONV_CONFORMANCE_BACKEND"
 ENV_THOROUGH = "POLYCONV_CONFORMANCE_THOROUGH"
 ENV_DEVICE = "POLYCONV_CONFORMANCE_DEVICE"
+ENV_SAMPLE = "POLYCONV_CONFORMANCE_SAMPLE"
 
 
 def disable_xla_algsimp() -> None:
@@ -61,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"backends to check (default: every registered one; env {ENV_BACKEND})")
     group.addoption("--polyconv-thorough", action="store_true", default=False,
                     help=f"10x more random cases, randomised Hypothesis (long runs, not CI; env {ENV_THOROUGH}=1)")
+    group.addoption("--polyconv-sample", default=None, metavar="K",
+                    help=f"check about one case in K of the grids and random sets (default 1: all; env {ENV_SAMPLE})")
     group.addoption("--polyconv-device", default=None, metavar="DEVICE",
                     help=f"device the operands are made on (env {ENV_DEVICE})")
 
@@ -79,6 +88,21 @@ def selected_backends(config: pytest.Config) -> tuple[list[str], bool]:
 def thorough(config: pytest.Config) -> bool:
     """Whether ``--polyconv-thorough`` (or its environment variable) is on."""
     return bool(config.getoption("--polyconv-thorough")) or os.environ.get(ENV_THOROUGH, "") not in ("", "0")
+
+
+def sample(config: pytest.Config) -> int:
+    """``K`` of ``--polyconv-sample K`` (or its environment variable): 1 when
+    unset or when ``--polyconv-thorough`` is on."""
+    if thorough(config):
+        return 1
+    value = config.getoption("--polyconv-sample") or os.environ.get(ENV_SAMPLE, "") or "1"
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise pytest.UsageError(f"--polyconv-sample (or {ENV_SAMPLE}) must be a positive integer; got {value!r}")
+    return k
 
 
 class _State:
@@ -101,7 +125,7 @@ class _State:
                 self.unavailable[name] = why
             else:
                 device = self.config.getoption("--polyconv-device") or os.environ.get(ENV_DEVICE) or None
-                self.suites[name] = Suite(be, thorough(self.config), device)
+                self.suites[name] = Suite(be, thorough(self.config), device, sample=sample(self.config))
         return self.suites.get(name)
 
 
@@ -110,6 +134,7 @@ _STATE = pytest.StashKey[_State]()
 
 def pytest_configure(config: pytest.Config) -> None:
     disable_xla_algsimp()
+    sample(config)  # a bad value is a usage error before anything runs
     config.stash[_STATE] = _SESSION_STATE["state"] = _State(config)
 
 
@@ -220,3 +245,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     terminalreporter.section("polyconv conformance")
     terminalreporter.write_line(terminal(state.tally, DEFAULT_WIDTH))
+    k = sample(config)
+    if k > 1:
+        terminalreporter.write_line(
+            f"sampled: about one case in {k} of the grids and random sets (--polyconv-sample {k}); "
+            "the whole suite: --polyconv-sample 1")

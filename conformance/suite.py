@@ -43,6 +43,13 @@ they draw a quarter of the random cases, at most one batch per random set,
 and every other case of the curated grids (with ``thorough``: every case of
 the grids, and ten times a quarter of the random cases).
 
+``sample=k`` (``--polyconv-sample k``) keeps about one case in ``k`` of the
+grids, of the random sets and of their views (strided, read-only, broadcast,
+state, jit), chosen by a fixed seed per group so every run checks the same
+cases; the small targeted groups (non-finite, extremes, bad calls,
+Hypothesis) stay whole.  polyconv's own development test run uses it for
+speed; the complete suite is the default, and ``thorough`` ignores it.
+
 Examples
 --------
 >>> from polyconv.registry import registry
@@ -57,6 +64,7 @@ from __future__ import annotations
 import collections
 import functools
 import time
+import zlib
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -143,10 +151,25 @@ def _real_float(case: cases.ConvCase) -> bool:
     return case.dtype in ("float16", "bfloat16", "float32", "float64") and case.preferred_element_type is None
 
 
-def items(be: Backend, thorough: bool = False) -> list[Item]:
-    """Everything the suite checks on ``be`` (see the module docstring)."""
+def _sampled(group: str, group_cases: list[Any], sample: int) -> list[Any]:
+    """About one in ``sample`` of ``group_cases``, in their order, the same in every
+    run: chosen by a seed made of the group's name (not every k-th case, which can
+    miss a whole family of a grid whose period divides k)."""
+    if sample <= 1 or not group_cases:
+        return group_cases
+    rng = np.random.default_rng(zlib.crc32(group.encode()))
+    keep = -(-len(group_cases) // sample)
+    return [group_cases[i] for i in sorted(rng.choice(len(group_cases), keep, replace=False))]
+
+
+def items(be: Backend, thorough: bool = False, sample: int = 1) -> list[Item]:
+    """Everything the suite checks on ``be`` (see the module docstring); ``sample``
+    keeps about one in ``sample`` cases of the large groups (ignored when ``thorough``)."""
+    if sample < 1:
+        raise ValueError(f"sample must be a positive integer; got {sample!r}")
+    sample = 1 if thorough else sample
     batched = harness_for(be).jit_batches
-    n = case_counts(thorough, batched)
+    n = {k: v if k == "hypothesis" else max(1, v // sample) for k, v in case_counts(thorough, batched).items()}
     usable: Callable[[cases.ConvCase], bool] = (lambda c: True) if cases.has_ml_dtypes() else (
         lambda c: "bfloat16" not in (c.dtype, getattr(c, "preferred_element_type", None)))
     grid, dtype_grid = cases.grid(), [c for c in cases.dtype_grid() if usable(c)]
@@ -199,6 +222,8 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
         prefix = f"{feature}/{group}"
         if batched and not thorough and group in ("grid", "dtypes"):  # each case costs a compilation
             group_cases = group_cases[::2]
+        if group in ("grid", "dtypes"):
+            group_cases = _sampled(prefix, group_cases, sample)
         unit = prefix if group in ("random", "nd45") else None
         for i, case in enumerate(group_cases):
             batch = f"{prefix}/{i // _BATCH}" if batched else None
@@ -209,21 +234,23 @@ def items(be: Backend, thorough: bool = False) -> list[Item]:
     # state across calls: a sample of each op's curated grid, called twice, then again on changed operands
     out += [Item(feature, f"{feature}/state/{case.name}", case, build, repeat=True)
             for feature, group, build, group_cases in sets if group == "grid"
-            for case in group_cases[:: _STATE_SAMPLE * (4 if batched and not thorough else 1)]]
+            for case in _sampled(f"{feature}/state",
+                                 group_cases[:: _STATE_SAMPLE * (4 if batched and not thorough else 1)], sample)]
     # non-contiguous operands: every 4th case of the forward grid on strided views
     out += [Item("conv_general_dilated", f"conv_general_dilated/strided/{case.name}", case, checks.conv_check,
                  f"conv_general_dilated/strided/{i // _BATCH}" if batched else None, strided=True)
-            for i, case in enumerate(grid[::4])]
+            for i, case in enumerate(_sampled("strided", grid[::4], sample))]
     # read-only operands (every 8th case), and stride-0 broadcasts of operands constant along an axis
     for view, views in (("readonly", grid[1::8]), ("broadcast", [replace(c, values="broadcast") for c in grid[2::8]])):
+        views = _sampled(view, views, sample)
         out += [Item("conv_general_dilated", f"conv_general_dilated/{view}/{case.name}", case, checks.conv_check,
                      f"conv_general_dilated/{view}/{i // _BATCH}" if batched else None, strided=view)
                 for i, case in enumerate(views)]
     if "jit" in be.manifest.features:
-        sample = [(feature, build, case) for feature, group, build, group_cases in sets
-                  if group in ("grid", "dtypes") for case in group_cases[::_JIT_SAMPLE]]
+        jitted = [(feature, build, case) for feature, group, build, group_cases in sets if group in ("grid", "dtypes")
+                  for case in _sampled(f"jit/{feature}/{group}", group_cases[::_JIT_SAMPLE], sample)]
         out += [Item("jit", f"jit/{feature}/{case.name}", case, build, f"jit/{feature}")
-                for feature, build, case in sample]
+                for feature, build, case in jitted]
     out += [Item("errors", f"errors/{bad.name}", bad) for bad in bad_calls.BAD_CALLS]
     props = ["conv", "transpose", "patches", "local", "vjp"]
     if "autodiff" in be.manifest.features:
@@ -277,14 +304,16 @@ class Suite:
         for the framework's default.
     features
         Only the items of these features (all by default).
+    sample
+        Keep about one in ``sample`` cases of the large groups (:func:`items`).
     """
 
     def __init__(self, be: Backend, thorough: bool = False, device: str | None = None,
-                 features: Collection[str] | None = None) -> None:
+                 features: Collection[str] | None = None, sample: int = 1) -> None:
         self.be = be
         self.thorough = thorough
         self.device = device
-        self.items = [i for i in items(be, thorough) if features is None or i.feature in features]
+        self.items = [i for i in items(be, thorough, sample) if features is None or i.feature in features]
         self._outcomes: dict[str, checks.Outcome] = {}
         self._batches: dict[str, list[Item]] = {}
         for item in self.items:

@@ -55,8 +55,15 @@ def machine_memory() -> int | None:
 
 def check_output(op: str, shape: tuple[int, ...], dtype: str, lazy: bool = False) -> None:
     """Raise :class:`~polyconv.errors.OutputTooLargeError` if an output of
-    ``shape`` and ``dtype`` cannot exist (see the module docstring)."""
-    size = math.prod(shape) * dtype_bits(dtype) // 8
+    ``shape`` and ``dtype`` cannot exist (see the module docstring).
+
+    A dtype without a width (a string dtype such as ``str32``) is left to the
+    backend's manifest, which refuses it by name."""
+    try:
+        bits = dtype_bits(dtype)
+    except TypeError:  # not a dtype NumPy can size: no backend supports it
+        return
+    size = math.prod(shape) * bits // 8
     memory = machine_memory()
     if size <= sys.maxsize and (lazy or memory is None or size <= memory):
         return

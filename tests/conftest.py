@@ -3,7 +3,8 @@
 ``--polyconv-thorough`` (from polyconv's pytest plugin,
 :mod:`polyconv.conformance.plugin`) multiplies the random-case counts by 10
 for long runs; by default every random test draws a fixed, seeded set of
-cases, so CI is reproducible and bounded.
+cases, so CI is reproducible and bounded, and ``--polyconv-sample K`` (3 in
+this repository's pytest configuration) keeps about one case in K.
 
 The tests read no calibration of the machine's user: ``POLYCONV_CALIBRATION``
 points at an empty file, so the FFT cost model has its defaults.
@@ -22,12 +23,21 @@ TOY_MISSING = "the test plugin polyconv-toy is not installed: run `pip install .
 
 
 @pytest.fixture(scope="session")
-def random_case_count(request: pytest.FixtureRequest) -> int:
-    """How many random cases a random test draws: 500, or 5000 with
-    ``--polyconv-thorough`` (an option of polyconv's pytest plugin)."""
+def conformance_sample(request: pytest.FixtureRequest) -> int:
+    """``K`` of ``--polyconv-sample K`` (polyconv's pytest plugin; this repository's
+    pytest configuration sets 3): 1 when ``--polyconv-thorough``."""
+    from polyconv.conformance.plugin import sample
+
+    return sample(request.config)
+
+
+@pytest.fixture(scope="session")
+def random_case_count(request: pytest.FixtureRequest, conformance_sample: int) -> int:
+    """How many random cases a random test draws: 500 divided by ``--polyconv-sample``,
+    or 5000 with ``--polyconv-thorough`` (options of polyconv's pytest plugin)."""
     from polyconv.conformance.plugin import thorough
 
-    return 5000 if thorough(request.config) else 500
+    return 5000 if thorough(request.config) else 500 // conformance_sample
 
 
 @pytest.fixture(scope="module")

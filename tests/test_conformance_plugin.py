@@ -7,6 +7,7 @@ restricted to a few features so the whole file takes seconds.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
@@ -91,6 +92,40 @@ def test_thorough_draws_ten_times_more() -> None:
     assert all(batched[k] < normal[k] for k in normal if k != "hypothesis")
     assert max(batched[k] for k in normal if k != "hypothesis") == 64  # one compiled batch per random set
     assert all(long[k] == 10 * max(normal[k] // 4, 15) for k in normal if k != "hypothesis")
+
+
+def test_a_sample_keeps_about_one_case_in_k_the_same_cases_every_run() -> None:
+    be = registry.load("numpy")
+    whole = suite.items(be)
+    third, again = suite.items(be, sample=3), suite.items(be, sample=3)
+    assert [i.id for i in third] == [i.id for i in again]
+    assert {i.id for i in third} <= {i.id for i in whole}
+
+    def groups(items: list[suite.Item]) -> collections.Counter[str]:
+        return collections.Counter("/".join(i.id.split("/")[:2]) if i.feature not in ("errors", "hypothesis")
+                                   else i.feature for i in items)
+
+    full, kept = groups(whole), groups(third)
+    for group, n in full.items():
+        if any(part in group for part in ("nonfinite", "extremes")) or group in ("errors", "hypothesis"):
+            assert kept[group] == n, group  # the targeted groups stay whole
+        else:
+            assert 0 < kept[group] <= -(-n // 3) + 1, (group, kept[group], n)
+    assert 0.3 < len(third) / len(whole) < 0.4
+    # not every third case: a grid's families (whose periods 3 may divide) are all sampled
+    grid = [i.case.name for i in third if i.id.startswith("conv_general_dilated/grid/")]
+    assert {name.split("-")[0] for name in grid} == {i.case.name.split("-")[0] for i in whole
+                                                    if i.id.startswith("conv_general_dilated/grid/")}
+    with pytest.raises(ValueError, match="sample must be a positive integer; got 0"):
+        suite.items(be, sample=0)
+
+
+def test_the_sample_option_and_its_bad_values(tmp_path: Path) -> None:
+    done = _pytest("--polyconv-backend=numpy", "--polyconv-sample=none", cwd=tmp_path)
+    assert done.returncode == 4  # a usage error, before anything is collected
+    assert "--polyconv-sample (or POLYCONV_CONFORMANCE_SAMPLE) must be a positive integer; got 'none'" in done.stderr
+    done = _pytest("-k", "errors", env={"POLYCONV_CONFORMANCE_SAMPLE": "0"}, cwd=tmp_path)
+    assert done.returncode == 4 and "got '0'" in done.stderr
 
 
 def test_cli_matrix_json_and_markdown(toy: Any, tmp_path: Path) -> None:

@@ -277,7 +277,8 @@ _BASE = dict(window_strides=(1, 1), padding=((1, 1), (1, 1)), feature_group_coun
 
 
 def _variants() -> list[tuple[str, np.ndarray, np.ndarray, dict[str, object], str]]:
-    """The base call and calls differing from it in one operand or parameter (or the FFT mode)."""
+    """The base call and calls differing from it in one operand (the VJP's cotangent
+    included) or parameter (or the FFT mode)."""
     x2 = _X.copy()
     x2[0, 0, 0, 0] += 1
     w2 = _W.copy()
@@ -296,6 +297,7 @@ def _variants() -> list[tuple[str, np.ndarray, np.ndarray, dict[str, object], st
          dict(dimension_numbers=nhwc), "auto"),
         ("preferred", _X, _W, dict(preferred_element_type=np.float64), "auto"),
         ("fft-mode", _X, _W, {}, "never"),
+        ("cotangent", _X, _W, {}, "auto"),  # the VJP's third operand: 2 * g + 1 for the base's g
     ]
 
 
@@ -303,12 +305,14 @@ def _lazy(variant: tuple[str, np.ndarray, np.ndarray, dict[str, object], str], c
     """The forward result and both cotangents of one variant, lazily; and what NumPy computes for them."""
     _, x, w, extra, mode = variant
     kw = {**_BASE, **extra}
-    chunks = (1, 5, 7, 2) if x.shape[-1] == 4 else (1, 2, 6, 7)  # the channels-last layout chunked alike
+    chunks = (1, 9, 13, 4) if x.shape[-1] == 4 else (1, 4, 9, 13)  # four blocks, in either layout
     xd = da.from_array(x, chunks=chunks)
     with polyconv.use_fft(mode):
         y = polyconv.conv_general_dilated(xd, w, **kw)
         expected = polyconv.conv_general_dilated(x, w, **kw)
         g = np.full(expected.shape, 0.5, expected.dtype) if cot is None else cot.astype(expected.dtype)
+        if variant[0] == "cotangent":
+            g = 2 * g + 1
         dx, dw = polyconv.conv_general_dilated_vjp(xd, w, g, **kw)
         ex, ew = polyconv.conv_general_dilated_vjp(x, w, g, **kw)
     return (y, dx, dw), (expected, ex, ew)
@@ -320,11 +324,13 @@ def test_graphs_of_different_calls_share_no_name_and_compute_together() -> None:
     variants = [_lazy(v) for v in _variants()]
     results = [(r.name, e) for lazy, eager in variants for r, e in zip(lazy, eager)]
     first: dict[str, np.ndarray] = {}
-    for name, expected in results:  # a name is shared only by equal values (the lhs cotangent reads no lhs)
+    # a name is shared only by equal values: the lhs cotangents of 'base' and 'lhs' (it reads no
+    # lhs), and the forward results of 'base' and 'cotangent' (they read no cotangent)
+    for name, expected in results:
         if name in first:
             assert first[name].shape == expected.shape and np.array_equal(first[name], expected), name
         first.setdefault(name, expected)
-    assert len(first) >= len(results) - 1
+    assert len(first) >= len(results) - 2
     computed = dask.compute(*[r for lazy, _ in variants for r in lazy])  # one graph: any clash shows
     for got, expected in zip(computed, [e for _, eager in variants for e in eager]):
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-4)
@@ -346,14 +352,23 @@ def test_kernel_cotangents_of_two_cotangents_differ() -> None:
 
 @pytest.mark.xdist_group("dask-cluster")
 def test_a_persisted_result_never_answers_for_another(cluster_client) -> None:
-    """With each variant's results persisted on the cluster, the next variant's computed
-    results are its own (a shared key would be answered from the persisted data)."""
+    """With every variant's results persisted on the cluster, the variants' graphs, built
+    again and computed together, give each its own values (a key shared by two variants
+    would be answered from the other's persisted data)."""
+    from distributed import wait
+
     g = _RNG.standard_normal((2, 4, 17, 13)).astype(np.float32)
-    held = []
-    for variant in _variants():
-        lazy, eager = _lazy(variant, g if variant[0] in ("base", "lhs", "rhs", "fft-mode") else None)
-        got = cluster_client.compute(list(lazy), sync=True)
-        for value, expected in zip(got, eager):
-            np.testing.assert_allclose(value, expected, rtol=2e-5, atol=2e-4)
-        held.append(cluster_client.persist(list(lazy)))
+
+    def all_lazy() -> tuple[list[Any], list[np.ndarray]]:
+        made = [_lazy(v, g if v[0] in ("base", "lhs", "rhs", "fft-mode", "cotangent") else None) for v in _variants()]
+        return [r for lazy, _ in made for r in lazy], [e for _, eager in made for e in eager]
+
+    persisted, _ = all_lazy()
+    held = cluster_client.persist(persisted)
+    wait(held)
+    lazy, eager = all_lazy()
+    assert [r.name for r in lazy] == [r.name for r in persisted]  # the same keys: answered from the cluster
+    got = cluster_client.compute(lazy, sync=True)
+    for value, expected in zip(got, eager):
+        np.testing.assert_allclose(value, expected, rtol=2e-5, atol=2e-4)
     del held

@@ -43,10 +43,11 @@ def _items_made_once() -> Iterator[None]:
     made: dict[tuple[Any, ...], list[Item]] = {}
     original = suite_module.items
 
-    def items(be: Any, thorough: bool = False) -> list[Item]:
-        key = (harness_for(be).jit_batches, "jit" in be.manifest.features, "autodiff" in be.manifest.features, thorough)
+    def items(be: Any, thorough: bool = False, sample: int = 1) -> list[Item]:
+        key = (harness_for(be).jit_batches, "jit" in be.manifest.features, "autodiff" in be.manifest.features,
+               thorough, sample)
         if key not in made:
-            made[key] = original(be, thorough)
+            made[key] = original(be, thorough, sample)
         return made[key]
 
     with pytest.MonkeyPatch.context() as mp:

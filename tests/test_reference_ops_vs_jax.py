@@ -8,8 +8,8 @@ transpose on an explicit grid of its padding conventions and on seeded random
 cases, patches and local on seeded random cases, and the gradients against
 ``jax.vjp`` on the curated forward grid (the half the JAX backend's
 conformance run does not take, see ``test_vjp_grid``) and on seeded random forward
-cases (300 random cases per operation by default, 3000 with
-``--polyconv-thorough``).  Every JAX result is also compared directly with
+cases (100 random cases per operation by default, 33 in this repository's
+sampled run, 1000 with ``--polyconv-thorough``).  Every JAX result is also compared directly with
 polyconv's NumPy backend on the same arguments.  The gradients are also checked against the forward
 reference through the adjoint identities, without JAX.
 
@@ -53,7 +53,7 @@ def _x64():
 
 
 def _random_count(random_case_count: int) -> int:
-    """100 random cases per operation, 1000 when thorough (the conformance suite's
+    """100 random cases per operation (33 sampled), 1000 when thorough (the conformance suite's
     JAX run, a pass-through to jax.lax, compares several hundred more with the reference)."""
     return random_case_count // 5
 
@@ -228,7 +228,7 @@ def vjp_grid_results(_x64, request: pytest.FixtureRequest) -> dict:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``test_vjp_grid`` takes the odd-numbered cases of the curated grid: the JAX
-    backend's conformance run checks the even-numbered ones (its ``vjp`` grid,
+    backend's whole conformance run (CI's) checks the even-numbered ones (its ``vjp`` grid,
     every other case, is ``jax.vjp`` through polyconv) against the same
     reference, so together they cover the whole grid; every case with
     ``--polyconv-thorough``."""

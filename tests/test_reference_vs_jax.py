@@ -2,9 +2,11 @@
 
 The reference is the oracle every backend is checked against, so it is
 itself checked against JAX on the curated grid, the dtype grid (their
-odd-numbered halves: the JAX backend's conformance run checks the others;
+odd-numbered halves: the JAX backend's whole conformance run, CI's over the
+wheel, checks the others;
 all of both with ``--polyconv-thorough``), and seeded random cases over
-the whole parameter space (150 by default, 1500 with ``--polyconv-thorough``).
+the whole parameter space (150 by default, a third of that in this repository's
+sampled run, 1500 with ``--polyconv-thorough``).
 Runs where JAX is installed (it is in CI).
 """
 
@@ -65,7 +67,7 @@ def grid_results(_x64, request: pytest.FixtureRequest) -> dict:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``test_grid`` and ``test_dtypes`` take the odd-numbered cases of the curated
-    grid and of the dtype grid: the JAX backend's conformance run checks the
+    grid and of the dtype grid: the JAX backend's whole conformance run (CI's) checks the
     even-numbered ones (every other case of each grid, through polyconv's
     pass-through to ``jax.lax``) against the same reference, so together they
     cover both grids; every case with ``--polyconv-thorough``."""
@@ -88,7 +90,7 @@ def test_dtypes(case: cases.ConvCase, grid_results: dict) -> None:
 
 
 def test_random_cases(random_case_count: int) -> None:
-    """150 random cases, 1500 when thorough (the conformance suite's JAX run, a
+    """150 random cases (50 sampled), 1500 when thorough (the conformance suite's JAX run, a
     pass-through to jax.lax, compares several hundred more with the reference)."""
     case_list = cases.random_cases(random_case_count * 3 // 10, seed=2024)
     problems = [f"{case!r}: {problem}" for case, got in zip(case_list, results(_jax_conv, case_list))
