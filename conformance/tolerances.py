@@ -99,8 +99,12 @@ def _real(name: str) -> str:
 
 def tolerance(spec: ConvSpec, reduced_precision: bool = False) -> float:
     """Relative bound (times the magnitude) for ``spec``'s floating result."""
-    k = spec.in_features // spec.feature_group_count * math.prod(spec.window)
-    return tolerance_for(k, spec.dtype, spec.out_dtype, spec.precision, reduced_precision)
+    return tolerance_for(_products(spec), spec.dtype, spec.out_dtype, spec.precision, reduced_precision)
+
+
+def _products(spec: ConvSpec) -> int:
+    """How many products each output element of ``spec``'s convolution sums."""
+    return spec.in_features // spec.feature_group_count * math.prod(spec.window)
 
 
 def tolerance_for(
@@ -147,8 +151,7 @@ def _accumulation_roundoff(dtype: str, out_dtype: str, reduced_precision: bool) 
 
 def drift(spec: ConvSpec, reduced_precision: bool = False) -> float:
     """:func:`drift_for` of ``spec``'s convolution."""
-    k = spec.in_features // spec.feature_group_count * math.prod(spec.window)
-    return drift_for(k, spec.dtype, spec.out_dtype, reduced_precision)
+    return drift_for(_products(spec), spec.dtype, spec.out_dtype, reduced_precision)
 
 
 def _abs(a: np.ndarray) -> np.ndarray:

@@ -99,8 +99,8 @@ def _needs_x64(name: str | None) -> bool:
 #: Operands accumulated in a wider dtype that are converted first (see _widened): always, and
 #: on JAX before 0.7 only (whose transposition rule breaks on the others).
 _WIDENED = {("complex64", "complex128"): "complex128"}
-_WIDENED_BEFORE_0_7 = {("float32", "float64"): "float64", ("float16", "float32"): "float32",
-                       ("bfloat16", "float32"): "float32", ("complex64", "complex128"): "complex128"}
+_WIDENED_BEFORE_0_7 = {**_WIDENED, ("float32", "float64"): "float64", ("float16", "float32"): "float32",
+                       ("bfloat16", "float32"): "float32"}
 
 
 @functools.cache
