@@ -182,7 +182,7 @@ def test_python_lists_join_the_arrays_namespace_and_device(be: Any) -> None:
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_dtypes_outside_the_standard_are_refused(be: Any, dtype: str) -> None:
     if dtype == "bfloat16":
-        pytest.importorskip("ml_dtypes")
+        pytest.importorskip("ml_dtypes", reason="ml_dtypes is not installed: bfloat16 needs it (polyconv[bfloat16])")
     lhs, rhs = (a.astype(dtype) for a in _operands("float32"))
     with pytest.raises(UnsupportedDtypeError, match=f"from_numpy: a has a dtype the array API standard.*{dtype}"):
         be.from_numpy(lhs)

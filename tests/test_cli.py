@@ -189,7 +189,7 @@ def _error(*args: Any, **kwargs: Any) -> str:
 
 
 def test_default_layout_mismatch_names_the_layout_and_the_channels_last_tuple() -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
     x, w = np.ones((8, 32, 32, 3), np.float32), np.ones((3, 3, 3, 16), np.float32)
     message = _error(x, w, (1, 1), "SAME")
     assert message.endswith(
@@ -205,7 +205,7 @@ def test_default_layout_mismatch_names_the_layout_and_the_channels_last_tuple() 
 
 
 def test_dtype_mismatch_suggests_the_cast_and_names_a_python_list() -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
     x = np.ones((1, 1, 5), np.float32)
     message = _error(x, np.ones((1, 1, 2)), (1,), "VALID")
     assert message == ("conv_general_dilated: rhs must have the same dtype as lhs (float32); got float64. "
@@ -225,14 +225,14 @@ def _exc(*operands: Any) -> BaseException:
 
 
 def test_int_padding_shows_the_pairs_form() -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
     message = _error(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), (1, 1), 1)
     assert message.endswith("; got 1. To pad 1 on both sides of every spatial axis, write ((1, 1), (1, 1))")
     assert "To pad" not in _error(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), (1, 1), 1.5)
 
 
 def test_unknown_backend_suggests_the_closest_name() -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
     message = _error(np.ones((1, 1, 3)), np.ones((1, 1, 2)), (1,), "VALID", backend="pytorch")
     assert "no backend named 'pytorch' is registered; did you mean 'torch'?" in message
     far = _error(np.ones((1, 1, 3)), np.ones((1, 1, 2)), (1,), "VALID", backend="zzzzzz")

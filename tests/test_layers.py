@@ -45,7 +45,7 @@ def to_backend(name: str, a: np.ndarray) -> Any:
 
 def flax_modules() -> tuple[Any, Any, Any]:
     nn = pytest.importorskip("flax.linen", reason="flax is not installed: the layers are checked against flax.linen")
-    jax = pytest.importorskip("jax")
+    jax = pytest.importorskip("jax", reason="JAX is not installed (pip install 'polyconv[jax]')")
     return nn, jax, jax.numpy
 
 
@@ -299,14 +299,14 @@ def test_rng_kinds_numpy() -> None:
 
 
 def test_rng_kinds_torch() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'polyconv[torch]')")
     a = _kernel(torch.Generator().manual_seed(1))
     np.testing.assert_array_equal(a, _kernel(torch.Generator().manual_seed(1)))
     assert not np.array_equal(a, _kernel(torch.Generator().manual_seed(2)))
 
 
 def test_rng_kinds_jax() -> None:
-    jax = pytest.importorskip("jax")
+    jax = pytest.importorskip("jax", reason="JAX is not installed (pip install 'polyconv[jax]')")
     typed, raw = jax.random.key(5), jax.random.PRNGKey(5)
     np.testing.assert_array_equal(_kernel(typed), _kernel(typed))
     np.testing.assert_array_equal(_kernel(typed), _kernel(raw))  # the same key data
@@ -475,7 +475,7 @@ def test_layers_under_jit_grad_and_vmap() -> None:
 
 def test_conv_hooks_take_jax_lax() -> None:
     """Our ``Conv`` hands a ``conv_general_dilated`` hook what Flax hands it: jax.lax's own function works."""
-    jax = pytest.importorskip("jax")
+    jax = pytest.importorskip("jax", reason="JAX is not installed (pip install 'polyconv[jax]')")
     x = jax.numpy.asarray(np.random.default_rng(0).standard_normal((2, 6, 6, 4)).astype(np.float32))
     fields = dict(features=4, kernel_size=(3, 2), padding=[(1, 0), 2], input_dilation=(1, 2), feature_group_count=2)
     params = L.Conv(**fields).init(0, x)
@@ -583,7 +583,7 @@ def test_errors_before_any_backend_runs(no_backend_runs: None, run: Any, cls: ty
 
 
 def test_mixed_frameworks_are_refused() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'polyconv[torch]')")
     layer = L.Conv(4, (3, 3))
     params = layer.init(0, np.ones((1, 5, 5, 2), np.float32))
     with pytest.raises(polyconv.MixedArraysError, match=r"params\['kernel'\]"):

@@ -120,7 +120,7 @@ def test_optimizer_step_and_gradients_match_jax() -> None:
 
 def test_module_matches_flax_with_its_state_dict() -> None:
     nn = pytest.importorskip("flax.linen", reason="flax is not installed")
-    jnp = pytest.importorskip("jax.numpy")
+    jnp = pytest.importorskip("jax.numpy", reason="JAX is not installed (pip install 'polyconv[jax]')")
     fields = dict(features=3, kernel_size=(4,), strides=2, padding="CIRCULAR", transpose_kernel=True)
     m = L.torch_module(L.ConvTranspose(**fields), in_features=2, rng=0)
     x = _x((2, 5, 2))

@@ -181,7 +181,7 @@ def test_the_reproducer_raises_the_backends_error() -> None:
 
 
 def test_hypothesis_shrinks_a_mutant_to_a_reproducer() -> None:
-    pytest.importorskip("hypothesis")
+    pytest.importorskip("hypothesis", reason="Hypothesis is not installed (pip install 'polyconv[conformance]')")
     mutant = mutants.LhsMutated  # the quickest to shrink: every drawn case fails
     with registered(mutant) as be:
         outcome = properties.check_property(be, "conv", max_examples=5)
