@@ -76,7 +76,7 @@ from polyconv.backend import Backend
 from . import bad_calls, cases, checks
 from .harness import harness_for
 
-__all__ = ["FEATURES", "Item", "Suite", "items", "case_counts", "load"]
+__all__ = ["FEATURES", "Item", "Suite", "items", "case_counts", "load", "sampled"]
 
 #: The features (columns of the matrix), in order.
 FEATURES = (
@@ -151,7 +151,7 @@ def _real_float(case: cases.ConvCase) -> bool:
     return case.dtype in ("float16", "bfloat16", "float32", "float64") and case.preferred_element_type is None
 
 
-def _sampled(group: str, group_cases: list[Any], sample: int) -> list[Any]:
+def sampled(group: str, group_cases: list[Any], sample: int) -> list[Any]:
     """About one in ``sample`` of ``group_cases``, in their order, the same in every
     run: chosen by a seed made of the group's name (not every k-th case, which can
     miss a whole family of a grid whose period divides k)."""
@@ -223,7 +223,7 @@ def items(be: Backend, thorough: bool = False, sample: int = 1) -> list[Item]:
         if batched and not thorough and group in ("grid", "dtypes"):  # each case costs a compilation
             group_cases = group_cases[::2]
         if group in ("grid", "dtypes"):
-            group_cases = _sampled(prefix, group_cases, sample)
+            group_cases = sampled(prefix, group_cases, sample)
         unit = prefix if group in ("random", "nd45") else None
         for i, case in enumerate(group_cases):
             batch = f"{prefix}/{i // _BATCH}" if batched else None
@@ -234,21 +234,21 @@ def items(be: Backend, thorough: bool = False, sample: int = 1) -> list[Item]:
     # state across calls: a sample of each op's curated grid, called twice, then again on changed operands
     out += [Item(feature, f"{feature}/state/{case.name}", case, build, repeat=True)
             for feature, group, build, group_cases in sets if group == "grid"
-            for case in _sampled(f"{feature}/state",
+            for case in sampled(f"{feature}/state",
                                  group_cases[:: _STATE_SAMPLE * (4 if batched and not thorough else 1)], sample)]
     # non-contiguous operands: every 4th case of the forward grid on strided views
     out += [Item("conv_general_dilated", f"conv_general_dilated/strided/{case.name}", case, checks.conv_check,
                  f"conv_general_dilated/strided/{i // _BATCH}" if batched else None, strided=True)
-            for i, case in enumerate(_sampled("strided", grid[::4], sample))]
+            for i, case in enumerate(sampled("strided", grid[::4], sample))]
     # read-only operands (every 8th case), and stride-0 broadcasts of operands constant along an axis
     for view, views in (("readonly", grid[1::8]), ("broadcast", [replace(c, values="broadcast") for c in grid[2::8]])):
-        views = _sampled(view, views, sample)
+        views = sampled(view, views, sample)
         out += [Item("conv_general_dilated", f"conv_general_dilated/{view}/{case.name}", case, checks.conv_check,
                      f"conv_general_dilated/{view}/{i // _BATCH}" if batched else None, strided=view)
                 for i, case in enumerate(views)]
     if "jit" in be.manifest.features:
         jitted = [(feature, build, case) for feature, group, build, group_cases in sets if group in ("grid", "dtypes")
-                  for case in _sampled(f"jit/{feature}/{group}", group_cases[::_JIT_SAMPLE], sample)]
+                  for case in sampled(f"jit/{feature}/{group}", group_cases[::_JIT_SAMPLE], sample)]
         out += [Item("jit", f"jit/{feature}/{case.name}", case, build, f"jit/{feature}")
                 for feature, build, case in jitted]
     out += [Item("errors", f"errors/{bad.name}", bad) for bad in bad_calls.BAD_CALLS]

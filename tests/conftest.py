@@ -3,7 +3,7 @@
 ``--polyconv-thorough`` (from polyconv's pytest plugin,
 :mod:`polyconv.conformance.plugin`) multiplies the random-case counts by 10
 for long runs; by default every random test draws a fixed, seeded set of
-cases, so CI is reproducible and bounded, and ``--polyconv-sample K`` (3 in
+cases, so CI is reproducible and bounded, and ``--polyconv-sample K`` (5 in
 this repository's pytest configuration) keeps about one case in K.
 
 The tests read no calibration of the machine's user: ``POLYCONV_CALIBRATION``
@@ -25,7 +25,7 @@ TOY_MISSING = "the test plugin polyconv-toy is not installed: run `pip install .
 @pytest.fixture(scope="session")
 def conformance_sample(request: pytest.FixtureRequest) -> int:
     """``K`` of ``--polyconv-sample K`` (polyconv's pytest plugin; this repository's
-    pytest configuration sets 3): 1 when ``--polyconv-thorough``."""
+    pytest configuration sets 5): 1 when ``--polyconv-thorough``."""
     from polyconv.conformance.plugin import sample
 
     return sample(request.config)

@@ -50,6 +50,7 @@ def test_flops_count_products_with_input_elements() -> None:
     assert s.out_spatial() == (10,) and s.flops() == 2 * 2 * 6 * 10 * 2 * 3
 
 
+@pytest.mark.slow
 def test_cli_writes_a_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
     assert main(["bench", "--backend", "numpy", "--only", "tiny", "--budget", "0.05", "--json", str(out)]) == 0
@@ -114,6 +115,7 @@ def test_cli_refuses_an_unavailable_backend(capsys: pytest.CaptureFixture[str]) 
     assert "not available here" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_dask_cluster_bench_reports_every_figure() -> None:
     """``bench --backend dask`` on a small input, one worker: the dask result equals
     NumPy's, and every figure of the report is there (times are not asserted)."""

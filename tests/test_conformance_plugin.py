@@ -38,6 +38,7 @@ def _pytest(*args: str, env: dict[str, str] | None = None, cwd: Any) -> subproce
                 env, cwd)
 
 
+@pytest.mark.slow
 def test_pyargs_runs_the_suite_on_one_backend_and_prints_the_matrix(toy: Any, tmp_path: Path) -> None:
     """Outside the repository (no conftest, no copy of polyconv's tests): the plugin alone."""
     done = _pytest("--polyconv-backend=toy", "-k", "errors or hypothesis", cwd=tmp_path)
@@ -48,12 +49,14 @@ def test_pyargs_runs_the_suite_on_one_backend_and_prints_the_matrix(toy: Any, tm
     assert f"toy      {BAD} pass" in done.stdout and "numpy" not in done.stdout
 
 
+@pytest.mark.slow
 def test_backend_from_the_environment_variable(toy: Any, tmp_path: Path) -> None:
     done = _pytest("-k", "errors", env={"POLYCONV_CONFORMANCE_BACKEND": "toy"}, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{BAD} passed" in done.stdout
 
 
+@pytest.mark.slow
 def test_unsupported_cases_are_reported_not_skipped(toy: Any, tmp_path: Path) -> None:
     """The toy declares no lhs dilation or groups and no derived ops: those cases
     pass as unsupported (the promised error was raised) and the matrix counts them."""
@@ -63,6 +66,7 @@ def test_unsupported_cases_are_reported_not_skipped(toy: Any, tmp_path: Path) ->
     assert "288 unsupported" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_test_runs_a_run_of_a_grid_and_k_selects_it_by_a_case_id(toy: Any, tmp_path: Path) -> None:
     """A curated grid's cases go eight to a test (fewer tests, less of pytest's
     per-test cost); ``-k`` with one case's id still finds the test that runs it."""
@@ -79,6 +83,7 @@ def test_a_test_runs_a_run_of_a_grid_and_k_selects_it_by_a_case_id(toy: Any, tmp
     assert sum(int(n) for n in re.findall(r"(\d+) (?:pass|unsupported)", matrix)) == 8, matrix
 
 
+@pytest.mark.slow
 def test_an_unavailable_backend_named_explicitly_fails(tmp_path: Path) -> None:
     done = _pytest("--polyconv-backend=no_such_backend", cwd=tmp_path)
     assert done.returncode == 1
@@ -128,6 +133,7 @@ def test_the_sample_option_and_its_bad_values(tmp_path: Path) -> None:
     assert done.returncode == 4 and "got '0'" in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_matrix_json_and_markdown(toy: Any, tmp_path: Path) -> None:
     out_json, out_md = tmp_path / "c.json", tmp_path / "c.md"
     done = _run(["-m", "polyconv", "conformance", "--backend", "toy,numpy", "--features", "errors,conv_transpose",

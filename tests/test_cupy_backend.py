@@ -34,6 +34,7 @@ from polyconv.backends.cupy import backend as cupy_backend
 from polyconv.backends.cupy.cudnn_plan import CUDNN_DATA_TYPES, CudnnPlan, cudnn_plans, why_not
 from polyconv.backends.cupy.paths import Paths
 from polyconv.conformance import cases, checks, tolerances
+from polyconv.conformance.suite import sampled
 
 import polyconv
 from polyconv.backend import Backend, Manifest
@@ -463,8 +464,9 @@ def test_emulated_cudnn_path_transpose_grid(emulated: EmulatedCupyBackend) -> No
     assert sum(p.op == "dgrad" for p in emulated.engine.builds) >= 30  # distinct specs: each is built once
 
 
-def test_emulated_cudnn_path_vjp_patches_and_local(emulated: EmulatedCupyBackend) -> None:
-    grid = cases.grid()[::3]
+def test_emulated_cudnn_path_vjp_patches_and_local(emulated: EmulatedCupyBackend, conformance_sample: int) -> None:
+    # a third of the grid, sampled further as the conformance suite is (--polyconv-sample)
+    grid = sampled("cupy-emulated/vjp", cases.grid()[::3], conformance_sample)
     pairs = [(checks.check_vjp, c) for c in grid]
     pairs += [(checks.check_patches, cases.patches_case_of(c)) for c in grid]
     pairs += [(checks.check_local, cases.local_case_of(c)) for c in grid]

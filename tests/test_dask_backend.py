@@ -206,6 +206,7 @@ def _spilled(dask_worker) -> int:
     return len(dask_worker.data.slow)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("dask-cluster")
 def test_cluster_input_larger_than_worker_memory(cluster_client) -> None:
     """A 1 GiB input made and persisted on the workers (their limits add up to

@@ -414,6 +414,7 @@ def test_a_broken_calibration_file_gives_the_defaults(calibration_file: Any, tex
     assert calibration.constants("numpy") == calibration.DEFAULTS
 
 
+@pytest.mark.slow
 def test_fft_memory_stays_within_the_workspace(fft_calls: collections.Counter[str]) -> None:
     """A batch whose transforms exceed the workspace is taken in chunks of images:
     the peak of what NumPy allocates stays under 512 MiB, the result intact."""
@@ -445,6 +446,7 @@ def test_fft_memory_stays_within_the_workspace(fft_calls: collections.Counter[st
     assert spec.out_shape == y.shape
 
 
+@pytest.mark.slow
 def test_the_calibrate_command_measures_in_a_process_of_its_own_and_stores(calibration_file: Any,
                                                                            capsys: pytest.CaptureFixture[str]) -> None:
     from polyconv import cli

@@ -595,6 +595,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_sharded_over_four_cpu_devices() -> None:
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run([sys.executable, "-c", _MULTI_DEVICE], env=env, capture_output=True, text=True,
@@ -656,6 +657,7 @@ def _algsimp_run(case_list: list[tuple], flags: str) -> subprocess.CompletedProc
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cases_that_crash_xla_algsimp_pass_without_it() -> None:
     """With the simplifier off (as every test and the conformance suite run JAX), each case compiles and
     agrees with the reference: all of them in one process."""
@@ -664,6 +666,7 @@ def test_cases_that_crash_xla_algsimp_pass_without_it() -> None:
     assert proc.stdout.split() == [w for c in _ALGSIMP_CASES for w in ("ok", c[0])]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", _ALGSIMP_CASES, ids=[c[0] for c in _ALGSIMP_CASES])
 def test_cases_that_crash_xla_algsimp(case: tuple) -> None:
     """With it on, each case passes or aborts the process on the known bug, and fails in no other way

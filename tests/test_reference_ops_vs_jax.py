@@ -53,7 +53,7 @@ def _x64():
 
 
 def _random_count(random_case_count: int) -> int:
-    """100 random cases per operation (33 sampled), 1000 when thorough (the conformance suite's
+    """100 random cases per operation (20 in the sampled run), 1000 when thorough (the conformance suite's
     JAX run, a pass-through to jax.lax, compares several hundred more with the reference)."""
     return random_case_count // 5
 

@@ -5,7 +5,7 @@ itself checked against JAX on the curated grid, the dtype grid (their
 odd-numbered halves: the JAX backend's whole conformance run, CI's over the
 wheel, checks the others;
 all of both with ``--polyconv-thorough``), and seeded random cases over
-the whole parameter space (150 by default, a third of that in this repository's
+the whole parameter space (150 by default, a fifth of that in this repository's
 sampled run, 1500 with ``--polyconv-thorough``).
 Runs where JAX is installed (it is in CI).
 """

@@ -339,6 +339,7 @@ def test_compiles_without_graph_breaks(name: str, f: Any, lhs: tuple, rhs: tuple
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
 
 
+@pytest.mark.slow
 def test_compiled_first_call_in_a_fresh_process() -> None:
     """polyconv imported before torch, and the first call traced by Inductor:
     polyconv's import hook has the torch backend ready for the trace."""

@@ -18,6 +18,7 @@ import textwrap
 import pytest
 
 pytest.importorskip("torch", reason="PyTorch is not installed")
+pytestmark = pytest.mark.slow  # a fresh process per import order
 
 CHECK = """
     x = torch.arange(24.0).reshape(1, 2, 12)
