@@ -41,6 +41,14 @@ __all__ = [
     "nonfinite_transpose_grid",
     "transpose_dtype_grid",
     "extremes_grid",
+    "nonfinite_zeros_grid",
+    "large_grid",
+    "large_transpose_grid",
+    "precision_grid",
+    "with_zeros",
+    "WRAP_COUNTS",
+    "PRECISIONS",
+    "LAX_PRECISION",
     "TransposeCase",
     "PatchesCase",
     "LocalCase",
@@ -84,15 +92,30 @@ class _SeededCase:
         patterns = [values] * len(self._operands)
         if values == "nonfinite-kernel":  # the lhs finite, the kernel not
             patterns = ["random", "nonfinite"]
-        return tuple(make_operand(rng, getattr(self, shape), self.dtype, v)
+        if values == "nonfinite-zeros":  # the lhs non-finite, the kernel finite with exact zeros
+            patterns = ["nonfinite", "random"]
+        made = tuple(make_operand(rng, getattr(self, shape), self.dtype, v)
                      for shape, v in zip(self._operands, patterns))
+        if values == "nonfinite-zeros":
+            made = (made[0], with_zeros(rng, made[1], self._kernel_axes()), *made[2:])
+        return made
+
+    def _kernel_axes(self) -> tuple[int, ...]:
+        """The kernel's axes as (out features, in features, *spatial) (the rhs spec)."""
+        raise ValueError(f"{type(self).__name__} has no 'nonfinite-zeros' values pattern")
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the case's op other than the operands: every
         field but the operands' shapes, the name, the seed, the dtype, the
         values pattern and the tags."""
         skip = {*self._operands, "name", "seed", "dtype", "values", "tags"}
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        kw = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        precision = kw.get("precision")
+        if isinstance(precision, str) and precision.startswith(LAX_PRECISION):  # a jax.lax.Precision: needs JAX
+            from jax import lax
+
+            kw["precision"] = getattr(lax.Precision, precision.removeprefix(LAX_PRECISION))
+        return kw
 
     def __str__(self) -> str:
         return self.name
@@ -119,6 +142,10 @@ class ConvCase(_SeededCase):
     values: str = "random"
     tags: frozenset[str] = field(default=frozenset(), compare=False)
 
+    def _kernel_axes(self) -> tuple[int, ...]:
+        spec = conv_spec(self.lhs_shape, self.rhs_shape, self.dtype, self.dtype, **self.kwargs())
+        return tuple(spec.dimension_numbers.rhs_spec)
+
     def with_dtype(self, dtype: str, preferred: str | None = None) -> ConvCase:
         """The same geometry in another dtype."""
         suffix = f"{dtype}->{preferred}" if preferred else dtype
@@ -126,8 +153,35 @@ class ConvCase(_SeededCase):
 
 
 #: The value patterns of :func:`make_operand` (a case's ``values`` may also be
-#: ``'nonfinite-kernel'``: a random lhs and a ``'nonfinite'`` kernel).
-VALUES = ("random", "nonfinite", "min", "max", "alternating", "ones", "broadcast")
+#: ``'nonfinite-kernel'``: a random lhs and a ``'nonfinite'`` kernel; or
+#: ``'nonfinite-zeros'``: a ``'nonfinite'`` lhs and a random kernel with exact
+#: zeros, :func:`with_zeros`).
+VALUES = ("random", "nonfinite", "min", "max", "alternating", "ones", "broadcast", "range")
+
+#: A case's ``precision`` written ``LAX_PRECISION + name`` is ``jax.lax.Precision.<name>``
+#: in its :meth:`ConvCase.kwargs` (cases stay plain data; the value needs JAX).
+LAX_PRECISION = "jax.lax.Precision."
+
+
+def with_zeros(rng: np.random.Generator, kernel: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``kernel`` (axes ``(out, in, *spatial)`` in ``axes``) with exact zeros: one
+    whole tap (every feature pair), one feature pair (every tap) and one row (an
+    index of the first spatial axis); without spatial axes, the feature pair only.
+    Where such a zero meets an Inf or NaN of the input the product is NaN, and a
+    backend that skips zero taps, pairs or rows never forms it."""
+    w = np.array(kernel, copy=True)
+    if w.size == 0:
+        return w
+    o_axis, i_axis, *spatial = axes
+
+    def zero(at: dict[int, int]) -> None:
+        w[tuple(at.get(axis, slice(None)) for axis in range(w.ndim))] = 0
+
+    if spatial:
+        zero({axis: int(rng.integers(w.shape[axis])) for axis in spatial})
+        zero({spatial[0]: int(rng.integers(w.shape[spatial[0]]))})
+    zero({o_axis: int(rng.integers(w.shape[o_axis])), i_axis: int(rng.integers(w.shape[i_axis]))})
+    return w
 
 
 def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, values: str = "random") -> np.ndarray:
@@ -148,7 +202,13 @@ def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, v
         every element one (for long reductions);
     ``'broadcast'``
         random, but constant along the first axis longer than 1 (operands
-        that can be stride-0 broadcasts).
+        that can be stride-0 broadcasts);
+    ``'range'``
+        floating and complex dtypes only: random signs, magnitudes
+        ``2**e`` with ``e`` uniform over the dtype's own exponent range halved
+        (``minexp / 2`` to ``maxexp / 2 - 4``), so products span the
+        whole range (bfloat16 goes far past float16's 65504 and below its
+        ``2**-24``).
     """
     if values in ("min", "max", "alternating", "ones"):
         if dtype.startswith(("float", "bfloat", "complex")) and values != "ones":
@@ -168,6 +228,20 @@ def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, v
         first = make_operand(rng, (*shape[:axis], 1, *shape[axis + 1:]), dtype)
         constant: np.ndarray = np.broadcast_to(first, shape).copy()
         return constant
+    if values == "range":
+        if not dtype.startswith(("float", "bfloat", "complex")):
+            raise ValueError(f"the 'range' pattern is for floating and complex dtypes, not {dtype}")
+        part = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
+        info = np.finfo(numpy_dtype(part))
+
+        def spread() -> np.ndarray:
+            exponent = rng.uniform(info.minexp / 2, info.maxexp / 2 - 4, shape)
+            sign = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+            return (sign * np.exp2(exponent)).astype(numpy_dtype(part))
+
+        if part != dtype:
+            return (spread().astype(dtype) + 1j * spread()).astype(dtype)
+        return spread()
     if values not in ("random", "nonfinite"):
         raise ValueError(f"values must be one of {VALUES}; got {values!r}")
     if dtype == "bool":
@@ -414,8 +488,11 @@ def extremes_grid() -> list[ConvCase]:
     in every integer and bool dtype and ``preferred_element_type`` pair, on a
     padded, strided geometry, and all largest on a reduction of 2049 products
     (enough for sums of the largest int8 products to leave float32's exact
-    integers);
-    and two reductions of ``2**24 + 1`` products of ones (channels, a 1x1
+    integers); sums of exactly :data:`WRAP_COUNTS` products of ones (true),
+    on and past the wrap points of 8- and 16-bit accumulators, for bool (alone
+    and into int32) and 8-bit integers into 16- and 32-bit types; every
+    floating dtype with operands over its own range (``'range'`` values); and
+    two reductions of ``2**24 + 1`` products of ones (channels, a 1x1
     window: a float32 accumulator cannot hold the sum)."""
     geometries = [
         _build("strided-padded", 2, _layouts(2)[2], strides=2, padding=[(1, 2), (2, -1)], seed=1),
@@ -429,10 +506,109 @@ def extremes_grid() -> list[ConvCase]:
                     continue  # all zeros
                 case = geometry.with_dtype(dtype, preferred)
                 cases.append(replace(case, values=values, name=f"{case.name}-{values}"))
+    # bool and narrow accumulators at their wrap points: exactly n products of ones (true), over
+    # channels and a window of 8 taps where n is a multiple of 8, over channels alone otherwise
+    for n in WRAP_COUNTS:
+        taps = 8 if n % 8 == 0 else 1
+        count = ConvCase(f"count-{n}", (1, n // taps, taps), (1, n // taps, taps), (1,), "VALID", seed=4)
+        cases += [replace(count.with_dtype(d, p), values="ones", name=f"{count.with_dtype(d, p).name}-ones")
+                  for d, p in _COUNT_PAIRS]
+    # every floating dtype over its own range (bfloat16 far past float16's)
+    ranged = [geometries[0].with_dtype(d, p) for d, p in _RANGE_PAIRS]
+    cases += [replace(case, values="range", name=f"{case.name}-range") for case in ranged]
     long = ConvCase("reduction-2**24", (1, 2**24 + 1, 1), (1, 2**24 + 1, 1), (1,), "VALID", seed=3)  # 1x1 window
     cases += [replace(long.with_dtype(d, p), values="ones", name=f"{long.with_dtype(d, p).name}-ones")
               for d, p in (("int8", "int32"), ("uint8", "int32"))]
     return cases
+
+
+#: The counts of true (one) products the extremes grid sums: on and past the wrap points of
+#: 8- and 16-bit accumulators (a bool accumulated in uint8 is False at 256).
+WRAP_COUNTS = (128, 129, 256, 257, 2**15, 2**15 + 1, 2**16, 2**16 + 1)
+_COUNT_PAIRS = (("bool", None), ("bool", "int32"), ("int8", "int32"), ("uint8", "int16"), ("uint8", "uint16"))
+_RANGE_PAIRS = (("float16", None), ("bfloat16", None), ("float32", None), ("float64", None), ("complex64", None),
+                ("complex128", None), ("float16", "float32"), ("bfloat16", "float32"), ("float32", "float64"))
+
+
+def nonfinite_zeros_grid() -> list[ConvCase]:
+    """Non-finite inputs meeting exact zeros of a finite kernel (:func:`with_zeros`: a
+    zero tap, a zero feature pair, a zero row): the ungrouped geometries of
+    :func:`nonfinite_grid` (grouped ones are left out for ``jax.lax``'s sake, as
+    there), float32 and float64.  The reference forms every product, ``inf * 0``
+    included, so those outputs are NaN; a backend that skips zero taps does not."""
+    out = []
+    for case in nonfinite_grid():
+        if case.feature_group_count == 1 and case.batch_group_count == 1:
+            name = case.name.replace("-nonfinite[", "-nonfinite-zeros[")
+            out.append(replace(case, values="nonfinite-zeros", name=name, seed=case.seed + 100))
+    return out
+
+
+def large_grid() -> list[ConvCase]:
+    """Sizes past common tiles and chunks (64, 128, 256, 512 and not multiples of
+    them) on one axis at a time, the others small: a batch of 130, a 1-d extent of
+    300 and of 1030 with stride 2 (515 outputs), a 70x65 image, 257 input and 129
+    output features, 130 depthwise groups.  A backend that drops or misplaces its
+    last partial tile fails."""
+    return [
+        ConvCase("large-batch-130", (130, 2, 7), (3, 2, 3), (1,), "SAME", seed=11),
+        ConvCase("large-width-300", (1, 2, 300), (2, 2, 5), (1,), [(2, 1)], seed=12),
+        ConvCase("large-width-1030-stride2", (1, 1, 1030), (1, 1, 4), (2,), "VALID", seed=13),
+        ConvCase("large-image-70x65", (1, 70, 65, 1), (3, 3, 1, 2), (1, 1), "SAME",
+                 dimension_numbers=channels_last("HW"), seed=14),
+        ConvCase("large-features-257-129", (1, 257, 3), (129, 257, 2), (1,), "VALID", seed=15),
+        ConvCase("large-depthwise-130", (1, 130, 5), (130, 1, 3), (1,), "SAME", feature_group_count=130, seed=16),
+    ]
+
+
+def large_transpose_grid() -> list[TransposeCase]:
+    """:func:`large_grid` for ``conv_transpose``: a batch of 130, a long 1-d input with
+    stride 3, many features."""
+    nwc = ("NWC", "WIO", "NWC")
+    return [
+        TransposeCase("transpose-large-batch-130", (130, 9, 2), (3, 2, 3), (2,), "SAME", dimension_numbers=nwc,
+                      seed=21),
+        TransposeCase("transpose-large-width-300", (1, 300, 1), (4, 1, 2), (3,), "VALID", dimension_numbers=nwc,
+                      seed=22),
+        TransposeCase("transpose-large-features-257-129", (1, 3, 257), (2, 257, 129), (1,), "SAME",
+                      dimension_numbers=nwc, seed=23),
+    ]
+
+
+#: The accepted forms of ``precision`` the precision grid passes (besides None).
+PRECISIONS = ("default", "high", "highest", "fastest", "float32", "tensorfloat32", "bfloat16", "bfloat16_3x",
+              "HIGHEST", ("highest", "highest"), ("high", "default"), ("default", "highest"), (None, "highest"),
+              ["highest", "high"])
+_LAX_PRECISIONS = ("DEFAULT", "HIGH", "HIGHEST")
+
+
+def precision_grid(jax_forms: bool | None = None) -> list[ConvCase]:
+    """Two float32 geometries and a complex64 one with every accepted form of
+    ``precision`` (names, aliases, pairs; ``jax.lax.Precision`` members when
+    ``jax_forms``, by default when JAX is installed).  Only a backend that declares
+    ``reduced_precision`` may round float32 inputs on an accelerator, and only as
+    far as the precision allows: ``'highest'`` allows nothing (:mod:`.tolerances`)."""
+    if jax_forms is None:
+        import importlib.util
+
+        jax_forms = importlib.util.find_spec("jax") is not None
+    forms: list[Any] = list(PRECISIONS)
+    if jax_forms:
+        forms += [LAX_PRECISION + name for name in _LAX_PRECISIONS]
+    geometries = [
+        _build("precision-same", 2, _layouts(2)[2], padding="SAME", strides=2, seed=31).with_dtype("float32"),
+        _build("precision-groups", 1, _layouts(1)[0], fgc=2, rhs_dilation=2, padding="SAME", seed=32
+               ).with_dtype("float32"),
+        _build("precision-complex", 1, _layouts(1)[1], seed=33).with_dtype("complex64"),
+    ]
+    return [replace(g, precision=form, name=f"{g.name}-precision={_form_name(form)}")
+            for g in geometries for form in forms]
+
+
+def _form_name(form: Any) -> str:
+    if isinstance(form, (tuple, list)):
+        return ",".join(str(f) for f in form)
+    return str(form).removeprefix("jax.lax.")
 
 
 # -- random cases -------------------------------------------------------------

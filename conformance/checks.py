@@ -47,7 +47,8 @@ from .harness import harness_for
 from .reproduce import snippet
 
 __all__ = [
-    "Outcome", "Check", "VIEWS", "make_array", "run", "run_batched", "run_repeated", "vjp_dtype", "reduced_precision",
+    "Outcome", "Check", "VIEWS", "make_array", "run", "run_batched", "run_repeated", "run_kept", "run_threads",
+    "vjp_dtype", "reduced_precision",
     "BUILDERS",
     "conv_check", "transpose_check", "patches_check", "local_check", "vjp_check", "autodiff_check",
     "check_conv", "check_transpose", "check_patches", "check_local", "check_vjp",
@@ -112,15 +113,15 @@ def run(be: Backend, check: Check, device: str | None = None, strided: bool | st
 
 
 def _with_snippet(outcome: Outcome, check: Check, device: str | None, jit: bool, strided: bool | str = False,
-                  thorough: bool = False) -> Outcome:
+                  thorough: bool = False, later: int = 0, threads: int = 0) -> Outcome:
     if outcome.status != "fail" or check.case is None:
         return outcome
     return replace(outcome, snippet=snippet(check.kind, check.backend, check.case, device, jit, strided=strided,
-                                            thorough=thorough))
+                                            thorough=thorough, later=later, threads=threads))
 
 
 #: The operand views :func:`make_array` makes besides plain arrays (``strided=`` of the runners).
-VIEWS = ("strided", "readonly", "broadcast")
+VIEWS = ("strided", "readonly", "broadcast", "flipped")
 
 
 def make_array(be: Backend, a: np.ndarray, device: str | None, strided: bool | str = False) -> Any:
@@ -135,7 +136,12 @@ def make_array(be: Backend, a: np.ndarray, device: str | None, strided: bool | s
         a stride-0 broadcast (``broadcast_to`` of the array's namespace) of
         its first slice along the first axis ``a`` is constant on (the
         ``'broadcast'`` value pattern of :func:`.cases.make_operand` makes
-        such operands); plain if there is none.
+        such operands); plain if there is none;
+    ``'flipped'``
+        the array's every axis reversed, then reversed back by the array
+        namespace's ``flip``: the same values, read through negative strides
+        where the framework's ``flip`` makes views (NumPy, CuPy, dask's
+        chunks; torch and JAX copy).
     """
     view = "strided" if strided is True else strided
     if not view or a.ndim == 0:
@@ -147,6 +153,11 @@ def make_array(be: Backend, a: np.ndarray, device: str | None, strided: bool | s
         if hasattr(x, "setflags"):
             x.setflags(write=False)
         return x
+    if view == "flipped":
+        import array_api_compat
+
+        backwards = be.from_numpy(np.ascontiguousarray(np.flip(a)), device)
+        return array_api_compat.array_namespace(backwards).flip(backwards)
     if view != "broadcast":
         raise ValueError(f"strided must be a bool or one of {VIEWS}; got {strided!r}")
     for axis in range(a.ndim if a.size else 0):
@@ -231,6 +242,91 @@ def _repeated(be: Backend, first: Check, second: Check, device: str | None) -> t
 
 def _results(result: Any, count: int) -> list[Any]:
     return list(result) if count > 1 and isinstance(result, (tuple, list)) else [result]
+
+
+def _raised(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def run_kept(be: Backend, calls: Sequence[Check], device: str | None = None) -> Outcome:
+    """Result lifetime: make every call of ``calls`` (the same shapes and
+    dtypes, other operand values) in turn, keeping each result as the caller
+    got it, and judge them all after the last call.  A backend that hands out
+    one buffer per shape (an allocator pool, a cached output) and overwrites
+    it at the next call fails: a caller's result must stay what it was."""
+    first = calls[0]
+    if first.promised() is not None:
+        return run(be, first, device)
+    kept = []
+    for check in calls:
+        arrays = [make_array(be, a, device) for a in check.operands]
+        try:
+            kept.append((check, arrays, check.call(*arrays)))
+        except Exception as exc:
+            return _with_snippet(Outcome("fail", f"raised {_raised(exc)}"), check, device, jit=False)
+    for i, (check, arrays, result) in enumerate(kept):
+        outcome = _verify(be, check, arrays, result)
+        if not outcome:
+            later = len(kept) - 1 - i
+            detail = (f"the result of call {i + 1} of {len(kept)} (same shapes, other operands), judged after "
+                      f"{later} later call{'s' if later != 1 else ''}: {outcome.detail}")
+            return _with_snippet(replace(outcome, detail=detail), check, device, jit=False, later=later)
+    return Outcome("pass")
+
+
+def run_threads(be: Backend, calls: Sequence[Check], device: str | None = None, rounds: int = 2) -> Outcome:
+    """Concurrency: each call of ``calls`` (the same shapes, other operand
+    values) runs on a thread of its own, all started together, ``rounds``
+    times each (results computed in the thread: :meth:`~.harness.Harness.materialize`);
+    each thread's first result is judged against the reference, and its later
+    ones must equal it bit for bit.  A backend with scratch
+    state shared between calls fails, unless its manifest declares it not
+    thread-safe (``Manifest.thread_safe``: the item is then unsupported)."""
+    import threading
+
+    first = calls[0]
+    if first.promised() is not None:
+        return run(be, first, device)
+    if not be.manifest.thread_safe:
+        return Outcome("unsupported", f"the {be.name!r} backend's manifest declares it not thread-safe")
+    harness = harness_for(be)
+    operands = [[make_array(be, a, device) for a in check.operands] for check in calls]
+    start = threading.Barrier(len(calls))
+    got: list[list[Any]] = [[] for _ in calls]
+    errors: list[str] = []
+
+    def work(i: int) -> None:
+        try:
+            start.wait(timeout=60)
+            for _ in range(rounds):
+                result = calls[i].call(*operands[i])
+                harness.materialize(_results(result, len(calls[i].expected)))
+                got[i].append(result)
+        except Exception as exc:
+            errors.append(f"thread {i} raised {_raised(exc)}")
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"polyconv-conformance-{i}") for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        return Outcome("fail", f"with {len(calls)} threads calling at once: {errors[0]}")
+    for i, (check, results) in enumerate(zip(calls, got)):
+        at_once = f"with {len(calls)} threads calling at once (same shapes, other operands), "
+        outcome = _verify(be, check, operands[i], results[0])
+        if outcome:  # the thread's later calls, on the same operands, must give the same values
+            once = [be.to_numpy(r) for r in harness.materialize(_results(results[0], len(check.expected)))]
+            for k, result in enumerate(results[1:], 2):
+                again = [be.to_numpy(r) for r in harness.materialize(_results(result, len(check.expected)))]
+                if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(once, again)):
+                    outcome = Outcome("fail", f"thread {i}'s call {k} differs from its first on the same operands: "
+                                      f"{_brief(once[0])}, then {_brief(again[0])}")
+                    break
+        if not outcome:
+            detail = at_once + f"thread {i}: {outcome.detail}"
+            return _with_snippet(replace(outcome, detail=detail), check, device, jit=False, threads=len(calls))
+    return Outcome("pass")
 
 
 def run_batched(

@@ -62,8 +62,14 @@ def _compiled(thorough: bool) -> str:
     return "harness.jit(call, thorough=True)" if thorough else "harness.jit(call)"
 
 
+#: The seed step between the operands of the same-shape calls of the result-lifetime and
+#: concurrency checks (call ``k`` draws its operands from the case's seed plus ``k`` steps).
+SEED_STEP = 7919
+
+
 def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: bool = False,
-            cotangent_seed: int | None = None, strided: bool | str = False, thorough: bool = False) -> str:
+            cotangent_seed: int | None = None, strided: bool | str = False, thorough: bool = False,
+            later: int = 0, threads: int = 0) -> str:
     """The Python source that reruns ``case`` of ``kind`` on ``backend`` and
     prints the received and expected values.
 
@@ -73,7 +79,11 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
     ``'readonly'``, ``'broadcast'``: :func:`.checks.make_array`).
     ``cotangent_seed``: for
     ``'vjp'`` and ``'autodiff'``, the seed the output cotangent is drawn from
-    (the suite uses the case's seed plus 5).
+    (the suite uses the case's seed plus 5).  ``later``: that many calls of
+    the same shapes on other operands follow while the result is kept (the
+    result-lifetime check).  ``threads``: the call runs on that many threads at
+    once, each on its own operands (the concurrency check; a race may need a
+    few runs to show).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
@@ -121,8 +131,31 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
     else:
         call, expected = _CALLS[kind]
         lines.append(f"call = lambda *args: {call.format(be=backend)}")
+    build = f"checks.BUILDERS[{kind!r}](be, dataclasses.replace(case, seed=case.seed + {SEED_STEP} * k))"
+    same_shapes = ("import dataclasses", f"others = [{build}",
+                   "          for k in range(1, {n})]  # the same shapes, other operands")
+    if threads:
+        lines += [same_shapes[0], same_shapes[1], same_shapes[2].format(n=threads), "import threading",
+                  f"every_args = [args] + [[be.from_numpy(a, {device!r}) for a in o.operands] for o in others]",
+                  f"barrier, firsts = threading.Barrier({threads}), [None] * {threads}",
+                  "def work(i):",
+                  "    barrier.wait()",
+                  "    for round in range(2):",
+                  "        r = call(*every_args[i])",
+                  "        harness.materialize(list(r) if isinstance(r, (tuple, list)) else [r])",
+                  "        firsts[i] = r if round == 0 else firsts[i]",
+                  "",
+                  f"workers = [threading.Thread(target=work, args=(i,)) for i in range({threads})]",
+                  "[t.start() for t in workers]",
+                  "[t.join() for t in workers]",
+                  "result = firsts[0]  # the first result of the thread that ran this case"]
+    else:
+        lines.append(f"result = {_compiled(thorough) if jit else 'call'}(*args)")
+    if later:
+        lines += [same_shapes[0], same_shapes[1], same_shapes[2].format(n=later + 1),
+                  "for o in others:  # later calls while the result is kept",
+                  f"    call(*[be.from_numpy(a, {device!r}) for a in o.operands])"]
     lines += [
-        f"result = {_compiled(thorough) if jit else 'call'}(*args)",
         "results = [be.to_numpy(r) for r in (result if isinstance(result, (tuple, list)) else (result,))]",
         f"expected = {expected}",
         "expected = expected if isinstance(expected, tuple) else (expected,)",

@@ -18,9 +18,17 @@
     integer operands and long reductions (:func:`.cases.extremes_grid`);
     state across calls on a sample of each curated grid (two calls on the
     same arrays are bit-identical; after the operands change in place, the
-    result follows: :func:`.checks.run_repeated`).
+    result follows: :func:`.checks.run_repeated`); result lifetime (three
+    same-shape calls, their results judged after the last:
+    :func:`.checks.run_kept`) and concurrency (three threads at once:
+    :func:`.checks.run_threads`) on samples of each curated grid; an eighth
+    of the forward grid on flipped views (negative strides); non-finite
+    inputs meeting exact kernel zeros (:func:`.cases.nonfinite_zeros_grid`);
+    sizes past common tiles (:func:`.cases.large_grid`) and every accepted
+    form of ``precision`` (:func:`.cases.precision_grid`) for every op.
 ``vjp``
-    ``conv_general_dilated_vjp`` on the forward grids and random cases.
+    ``conv_general_dilated_vjp`` on the forward grids, random cases, and
+    the large and precision grids.
 ``autodiff``
     For backends declaring it: the framework's own autodiff
     (:meth:`~.harness.Harness.vjp`) of ``conv_general_dilated`` against the
@@ -46,8 +54,8 @@ the grids, and ten times a quarter of the random cases).
 ``sample=k`` (``--polyconv-sample k``) keeps about one case in ``k`` of the
 grids, of the random sets and of their views (strided, read-only, broadcast,
 state, jit), chosen by a fixed seed per group so every run checks the same
-cases; the small targeted groups (non-finite, extremes, bad calls,
-Hypothesis) stay whole.  polyconv's own development test run uses it for
+cases; the small targeted groups (non-finite, zeros, extremes, large,
+precision, bad calls, Hypothesis) stay whole.  polyconv's own development test run uses it for
 speed; the complete suite is the default, and ``thorough`` ignores it.
 
 Examples
@@ -73,7 +81,7 @@ import numpy as np
 
 from polyconv.backend import Backend
 
-from . import bad_calls, cases, checks
+from . import bad_calls, cases, checks, reproduce
 from .harness import harness_for
 
 __all__ = ["FEATURES", "Item", "Suite", "items", "case_counts", "load", "sampled"]
@@ -87,6 +95,10 @@ _BATCH = 64  # cases per compiled batch
 _JIT_SAMPLE = 24  # every n-th case of each curated grid runs under the backend's jit
 _EAGER_SAMPLE = 16  # for batching backends, every n-th case of each curated grid also runs eagerly
 _STATE_SAMPLE = 20  # every n-th case of each curated grid is called repeatedly (state across calls)
+_LIFETIME_SAMPLE = 20  # every n-th case of each curated grid keeps the results of same-shape calls
+_THREADS_SAMPLE = 80  # every n-th case of each curated grid runs on several threads at once
+_KEPT = 3  # same-shape calls whose results are kept alive together (result lifetime)
+_THREADS = 3  # threads calling at once (concurrency)
 _UNIT = 8  # consecutive cases of a curated grid per pytest test (without a compiled batch)
 _ALONE = ("errors", "hypothesis")  # features whose every item is its own test
 
@@ -108,6 +120,8 @@ class Item:
     batch: str | None = None  # under the backend's jit, with the other items of the batch
     strided: bool | str = False  # operand views: True (strided), 'readonly' or 'broadcast' (checks.make_array)
     repeat: bool = False  # state across calls (:func:`.checks.run_repeated`)
+    kept: int = 0  # result lifetime: this many same-shape calls, their results judged together (run_kept)
+    threads: int = 0  # concurrency: this many same-shape calls on threads at once (run_threads)
     unit: str | None = None  # items with the same unit are one pytest test (see :func:`_in_units`)
 
     def __str__(self) -> str:
@@ -184,6 +198,11 @@ def items(be: Backend, thorough: bool = False, sample: int = 1) -> list[Item]:
         strides=(2,) * nd, padding="SAME", transpose_kernel=True, seed=nd) for nd in (4, 5)]
 
     nonfinite = cases.nonfinite_grid()
+    large = cases.large_grid()
+    precision = [c for c in cases.precision_grid() if usable(c)]
+    names_only = [c for c in precision if not str(c.precision).startswith(cases.LAX_PRECISION)]
+    transposes_precise = [replace(t, precision=form, name=f"{t.name}-precision={form}", dtype="float32")
+                          for t in cases.transpose_grid()[5::96] for form in ("highest", "high", "default")]
     # (feature, group, builder, cases); groups named "grid"/"dtypes" are curated (sampled for jit/eager)
     sets: list[tuple[str, str, Any, list[Any]]] = [
         ("conv_general_dilated", "grid", checks.conv_check, grid),
@@ -192,23 +211,37 @@ def items(be: Backend, thorough: bool = False, sample: int = 1) -> list[Item]:
         ("conv_general_dilated", "nd45", checks.conv_check, nd45),
         ("conv_general_dilated", "nonfinite", checks.conv_check, nonfinite),
         ("conv_general_dilated", "extremes", checks.conv_check, cases.extremes_grid()),
+        ("conv_general_dilated", "zeros", checks.conv_check, cases.nonfinite_zeros_grid()),
+        ("conv_general_dilated", "large", checks.conv_check, large),
+        ("conv_general_dilated", "precision", checks.conv_check, precision),
         ("conv_transpose", "grid", checks.transpose_check, cases.transpose_grid()),
         ("conv_transpose", "nonfinite", checks.transpose_check, cases.nonfinite_transpose_grid()),
         ("conv_transpose", "dtypes", checks.transpose_check, cases.transpose_dtype_grid()),
         ("conv_transpose", "random", checks.transpose_check, transposes),
+        ("conv_transpose", "large", checks.transpose_check, cases.large_transpose_grid()),
+        ("conv_transpose", "precision", checks.transpose_check, transposes_precise),
         ("patches", "grid", checks.patches_check, [cases.patches_case_of(c) for c in grid]),
         ("patches", "dtypes", checks.patches_check,  # complex preferred types: see cases.patches_case_of
          [cases.patches_case_of(c) for c in dtype_grid if not str(c.preferred_element_type).startswith("complex")]),
         ("patches", "random", checks.patches_check, cases.random_patches_cases(n["patches_local"], seed=41)),
+        ("patches", "large", checks.patches_check, [cases.patches_case_of(c) for c in large]),
+        ("patches", "precision", checks.patches_check,
+         [replace(cases.patches_case_of(c), precision=c.precision, name=f"patches-{c.name}") for c in names_only[::3]]),
         ("local", "grid", checks.local_check, [cases.local_case_of(c) for c in grid]),
         ("local", "dtypes", checks.local_check, [cases.local_case_of(c) for c in plain_dtype_grid]),
         ("local", "nonfinite", checks.local_check,
          [replace(cases.local_case_of(c), values="nonfinite-kernel") for c in nonfinite[1::2]]),
         ("local", "random", checks.local_check, cases.random_local_cases(n["patches_local"], seed=43)),
+        ("local", "large", checks.local_check, [cases.local_case_of(c) for c in large if c.feature_group_count == 1]),
+        ("local", "precision", checks.local_check,
+         [replace(cases.local_case_of(c), precision=c.precision, name=f"local-{c.name}")
+          for c in names_only[1::3] if c.feature_group_count == 1]),
         ("vjp", "grid", checks.vjp_check, grid),
         ("vjp", "dtypes", checks.vjp_check, dtype_grid),
         ("vjp", "random", checks.vjp_check,
          _random_convs(n["vjp"], 47, [d for d in _RANDOM_DTYPES if d != "bool"])),
+        ("vjp", "large", checks.vjp_check, large),
+        ("vjp", "precision", checks.vjp_check, precision[::2]),
     ]
     if "autodiff" in be.manifest.features:
         sets += [
@@ -236,12 +269,21 @@ def items(be: Backend, thorough: bool = False, sample: int = 1) -> list[Item]:
             for feature, group, build, group_cases in sets if group == "grid"
             for case in sampled(f"{feature}/state",
                                  group_cases[:: _STATE_SAMPLE * (4 if batched and not thorough else 1)], sample)]
+    # result lifetime and concurrency: samples of each op's curated grid, with calls of the same shapes
+    thin = 4 if batched and not thorough else 1
+    out += [Item(feature, f"{feature}/lifetime/{case.name}", case, build, kept=_KEPT)
+            for feature, group, build, group_cases in sets if group == "grid"
+            for case in sampled(f"{feature}/lifetime", group_cases[5:: _LIFETIME_SAMPLE * thin], sample)]
+    out += [Item(feature, f"{feature}/threads/{case.name}", case, build, threads=_THREADS)
+            for feature, group, build, group_cases in sets if group == "grid"
+            for case in sampled(f"{feature}/threads", group_cases[11:: _THREADS_SAMPLE * thin], sample)]
     # non-contiguous operands: every 4th case of the forward grid on strided views
     out += [Item("conv_general_dilated", f"conv_general_dilated/strided/{case.name}", case, checks.conv_check,
                  f"conv_general_dilated/strided/{i // _BATCH}" if batched else None, strided=True)
             for i, case in enumerate(sampled("strided", grid[::4], sample))]
     # read-only operands (every 8th case), and stride-0 broadcasts of operands constant along an axis
-    for view, views in (("readonly", grid[1::8]), ("broadcast", [replace(c, values="broadcast") for c in grid[2::8]])):
+    for view, views in (("readonly", grid[1::8]), ("broadcast", [replace(c, values="broadcast") for c in grid[2::8]]),
+                        ("flipped", grid[3::8])):
         views = sampled(view, views, sample)
         out += [Item("conv_general_dilated", f"conv_general_dilated/{view}/{case.name}", case, checks.conv_check,
                      f"conv_general_dilated/{view}/{i // _BATCH}" if batched else None, strided=view)
@@ -351,11 +393,20 @@ class Suite:
         try:
             check = item.build(self.be, item.case)
             if item.repeat:
-                other = item.build(self.be, replace(item.case, seed=item.case.seed + 7919))
+                other = item.build(self.be, replace(item.case, seed=item.case.seed + reproduce.SEED_STEP))
         except Exception as exc:  # a case the suite cannot even prepare is the suite's bug: say so
             return checks.Outcome("fail", f"preparing the case failed: {exc!r}")
         if item.repeat:
             return checks.run_repeated(self.be, check, other, self.device)
+        if item.kept or item.threads:
+            try:
+                others = [item.build(self.be, replace(item.case, seed=item.case.seed + reproduce.SEED_STEP * k))
+                          for k in range(1, item.kept or item.threads)]
+            except Exception as exc:
+                return checks.Outcome("fail", f"preparing the case failed: {exc!r}")
+            if item.kept:
+                return checks.run_kept(self.be, [check, *others], self.device)
+            return checks.run_threads(self.be, [check, *others], self.device)
         return checks.run(self.be, check, self.device, item.strided)
 
     def _run_batch(self, batch: list[Item]) -> None:

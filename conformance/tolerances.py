@@ -213,6 +213,7 @@ def check_close_to(
             return None
         i = tuple(int(v) for v in np.argwhere(bad)[0])
         wrapped = "" if int(exact[i]) == int(expected[i]) else (
+            f" ({int(exact[i])} true products)" if out_dtype == "bool" else
             f" (the exact sum {int(exact[i])} wrapped to {out_dtype})")
         return (f"{int(bad.sum())} of {bad.size} elements differ; at {i}: got {actual[i]!r}, "
                 f"expected {expected[i]!r}{wrapped}")
@@ -241,9 +242,15 @@ def check_close_to(
         score = np.where(finite_ref & finite_got, err / bound, np.inf)
     i = tuple(int(v) for v in np.unravel_index(np.argmax(np.where(bad, score, -1.0)), err.shape))
     allowed = f"allowed {bound[i]:.3g}" + (" or NaN" if nan_allowed is not None and nan_allowed[i] else "")
+    if finite_ref[i] and finite_got[i]:
+        why = f"error {err[i]:.3g}, {allowed}"
+    else:  # judged by the non-finite rule, not by a bound
+        kind = "NaN" if np.isnan(exact[i]) else "infinite" if np.isinf(exact[i]) else "finite"
+        why = f"the non-finite rule: the reference is {kind} here" + (
+            ", and NaN is allowed" if nan_allowed is not None and nan_allowed[i] else "")
     return (
         f"{int(bad.sum())} of {bad.size} elements out of tolerance; worst at {i}: got {got[i]!r}, "
-        f"expected {exact[i]!r} (error {err[i]:.3g}, {allowed})"
+        f"expected {exact[i]!r} ({why})"
     )
 
 

@@ -56,6 +56,11 @@ class Manifest:
         True for a generic backend used for arrays nobody else owns.
     priority
         Breaks ties when two backends own the same array type (higher wins).
+    thread_safe
+        True (the default) when calls may run from several threads at once,
+        on different operands, each giving its own correct result (the
+        conformance suite's ``threads`` items check it).  A backend that keeps
+        shared scratch state declares False, and callers must serialise.
     """
 
     dtypes: frozenset[str]
@@ -67,6 +72,7 @@ class Manifest:
     priority: int = 0
     notes: tuple[str, ...] = field(default=())
     derived: bool = True
+    thread_safe: bool = True
 
     def check(self, spec: ConvSpec, backend: str, op: str) -> None:
         """Raise a polyconv error if this backend cannot run ``spec``."""

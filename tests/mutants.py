@@ -33,6 +33,7 @@ from polyconv.backends.numpy import NumpyBackend, strategy
 from polyconv import derive
 from polyconv.backend import Backend, Manifest
 from polyconv.spec import ConvSpec, LocalSpec, TransposeSpec, dtype_kind, vjp_lhs_plan, vjp_rhs_plan
+from polyconv.spec.dtypes import numpy_dtype
 
 __all__ = ["Control", "Mutant", "MUTANTS", "CONV_GRID", "CONV_DTYPES", "ERRORS"]
 
@@ -511,3 +512,171 @@ class ScalesOperandsInPlace(Mutant):
 
 MUTANTS = (*MUTANTS, ZeroStuffedRhsDilation, IntegersInFloat32, SaturatingSums, PatchesAliasInput,
            KernelCachedPerObject, ScalesOperandsInPlace)
+
+
+# -- the classes of the suite's third edition ------------------------------------------------
+
+class ResultBufferReused(Mutant):
+    """Hands out one result buffer per shape and dtype (a pool), overwritten by the next call of that shape."""
+
+    name = "mutant-result-buffer-reused"
+    reason = r"judged after \d+ later calls?"
+    probe = (("conv_general_dilated", "lifetime"), ERRORS)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pool: dict[tuple[tuple[int, ...], str], np.ndarray] = {}
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        out = strategy.convolve(lhs, rhs, spec)
+        buffer = self._pool.setdefault((out.shape, out.dtype.str), np.empty_like(out))
+        buffer[...] = out
+        return buffer
+
+
+class SharedScratch(Mutant):
+    """Computes into one scratch array per shape shared by every call, and copies the result out of it."""
+
+    name = "mutant-shared-scratch"
+    reason = r"threads calling at once"
+    probe = (("conv_general_dilated", "threads"), ERRORS)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._scratch: dict[tuple[tuple[int, ...], str], np.ndarray] = {}
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        import time
+
+        out = strategy.convolve(lhs, rhs, spec)
+        scratch = self._scratch.setdefault((out.shape, out.dtype.str), np.empty_like(out))
+        scratch[...] = out
+        time.sleep(0.002)  # more work on the scratch array, during which another thread may write it
+        return scratch.copy()
+
+
+class NegativeStridesInMemoryOrder(Mutant):
+    """Reads an operand axis with a negative stride in memory order (as if the view were not flipped)."""
+
+    name = "mutant-negative-strides-in-memory-order"
+    probe = (("conv_general_dilated", "flipped"), ("conv_general_dilated", "strided"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        def memory_order(a: np.ndarray) -> np.ndarray:
+            backwards = tuple(axis for axis, step in enumerate(a.strides) if step < 0)
+            return np.flip(a, backwards) if backwards else a
+
+        return strategy.convolve(memory_order(lhs), memory_order(rhs), spec)
+
+
+class BoolCountsInUint8(Mutant):
+    """Counts the true products of a bool convolution in a uint8 accumulator (256 true products wrap to 0)."""
+
+    name = "mutant-bool-counts-in-uint8"
+    also = frozenset({"vjp"})
+    probe = (("conv_general_dilated", "extremes"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        if spec.out_dtype != "bool":  # a wider preferred_element_type gets a wide accumulator
+            return strategy.convolve(lhs, rhs, spec)
+        counts = strategy.convolve(lhs.astype(np.int64), rhs.astype(np.int64),
+                                   replace(spec, dtype="int64", preferred_element_type=None))
+        return counts.astype(np.uint8) != 0
+
+
+class HighestIgnored(Mutant):
+    """On its (pretend) accelerator, rounds float32 inputs to bfloat16 at every precision, 'highest' too."""
+
+    name = "mutant-highest-ignored"
+    also = frozenset({"vjp", "conv_transpose", "patches", "local"})
+    probe = (("conv_general_dilated", "precision"), CONV_DTYPES, ERRORS)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.manifest = replace(self.manifest, features=self.manifest.features | {"reduced_precision"})
+
+    def device(self, x: Any) -> str:
+        return "accelerator:0"  # reduced-precision tolerances apply off the CPU only
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        if spec.dtype in ("float32", "complex64"):
+            import ml_dtypes
+
+            def bfloat16(a: np.ndarray) -> np.ndarray:
+                if a.dtype.kind == "c":
+                    return (bfloat16(a.real) + 1j * bfloat16(a.imag)).astype(a.dtype)
+                return a.astype(ml_dtypes.bfloat16).astype(a.dtype)
+
+            lhs, rhs = bfloat16(lhs), bfloat16(rhs)
+        return strategy.convolve(lhs, rhs, spec)
+
+
+class LastPartialTileDropped(Mutant):
+    """Computes outputs in tiles of 64 along each axis and leaves the last partial tile of an axis at zero."""
+
+    name = "mutant-last-partial-tile-dropped"
+    probe = (("conv_general_dilated", "large"), ("conv_general_dilated", "state"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        out = strategy.convolve(lhs, rhs, spec)
+        for axis, size in enumerate(out.shape):
+            if size > 64 and size % 64:
+                out[(slice(None),) * axis + (slice(size - size % 64, None),)] = 0
+        return out
+
+
+class ZeroTapsSkipped(Mutant):
+    """Never multiplies by an exact zero of the kernel (skips zero taps, pairs and rows), so inf * 0 is never NaN."""
+
+    name = "mutant-zero-taps-skipped"
+    also = frozenset({"vjp", "conv_transpose", "patches", "local"})
+    probe = (("conv_general_dilated", "zeros"), ("conv_general_dilated", "nonfinite"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        from polyconv.conformance import reference as ref
+
+        if dtype_kind(spec.dtype) not in "fc" or spec.batch_group_count > 1:
+            return strategy.convolve(lhs, rhs, spec)
+        # the reference's loop over taps (conformance/reference.py), with the zero products left out
+        acc = ref.accumulation_dtype(spec.out_dtype)
+        dn = spec.dimension_numbers
+        x = ref._canonical(lhs, dn.lhs_spec, acc)
+        w = ref._canonical(rhs, dn.rhs_spec, acc)
+        xp = ref._padded_dilated(x, spec.lhs_dilation, spec.padding)
+        groups = spec.feature_group_count
+        og, cg = w.shape[0] // groups, x.shape[1] // groups
+        out = np.zeros((x.shape[0], w.shape[0], *spec.out_spatial), acc)
+        real = ref._real_positions(spec.lhs_spatial, spec.lhs_dilation, spec.padding)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for tap in ref._taps(w.shape[2:]):
+                window = ref._tap_window(tap, spec.rhs_dilation, spec.window_strides, spec.out_spatial)
+                kernel = w[(slice(None), slice(None)) + tap]
+                for g in range(groups):
+                    k = kernel[g * og:(g + 1) * og]
+                    if not k.any():
+                        continue  # a zero tap: skipped
+                    xs = xp[window][:, g * cg:(g + 1) * cg]  # (N, C, *Y)
+                    kk = k.reshape(1, *k.shape, *(1,) * len(spec.out_spatial))  # (1, O, C, 1...)
+                    products = np.where(kk != 0, xs[:, None] * kk, 0)
+                    out[:, g * og:(g + 1) * og] += ref._drop_structural(products.sum(axis=2), k, real[window])
+        return ref.cast_result(ref._from_canonical(out, dn.out_spec), spec.out_dtype)
+
+
+class Bfloat16ThroughFloat16(Mutant):
+    """Converts bfloat16 operands to float16 to compute (beyond 65504 they become inf, below 2**-24 zero)."""
+
+    name = "mutant-bfloat16-through-float16"
+    also = frozenset({"vjp", "conv_transpose", "patches", "local"})
+    probe = (("conv_general_dilated", "extremes"), ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        if spec.dtype != "bfloat16":
+            return strategy.convolve(lhs, rhs, spec)
+        with np.errstate(over="ignore"):
+            half = replace(spec, dtype="float16")
+            out = strategy.convolve(lhs.astype(np.float16), rhs.astype(np.float16), half)
+        return out.astype(numpy_dtype(spec.out_dtype))
+
+
+MUTANTS = (*MUTANTS, ResultBufferReused, SharedScratch, NegativeStridesInMemoryOrder, BoolCountsInUint8,
+           HighestIgnored, LastPartialTileDropped, ZeroTapsSkipped, Bfloat16ThroughFloat16)

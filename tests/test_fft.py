@@ -117,9 +117,12 @@ def _forced_suite(name: str, features: tuple[str, ...],
     # Only the cases FFT may take (float32/complex64 accumulation): float64, integer and
     # bool cases run directly in any mode, as in the main suite.  The curated grids of the
     # ops through the primitive are float64: they run again in float32.
+    # Not the operands spread over their dtype's whole range (the extremes' 'range' values): 'always'
+    # takes FFT whatever its error, and on such data it is far outside the tolerance (docs/fft.md).
     items = [_in_float32(i) for i in suite.items]
     suite.items = [i for i in items if getattr(i.case, "dtype", None) in _FFT_DTYPES
-                   and getattr(i.case, "preferred_element_type", None) in (None, "float32", "complex64")]
+                   and getattr(i.case, "preferred_element_type", None) in (None, "float32", "complex64")
+                   and getattr(i.case, "values", None) != "range"]
     with polyconv.use_fft("always"):
         for item, outcome in suite.run():
             outcomes[(item.feature, outcome.status)] += 1
