@@ -516,41 +516,42 @@ MUTANTS = (*MUTANTS, ZeroStuffedRhsDilation, IntegersInFloat32, SaturatingSums, 
 
 # -- the classes of the suite's third edition ------------------------------------------------
 
-class ResultBufferReused(Mutant):
+class _BufferPerShape(Mutant):
+    """Base of the mutants that keep one array per result shape and dtype, shared by every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffers: dict[tuple[tuple[int, ...], str], np.ndarray] = {}
+
+    def buffer_holding(self, out: np.ndarray) -> np.ndarray:
+        """The shared array of ``out``'s shape and dtype, with ``out``'s values written into it."""
+        buffer = self._buffers.setdefault((out.shape, out.dtype.str), np.empty_like(out))
+        buffer[...] = out
+        return buffer
+
+
+class ResultBufferReused(_BufferPerShape):
     """Hands out one result buffer per shape and dtype (a pool), overwritten by the next call of that shape."""
 
     name = "mutant-result-buffer-reused"
     reason = r"judged after \d+ later calls?"
     probe = (("conv_general_dilated", "lifetime"), ERRORS)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._pool: dict[tuple[tuple[int, ...], str], np.ndarray] = {}
-
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
-        out = strategy.convolve(lhs, rhs, spec)
-        buffer = self._pool.setdefault((out.shape, out.dtype.str), np.empty_like(out))
-        buffer[...] = out
-        return buffer
+        return self.buffer_holding(strategy.convolve(lhs, rhs, spec))
 
 
-class SharedScratch(Mutant):
+class SharedScratch(_BufferPerShape):
     """Computes into one scratch array per shape shared by every call, and copies the result out of it."""
 
     name = "mutant-shared-scratch"
     reason = r"threads calling at once"
     probe = (("conv_general_dilated", "threads"), ERRORS)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._scratch: dict[tuple[tuple[int, ...], str], np.ndarray] = {}
-
     def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
         import time
 
-        out = strategy.convolve(lhs, rhs, spec)
-        scratch = self._scratch.setdefault((out.shape, out.dtype.str), np.empty_like(out))
-        scratch[...] = out
+        scratch = self.buffer_holding(strategy.convolve(lhs, rhs, spec))
         time.sleep(0.002)  # more work on the scratch array, during which another thread may write it
         return scratch.copy()
 
