@@ -232,7 +232,8 @@ def make_operand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, v
         if not dtype.startswith(("float", "bfloat", "complex")):
             raise ValueError(f"the 'range' pattern is for floating and complex dtypes, not {dtype}")
         part = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
-        info = np.finfo(numpy_dtype(part))
+        # bfloat16 has float32's exponents (and older NumPy with ml_dtypes 0.3 has no finfo of it)
+        info = np.finfo(np.float32 if part == "bfloat16" else numpy_dtype(part))
 
         def spread() -> np.ndarray:
             exponent = rng.uniform(info.minexp / 2, info.maxexp / 2 - 4, shape)
