@@ -18,6 +18,7 @@ toy      1 unsupported
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from collections import Counter
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from polyconv.table import notes, render
 
 from .suite import FEATURES
 
-__all__ = ["Tally", "terminal", "markdown", "as_json", "tolerance_table"]
+__all__ = ["Tally", "terminal", "markdown", "as_json", "case_fields", "tolerance_table"]
 
 _ORDER = ("pass", "fail", "unsupported", "unavailable")
 
@@ -42,10 +43,18 @@ class Tally:
     notes: dict[str, str] = field(default_factory=dict)  # backend -> why it was not run, or its run time
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def add(self, backend: str, feature: str, status: str, item: str = "", detail: str = "") -> None:
+    items: list[dict[str, Any]] = field(default_factory=list)  # every item, when added with its case
+
+    def add(self, backend: str, feature: str, status: str, item: str = "", detail: str = "",
+            case: Any = None) -> None:
+        """Count one outcome; a failure keeps its detail, and an item given with its ``case``
+        is also listed, whatever its outcome, with the case's fields (:func:`case_fields`)."""
         self.counts.setdefault((backend, feature), Counter())[status] += 1
         if status == "fail":
             self.failures.append({"backend": backend, "feature": feature, "item": item, "detail": detail})
+        if case is not None:
+            self.items.append({"backend": backend, "feature": feature, "item": item, "status": status,
+                               "detail": detail if status != "pass" else "", "case": case_fields(case)})
 
     def backends(self) -> list[str]:
         seen = dict.fromkeys([b for b, _ in self.counts] + list(self.notes))
@@ -132,11 +141,39 @@ def markdown(t: Tally, title: str = "Conformance matrix", command: str = "") -> 
     return "\n".join(out) + "\n"
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
+    return str(value)
+
+
+def case_fields(case: Any) -> dict[str, Any]:
+    """A case as plain JSON data: its kind (the class name) and its fields (tuples as
+    lists); a case that is not a dataclass (a Hypothesis property's op) as its string.
+
+    Examples
+    --------
+    >>> from polyconv.conformance import cases
+    >>> case_fields(cases.ConvCase("tiny", (1, 1, 4), (1, 1, 2), (1,), "VALID"))["lhs_shape"]
+    [1, 1, 4]
+    """
+    if not dataclasses.is_dataclass(case):
+        return {"kind": type(case).__name__, "value": _plain(case)}
+    return {"kind": type(case).__name__,
+            **{f.name: _plain(getattr(case, f.name)) for f in dataclasses.fields(case) if f.name != "tags"}}
+
+
 def as_json(t: Tally) -> dict[str, Any]:
-    """Plain data: counts per backend and feature, failures, notes."""
+    """Plain data: counts per backend and feature, failures, notes, and every item
+    (its outcome and its case's fields) where the run listed them."""
     return {
         "matrix": {b: {f: dict(c) for (bb, f), c in t.counts.items() if bb == b} for b in t.backends()},
         "failures": t.failures,
+        "items": t.items,
         "notes": t.notes,
         "seconds": t.seconds,
         "totals": {s: t.total(s) for s in _ORDER[:3]},

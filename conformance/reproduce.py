@@ -6,7 +6,8 @@ the backend's arrays (inside the harness's session, as in the suite: JAX's
 64-bit types, the dask backend's random chunks; under the backend's ``jit``
 or through its ``vjp`` when that is what failed), the reference's result, and both printed with their
 dtypes (the reference's cast to the dtype the result must have: integers
-wrapped), then the suite's verdict: the worst error beside the allowed one.  Pasting it
+wrapped), then the suite's verdict: the worst error beside the allowed one,
+and, where JAX is installed, the same call's value on ``jax.lax``.  Pasting it
 into a Python prompt where polyconv and the backend are installed shows the
 failure without the test suite.
 
@@ -65,6 +66,41 @@ def _compiled(thorough: bool) -> str:
 #: The seed step between the operands of the same-shape calls of the result-lifetime and
 #: concurrency checks (call ``k`` draws its operands from the case's seed plus ``k`` steps).
 SEED_STEP = 7919
+
+
+_LAX_CALLS = {
+    "conv": "jax.lax.conv_general_dilated(*operands, **lax_kw)",
+    "transpose": "jax.lax.conv_transpose(*operands, **lax_kw)",
+    "patches": "jax.lax.conv_general_dilated_patches(*operands, **lax_kw)",
+    "local": "jax.lax.conv_general_dilated_local(*operands, **lax_kw)",
+    "vjp": "jax.vjp(lambda x, w: jax.lax.conv_general_dilated(x, w, **lax_kw), *operands[:2])[1](operands[2])",
+}
+
+
+def _lax_lines(kind: str) -> list[str]:
+    """The same call on ``jax.lax``, printed for comparison where JAX is installed."""
+    call = _LAX_CALLS["vjp" if kind == "autodiff" else kind]
+    return [
+        "# the same call on jax.lax, for comparison, where JAX is installed (64-bit types on)",
+        "from polyconv.conformance.plugin import disable_xla_algsimp",
+        "disable_xla_algsimp()  # as the suite runs JAX: XLA's simplifier crashes on a few valid cases",
+        "try:",
+        "    import jax",
+        "except ImportError:",
+        "    jax = None",
+        "if jax is not None:",
+        "    jax.config.update('jax_enable_x64', True)",
+        "    lax_kw = dict(kw)",
+        "    if isinstance(lax_kw.get('dimension_numbers'), ConvDimensionNumbers):",
+        "        lax_kw['dimension_numbers'] = jax.lax.ConvDimensionNumbers(*lax_kw['dimension_numbers'])",
+        "    try:",
+        f"        lax_result = {call}",
+        "    except Exception as exc:",
+        "        print('jax.lax raised', type(exc).__name__, exc)",
+        "    else:",
+        "        for r in (lax_result if isinstance(lax_result, (tuple, list)) else (lax_result,)):",
+        "            print('jax.lax:', np.asarray(r).dtype, repr(np.asarray(r)), sep='\\n')",
+    ]
 
 
 def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: bool = False,
@@ -169,4 +205,5 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
         lines.append("print('verdict:', check.judge(results, checks.reduced_precision(be, be.device(result if not "
                      "isinstance(result, (tuple, list)) else result[0]))) or 'within tolerance')")
     lines.append("session.__exit__(None, None, None)")
+    lines += _lax_lines(kind)
     return "\n".join(lines)

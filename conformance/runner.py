@@ -54,7 +54,7 @@ def run(backends: list[str] | None = None, thorough: bool = False, device: str |
         suite = Suite(be, thorough, device, features)
         start = time.perf_counter()
         for item, outcome in suite.run(_progress(name)):
-            tally.add(name, item.feature, outcome.status, item.id, outcome.report())
+            tally.add(name, item.feature, outcome.status, item.id, outcome.report(), case=item.case)
         tally.seconds[name] = time.perf_counter() - start
         if sys.stderr.isatty():
             sys.stderr.write("\n")

@@ -56,6 +56,15 @@ class Manifest:
         True for a generic backend used for arrays nobody else owns.
     priority
         Breaks ties when two backends own the same array type (higher wins).
+    supports
+        None, or a function ``supports(spec, op)`` for what the fields cannot
+        say (negative padding, a layout, zero-size operands, a window larger
+        than the input, one op but not another): it returns None when the
+        backend runs ``spec`` (the primitive's :class:`~polyconv.spec.ConvSpec`)
+        for ``op`` (the public op's name), else what it lacks, in words that
+        follow "does not support" (``'negative padding'``).  A call it refuses
+        raises :class:`~polyconv.errors.UnsupportedFeatureError` before the
+        backend runs, and the conformance suite counts the case unsupported.
     thread_safe
         True (the default) when calls may run from several threads at once,
         on different operands, each giving its own correct result (the
@@ -73,6 +82,7 @@ class Manifest:
     notes: tuple[str, ...] = field(default=())
     derived: bool = True
     thread_safe: bool = True
+    supports: Callable[[ConvSpec, str], str | None] | None = None
 
     def check(self, spec: ConvSpec, backend: str, op: str) -> None:
         """Raise a polyconv error if this backend cannot run ``spec``."""
@@ -104,6 +114,9 @@ class Manifest:
         ):
             if used and feature not in self.features:
                 raise UnsupportedFeatureError(f"{op}: the {backend!r} backend does not support {feature}")
+        lacks = self.supports(spec, op) if self.supports is not None else None
+        if lacks:
+            raise UnsupportedFeatureError(f"{op}: the {backend!r} backend does not support {lacks}")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form, for ``backend_info()`` and reports."""
@@ -115,6 +128,8 @@ class Manifest:
             "max_spatial_dims": self.max_spatial_dims,
             "derived": self.derived,
             "fallback": self.fallback,
+            "thread_safe": self.thread_safe,
+            "supports_hook": self.supports is not None,
             "notes": list(self.notes),
         }
 

@@ -148,6 +148,14 @@ def test_cli_matrix_json_and_markdown(toy: Any, tmp_path: Path) -> None:
     assert data["matrix"]["toy"]["conv_transpose"] == {"unsupported": transposes}
     assert data["matrix"]["numpy"]["errors"] == {"pass": BAD}
     assert data["totals"]["fail"] == 0
+    # every item is listed, passed and unsupported too, with its case as plain fields
+    listed = {(i["backend"], i["feature"], i["status"]) for i in data["items"]}
+    assert listed == {("toy", "conv_transpose", "unsupported"), ("toy", "errors", "pass"),
+                      ("numpy", "conv_transpose", "pass"), ("numpy", "errors", "pass")}
+    assert len(data["items"]) == 2 * (transposes + BAD)
+    first = next(i for i in data["items"] if i["backend"] == "toy" and i["feature"] == "conv_transpose")
+    assert first["case"]["kind"] == "TransposeCase" and isinstance(first["case"]["lhs_shape"], list)
+    assert "implements only conv_general_dilated" in first["detail"]  # the promised error, for unsupported items
     md = out_md.read_text()
     assert f"| toy | {transposes} unsupported | {BAD} pass |" in md
     assert "python -m polyconv conformance --backend toy,numpy" in md

@@ -15,6 +15,8 @@ in the suite's order and stopped after :data:`FAILS_PER_GROUP` failures.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib.util
 import io
 import re
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from polyconv.conformance import suite as suite_module
 from polyconv.conformance.harness import harness_for
 from polyconv.conformance.suite import Item, Suite
 
+import polyconv
 from polyconv.registry import registry
 
 FAILS_PER_GROUP = 2
@@ -183,6 +186,8 @@ def test_the_reproducer_shows_the_wrong_value(mutant: type[Mutant], control: Sui
         printed, namespace = _rerun(outcome.snippet)
     assert "received:" in printed and "expected (the reference, in " in printed
     assert _differs(namespace), f"the reproducer of {item.id} does not reproduce:\n{printed}"
+    if importlib.util.find_spec("jax") is not None:  # and the same call on jax.lax, for comparison
+        assert "jax.lax:" in printed and "lax_result" in namespace, printed[-2000:]
     assert "verdict:" in printed and "verdict: within tolerance" not in printed, printed
     # the same snippet on the control agrees with the reference
     printed, namespace = _rerun(outcome.snippet.replace(repr(be.name), repr(control.be.name)))
@@ -229,3 +234,39 @@ def test_hypothesis_shrinks_a_mutant_to_a_reproducer() -> None:
         _, namespace = _rerun(outcome.snippet)
     (lhs, *_), (arg, *_) = namespace["operands"], namespace["args"]
     assert not np.array_equal(be.to_numpy(arg), lhs), "the reproducer's call left its lhs alone"
+
+
+class _NoNegativePadding(Control):
+    """No bug: a backend whose manifest hook refuses negative padding, as many frameworks do."""
+
+    name = "mutant-control-no-negative-padding"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def supports(spec: Any, op: str) -> str | None:
+            return "negative padding" if any(lo < 0 or hi < 0 for lo, hi in spec.padding) else None
+
+        self.manifest = dataclasses.replace(self.manifest, supports=supports)
+
+
+def test_a_manifest_hook_makes_what_it_refuses_unsupported() -> None:
+    """Manifest.supports: the call raises the polyconv error before the backend runs, the
+    suite counts those cases unsupported (not failed), and everything else still runs."""
+    from polyconv.errors import UnsupportedFeatureError
+
+    with registered(_NoNegativePadding) as be:
+        suite = Suite(be)
+        padded = [i for i in suite.items if i.feature in ("conv_general_dilated", "vjp") and "/grid/1d-" in i.id
+                  and "pad" in i.id]
+        ran = [(item, suite.outcome(item)) for item in padded]
+        assert all(outcome.status in ("pass", "unsupported") for _, outcome in ran)
+        refused = [(item.id, outcome.detail) for item, outcome in ran if outcome.status == "unsupported"]
+        assert refused and all("backend does not support negative padding" in why for _, why in refused), refused
+        assert any("pad-negative" in id for id, _ in refused)
+        assert {(item.feature, outcome.status) for item, outcome in ran} >= {
+            ("conv_general_dilated", "pass"), ("conv_general_dilated", "unsupported"), ("vjp", "pass")}
+        x, w = np.ones((1, 1, 5)), np.ones((1, 1, 2))
+        with pytest.raises(UnsupportedFeatureError, match="backend does not support negative padding"):
+            polyconv.conv_general_dilated(x, w, (1,), [(-1, 0)], backend=be.name)
+        assert polyconv.conv_general_dilated(x, w, (1,), [(1, 0)], backend=be.name).shape == (1, 1, 5)
