@@ -118,7 +118,7 @@ class Item:
     case: Any
     build: Callable[[Backend, Any], checks.Check] | None = None
     batch: str | None = None  # under the backend's jit, with the other items of the batch
-    strided: bool | str = False  # operand views: True (strided), 'readonly' or 'broadcast' (checks.make_array)
+    strided: bool | str = False  # operand views: True (strided), 'readonly', 'broadcast', 'flipped' (make_array)
     repeat: bool = False  # state across calls (:func:`.checks.run_repeated`)
     kept: int = 0  # result lifetime: this many same-shape calls, their results judged together (run_kept)
     threads: int = 0  # concurrency: this many same-shape calls on threads at once (run_threads)
