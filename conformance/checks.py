@@ -170,6 +170,11 @@ def make_array(be: Backend, a: np.ndarray, device: str | None, strided: bool | s
     return be.from_numpy(a, device)
 
 
+def _raised(exc: BaseException) -> str:
+    """The exception as one line: its type and message."""
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
 def _run(be: Backend, check: Check, device: str | None = None, strided: bool | str = False) -> Outcome:
     promised = check.promised()
     if strided:
@@ -193,7 +198,7 @@ def _run(be: Backend, check: Check, device: str | None = None, strided: bool | s
                 "fail", f"the manifest excludes this case ({promised}), but the call raised "
                 f"{type(exc).__name__}: {exc}",
             )
-        return Outcome("fail", "raised " + "".join(traceback.format_exception_only(type(exc), exc)).strip())
+        return Outcome("fail", f"raised {_raised(exc)}")
     if promised is not None:
         return Outcome("fail", f"the manifest excludes this case ({promised}), but the call returned a result")
     return _verify(be, check, arrays, result)
@@ -219,8 +224,7 @@ def _repeated(be: Backend, first: Check, second: Check, device: str | None) -> t
         once = [be.to_numpy(r) for r in _results(first.call(*arrays), len(first.expected))]
         twice = [be.to_numpy(r) for r in _results(first.call(*arrays), len(first.expected))]
     except Exception as exc:
-        raised = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return Outcome("fail", f"the first call raised {raised}"), first
+        return Outcome("fail", f"the first call raised {_raised(exc)}"), first
     for i, (a, b) in enumerate(zip(once, twice)):
         if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
             return Outcome("fail", f"two calls on the same arrays differ: result {i} was {_brief(a)}, then "
@@ -232,8 +236,7 @@ def _repeated(be: Backend, first: Check, second: Check, device: str | None) -> t
     try:
         result = second.call(*changed)
     except Exception as exc:
-        return Outcome("fail", "the call after the operands changed raised "
-                       + "".join(traceback.format_exception_only(type(exc), exc)).strip()), second
+        return Outcome("fail", f"the call after the operands changed raised {_raised(exc)}"), second
     outcome = _verify(be, second, changed, result)
     if outcome:
         return outcome, second
@@ -242,10 +245,6 @@ def _repeated(be: Backend, first: Check, second: Check, device: str | None) -> t
 
 def _results(result: Any, count: int) -> list[Any]:
     return list(result) if count > 1 and isinstance(result, (tuple, list)) else [result]
-
-
-def _raised(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
 def run_kept(be: Backend, calls: Sequence[Check], device: str | None = None) -> Outcome:
@@ -312,8 +311,8 @@ def run_threads(be: Backend, calls: Sequence[Check], device: str | None = None, 
         t.join()
     if errors:
         return Outcome("fail", f"with {len(calls)} threads calling at once: {errors[0]}")
+    at_once = f"with {len(calls)} threads calling at once (same shapes, other operands), "
     for i, (check, results) in enumerate(zip(calls, got)):
-        at_once = f"with {len(calls)} threads calling at once (same shapes, other operands), "
         outcome = _verify(be, check, operands[i], results[0])
         if outcome:  # the thread's later calls, on the same operands, must give the same values
             once = [be.to_numpy(r) for r in harness.materialize(_results(results[0], len(check.expected)))]

@@ -17,7 +17,7 @@ Options (each also an environment variable, for CI):
     Check about one case in ``K`` of the grids and random sets, the same
     cases in every run (small targeted groups stay whole; ignored with
     ``--polyconv-thorough``).  Default 1: the whole suite.  polyconv's own
-    test run (``python -m pytest`` in its repository) uses 3; its CI runs
+    test run (``python -m pytest`` in its repository) uses 5; its CI runs
     the whole suite over the installed wheel.
 ``--polyconv-device DEVICE`` / ``POLYCONV_CONFORMANCE_DEVICE``
     Where operands are made (``cuda:1``...); the framework's default otherwise.

@@ -77,6 +77,15 @@ _LAX_CALLS = {
 }
 
 
+def _other_operands(kind: str, count: int) -> list[str]:
+    """Lines making ``others``: ``count`` checks of the case's shapes on other operands
+    (the seeds the suite's result-lifetime and concurrency checks use)."""
+    build = f"checks.BUILDERS[{kind!r}](be, dataclasses.replace(case, seed=case.seed + {SEED_STEP} * k))"
+    return ["import dataclasses",
+            f"others = [{build}",
+            f"          for k in range(1, {count + 1})]  # the same shapes, other operands"]
+
+
 def _lax_lines(kind: str) -> list[str]:
     """The same call on ``jax.lax``, printed for comparison where JAX is installed."""
     call = _LAX_CALLS["vjp" if kind == "autodiff" else kind]
@@ -167,11 +176,8 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
     else:
         call, expected = _CALLS[kind]
         lines.append(f"call = lambda *args: {call.format(be=backend)}")
-    build = f"checks.BUILDERS[{kind!r}](be, dataclasses.replace(case, seed=case.seed + {SEED_STEP} * k))"
-    same_shapes = ("import dataclasses", f"others = [{build}",
-                   "          for k in range(1, {n})]  # the same shapes, other operands")
     if threads:
-        lines += [same_shapes[0], same_shapes[1], same_shapes[2].format(n=threads), "import threading",
+        lines += [*_other_operands(kind, threads - 1), "import threading",
                   f"every_args = [args] + [[be.from_numpy(a, {device!r}) for a in o.operands] for o in others]",
                   f"barrier, firsts = threading.Barrier({threads}), [None] * {threads}",
                   "def work(i):",
@@ -188,7 +194,7 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
     else:
         lines.append(f"result = {_compiled(thorough) if jit else 'call'}(*args)")
     if later:
-        lines += [same_shapes[0], same_shapes[1], same_shapes[2].format(n=later + 1),
+        lines += [*_other_operands(kind, later),
                   "for o in others:  # later calls while the result is kept",
                   f"    call(*[be.from_numpy(a, {device!r}) for a in o.operands])"]
     lines += [

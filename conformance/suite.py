@@ -264,13 +264,12 @@ def items(be: Backend, thorough: bool = False, sample: int = 1) -> list[Item]:
         if batched and group in ("grid", "dtypes"):
             out += [Item(feature, f"{prefix}/eager/{case.name}", case, build)
                     for case in group_cases[::_EAGER_SAMPLE]]
+    thin = 4 if batched and not thorough else 1  # each eager case compiles: a quarter of the samples below
     # state across calls: a sample of each op's curated grid, called twice, then again on changed operands
     out += [Item(feature, f"{feature}/state/{case.name}", case, build, repeat=True)
             for feature, group, build, group_cases in sets if group == "grid"
-            for case in sampled(f"{feature}/state",
-                                 group_cases[:: _STATE_SAMPLE * (4 if batched and not thorough else 1)], sample)]
+            for case in sampled(f"{feature}/state", group_cases[:: _STATE_SAMPLE * thin], sample)]
     # result lifetime and concurrency: samples of each op's curated grid, with calls of the same shapes
-    thin = 4 if batched and not thorough else 1
     out += [Item(feature, f"{feature}/lifetime/{case.name}", case, build, kept=_KEPT)
             for feature, group, build, group_cases in sets if group == "grid"
             for case in sampled(f"{feature}/lifetime", group_cases[5:: _LIFETIME_SAMPLE * thin], sample)]
