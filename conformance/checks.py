@@ -48,7 +48,7 @@ from .reproduce import snippet
 
 __all__ = [
     "Outcome", "Check", "VIEWS", "make_array", "run", "run_batched", "run_repeated", "run_kept", "run_threads",
-    "vjp_dtype", "reduced_precision",
+    "vjp_dtype", "leeway",
     "BUILDERS",
     "conv_check", "transpose_check", "patches_check", "local_check", "vjp_check", "autodiff_check",
     "check_conv", "check_transpose", "check_patches", "check_local", "check_vjp",
@@ -76,22 +76,26 @@ class Outcome:
         return f"{self.detail}\n\nTo reproduce:\n\n{self.snippet}\n"
 
 
-def reduced_precision(be: Backend, device: str) -> bool:
-    """Reduced-precision tolerances apply on accelerators of backends that declare them."""
-    return "reduced_precision" in be.manifest.features and not device.startswith("cpu")
+def leeway(be: Backend, device: str) -> tolerances.Leeway:
+    """The rounding ``be``'s manifest allows on ``device``: ``reduced_precision``
+    rounds float32 inputs and sums half in half off the CPU only;
+    ``half_accumulation`` sums half in half on every device."""
+    features = be.manifest.features
+    reduced = "reduced_precision" in features and not device.startswith("cpu")
+    return tolerances.Leeway(rounded_inputs=reduced, half_sums=reduced or "half_accumulation" in features)
 
 
 @dataclass(frozen=True)
 class Check:
     """One prepared case: NumPy operands, the polyconv call on the backend's
     arrays, the manifest's verdict, the expected ``(shape, dtype)`` of each
-    result, and the judge of their values (NumPy results, reduced precision)."""
+    result, and the judge of their values (NumPy results, the manifest's leeway)."""
 
     operands: tuple[np.ndarray, ...]
     call: Callable[..., Any]
     manifest_check: Callable[[], None]
     expected: tuple[tuple[tuple[int, ...], str], ...]
-    judge: Callable[[list[np.ndarray], bool], str | None]
+    judge: Callable[[list[np.ndarray], tolerances.Leeway], str | None]
     kind: str = "conv"  # what :func:`.reproduce.snippet` reruns
     case: Any = None
     backend: str = ""
@@ -396,7 +400,7 @@ def _verify(be: Backend, check: Check, arrays: Sequence[Any], result: Any) -> Ou
             if harness.shares_memory(outs[i], operand):
                 return Outcome("fail", f"{what} shares memory with the {name} operand (a view, not a new array)")
     received = [be.to_numpy(r) for r in outs]
-    problem = check.judge(received, reduced_precision(be, device_in))
+    problem = check.judge(received, leeway(be, device_in))
     if not problem:
         return Outcome("pass")
     if check.expect is not None:
@@ -493,7 +497,7 @@ def vjp_check(be: Backend, case: ConvCase) -> Check:
                 if plan is not None:
                     be.manifest.check(plan, be.name, "conv_general_dilated_vjp")
 
-    def judge(out: list[np.ndarray], reduced: bool) -> str | None:
+    def judge(out: list[np.ndarray], reduced: tolerances.Leeway) -> str | None:
         return tolerances.check_vjp_close(out[0], out[1], lhs, rhs, g, spec, reduced, out_dtype=dtype)
 
     return Check(
@@ -520,7 +524,7 @@ def autodiff_check(be: Backend, case: ConvCase) -> Check:
     def forward(x: Any, w: Any) -> Any:
         return polyconv.conv_general_dilated(x, w, **kw, backend=be.name)
 
-    def judge(out: list[np.ndarray], reduced: bool) -> str | None:
+    def judge(out: list[np.ndarray], reduced: tolerances.Leeway) -> str | None:
         return tolerances.check_vjp_close(out[0], out[1], lhs, rhs, g, spec, reduced, out_dtype=spec.dtype)
 
     # autodiff gives each primal's cotangent in the primal's dtype (the output cotangent is in the output's)

@@ -21,6 +21,10 @@ Options (each also an environment variable, for CI):
     the whole suite over the installed wheel.
 ``--polyconv-device DEVICE`` / ``POLYCONV_CONFORMANCE_DEVICE``
     Where operands are made (``cuda:1``...); the framework's default otherwise.
+``--polyconv-json PATH`` / ``POLYCONV_CONFORMANCE_JSON``
+    At the end of the session, write the report as JSON, as
+    ``python -m polyconv conformance --json`` does: the matrix, the failures
+    and every item with its outcome and its case's fields.
 
 Each unit of :mod:`.suite`'s items is one test: a seeded random set
 (``backend/feature/random``), a compiled batch, up to eight consecutive cases
@@ -42,12 +46,13 @@ from typing import Any
 
 import pytest
 
-__all__ = ["selected_backends", "thorough", "sample", "disable_xla_algsimp"]
+__all__ = ["selected_backends", "thorough", "sample", "json_path", "disable_xla_algsimp"]
 
 ENV_BACKEND = "POLYCONV_CONFORMANCE_BACKEND"
 ENV_THOROUGH = "POLYCONV_CONFORMANCE_THOROUGH"
 ENV_DEVICE = "POLYCONV_CONFORMANCE_DEVICE"
 ENV_SAMPLE = "POLYCONV_CONFORMANCE_SAMPLE"
+ENV_JSON = "POLYCONV_CONFORMANCE_JSON"
 
 
 def disable_xla_algsimp() -> None:
@@ -72,6 +77,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"check about one case in K of the grids and random sets (default 1: all; env {ENV_SAMPLE})")
     group.addoption("--polyconv-device", default=None, metavar="DEVICE",
                     help=f"device the operands are made on (env {ENV_DEVICE})")
+    group.addoption("--polyconv-json", default=None, metavar="PATH",
+                    help=f"write the report, every item with its case, as JSON (env {ENV_JSON})")
+
+
+def json_path(config: pytest.Config) -> str | None:
+    """Where ``--polyconv-json`` (or its environment variable) asks for the JSON report, or None."""
+    return config.getoption("--polyconv-json") or os.environ.get(ENV_JSON) or None
 
 
 def selected_backends(config: pytest.Config) -> tuple[list[str], bool]:
@@ -178,7 +190,8 @@ def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool], node: 
     others."""
     state = config.stash[_STATE]
     name, items, explicit = polyconv_item
-    rows: list[tuple[str, str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str, dict[str, Any] | None]] = []
+    listed = json_path(config) is not None
     if items is None:
         reason = state.unavailable.get(name, "")
         _record(node, rows, {name: f"unavailable: {reason}"}, 0.0)
@@ -189,9 +202,12 @@ def run_item(config: pytest.Config, polyconv_item: tuple[str, Any, bool], node: 
     suite = state.suites[name]
     failed = []
     before = suite.seconds
+    if listed:
+        from .report import case_fields
     for item in items:
         outcome = suite.outcome(item)
-        rows.append((name, item.feature, outcome.status, item.id, outcome.detail if outcome.status == "fail" else ""))
+        rows.append((name, item.feature, outcome.status, item.id, outcome.detail if outcome.status != "pass" else "",
+                     case_fields(item.case) if listed else None))
         if outcome.status == "fail":
             failed.append((item, outcome))
     _record(node, rows, {}, suite.seconds - before)
@@ -212,8 +228,8 @@ def _record(node: pytest.Item, rows: list[Any], notes: dict[str, str], seconds: 
 
 
 def _tally(state: _State, entry: dict[str, Any]) -> None:
-    for backend, feature, status, item, detail in entry["rows"]:
-        state.tally.add(backend, feature, status, item, detail)
+    for backend, feature, status, item, detail, fields in entry["rows"]:
+        state.tally.add(backend, feature, status, item, detail, fields=fields)
     for backend, note in entry["notes"].items():
         state.tally.notes[backend] = note
     if entry["rows"]:  # one test's rows are all of one backend
@@ -233,6 +249,24 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 _SESSION_STATE: dict[str, _State] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the JSON report where ``--polyconv-json`` asks (in xdist's controller, which has
+    every worker's outcomes by now, not in the workers)."""
+    config = session.config
+    state = config.stash.get(_STATE, None)
+    path = json_path(config)
+    if state is None or path is None or hasattr(config, "workerinput"):
+        return
+    if not (state.tally.counts or state.tally.notes):
+        return  # the suite was not collected in this session
+    import json
+
+    from .report import as_json
+
+    with open(path, "w") as fh:
+        json.dump(as_json(state.tally), fh, indent=2)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -46,15 +46,17 @@ class Tally:
     items: list[dict[str, Any]] = field(default_factory=list)  # every item, when added with its case
 
     def add(self, backend: str, feature: str, status: str, item: str = "", detail: str = "",
-            case: Any = None) -> None:
+            case: Any = None, fields: dict[str, Any] | None = None) -> None:
         """Count one outcome; a failure keeps its detail, and an item given with its ``case``
-        is also listed, whatever its outcome, with the case's fields (:func:`case_fields`)."""
+        (or the case's ``fields``, already :func:`case_fields`) is also listed, whatever its outcome."""
         self.counts.setdefault((backend, feature), Counter())[status] += 1
         if status == "fail":
             self.failures.append({"backend": backend, "feature": feature, "item": item, "detail": detail})
-        if case is not None:
+        if case is not None and fields is None:
+            fields = case_fields(case)
+        if fields is not None:
             self.items.append({"backend": backend, "feature": feature, "item": item, "status": status,
-                               "detail": detail if status != "pass" else "", "case": case_fields(case)})
+                               "detail": detail if status != "pass" else "", "case": fields})
 
     def backends(self) -> list[str]:
         seen = dict.fromkeys([b for b, _ in self.counts] + list(self.notes))

@@ -208,7 +208,7 @@ def snippet(kind: str, backend: str, case: Any, device: str | None = None, jit: 
         "          repr(reference.cast_result(want, dtype)), sep='\\n')",
     ]
     if kind not in ("vjp", "autodiff") or cotangent_seed is None:  # the judge draws the suite's cotangent
-        lines.append("print('verdict:', check.judge(results, checks.reduced_precision(be, be.device(result if not "
+        lines.append("print('verdict:', check.judge(results, checks.leeway(be, be.device(result if not "
                      "isinstance(result, (tuple, list)) else result[0]))) or 'within tolerance')")
     lines.append("session.__exit__(None, None, None)")
     lines += _lax_lines(kind)

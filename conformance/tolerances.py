@@ -12,14 +12,17 @@ channels of a group), the allowed error is::
     magnitude * (2 * u_in + 4 * sqrt(K) * u_acc + u_out) + tiny
 
 * ``u_in``: rounding of the operands before multiplying.  Zero, unless the
-  backend declares ``reduced_precision`` in its manifest *and* the call's
-  precision allows it: float32 and complex64 at ``'default'`` precision may
-  be rounded to bfloat16 (2**-8, as TPUs do), at ``'high'`` to TF32 (2**-11,
-  as GPUs do).  ``'highest'`` allows nothing.
+  backend declares ``reduced_precision`` in its manifest, the operands are
+  off the CPU *and* the call's precision allows it: float32 and complex64 at
+  ``'default'`` precision may be rounded to bfloat16 (2**-8, as TPUs do), at
+  ``'high'`` to TF32 (2**-11, as GPUs do).  ``'highest'`` allows nothing.
 * ``u_acc``: the unit roundoff of the accumulation: float32 for 16-bit and
-  32-bit floats (16-bit for reduced-precision backends, since some GPU
-  kernels accumulate half in half), float64 for 64-bit.  ``sqrt(K)`` is the
-  usual growth of blocked and pairwise sums; 4 is the safety factor.
+  32-bit floats, float64 for 64-bit.  float16 and bfloat16 products may be
+  summed in their own type (their own roundoff) where the backend declares
+  ``half_accumulation`` (on every device: a CPU framework that sums half in
+  half) or ``reduced_precision`` (off the CPU: some GPU kernels do).
+  ``sqrt(K)`` is the usual growth of blocked and pairwise sums; 4 is the
+  safety factor.
 * ``u_out``: the rounding of the result to the output dtype.
 * ``tiny``: the smallest normal number of the output dtype, for zeros.
 
@@ -57,6 +60,7 @@ times the output positions for the kernel's cotangent).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,6 +72,8 @@ from . import reference
 
 __all__ = [
     "UNIT_ROUNDOFF",
+    "Leeway",
+    "leeway",
     "tolerance",
     "tolerance_for",
     "drift",
@@ -93,11 +99,38 @@ _TINY = {"float16": 6.1e-5, "bfloat16": 1.2e-38, "float32": 1.2e-38, "float64": 
 _REDUCED_INPUT = {"default": 2.0**-8, "high": 2.0**-11, "highest": 0.0}
 
 
+@dataclass(frozen=True)
+class Leeway:
+    """The rounding a backend's manifest allows beyond the exact-precision bound.
+
+    ``rounded_inputs``: float32 and complex64 operands may be rounded before
+    multiplying, as far as the call's precision allows (``u_in``).
+    ``half_sums``: float16 and bfloat16 products may be summed in their own
+    type (``u_acc``).  :func:`polyconv.conformance.checks.leeway` derives it
+    from the manifest and the device; the functions of this module also take
+    a bool, True meaning both (a ``reduced_precision`` backend off the CPU).
+    """
+
+    rounded_inputs: bool = False
+    half_sums: bool = False
+
+
+#: What the ``reduced_precision`` parameters of this module take.
+Reduced = bool | Leeway
+
+
+def leeway(reduced_precision: Reduced) -> Leeway:
+    """``reduced_precision`` as a :class:`Leeway` (a bool means both or neither)."""
+    if isinstance(reduced_precision, Leeway):
+        return reduced_precision
+    return Leeway(True, True) if reduced_precision else Leeway()
+
+
 def _real(name: str) -> str:
     return {"complex64": "float32", "complex128": "float64"}.get(name, name)
 
 
-def tolerance(spec: ConvSpec, reduced_precision: bool = False) -> float:
+def tolerance(spec: ConvSpec, reduced_precision: Reduced = False) -> float:
     """Relative bound (times the magnitude) for ``spec``'s floating result."""
     return tolerance_for(_products(spec), spec.dtype, spec.out_dtype, spec.precision, reduced_precision)
 
@@ -112,7 +145,7 @@ def tolerance_for(
     dtype: str,
     out_dtype: str,
     precision: tuple[str, str] | None = None,
-    reduced_precision: bool = False,
+    reduced_precision: Reduced = False,
 ) -> float:
     """Relative bound (times the magnitude) for a floating result each of whose
     elements sums ``products`` products of ``dtype`` operands into ``out_dtype``,
@@ -120,7 +153,7 @@ def tolerance_for(
     gives the formula."""
     dt, out = _real(dtype), _real(out_dtype)
     u_in = 0.0
-    if reduced_precision and dt == "float32":
+    if leeway(reduced_precision).rounded_inputs and dt == "float32":
         level = "default" if precision is None else min(
             precision, key=("default", "high", "highest").index
         )
@@ -129,7 +162,7 @@ def tolerance_for(
     return 2 * u_in + 4 * math.sqrt(max(products, 1)) * u_acc + UNIT_ROUNDOFF[out]
 
 
-def drift_for(products: int, dtype: str, out_dtype: str, reduced_precision: bool = False) -> float:
+def drift_for(products: int, dtype: str, out_dtype: str, reduced_precision: Reduced = False) -> float:
     """The bound (times the result's own magnitude ``|y|``) that a plain running
     sum may add: ``(K - 1) * u_acc``.  Each addition rounds the running total,
     and when the products share a sign the total grows to ``|y|`` and every
@@ -138,18 +171,18 @@ def drift_for(products: int, dtype: str, out_dtype: str, reduced_precision: bool
     return max(products - 1, 0) * _accumulation_roundoff(dtype, out_dtype, reduced_precision)
 
 
-def _accumulation_roundoff(dtype: str, out_dtype: str, reduced_precision: bool) -> float:
+def _accumulation_roundoff(dtype: str, out_dtype: str, reduced_precision: Reduced) -> float:
     dt, out = _real(dtype), _real(out_dtype)
     if dtype_kind(dtype) in "iub":
         return UNIT_ROUNDOFF["float32"] if out in ("float16", "bfloat16", "float32") else UNIT_ROUNDOFF["float64"]
     if dt == "float64" or out == "float64":
         return UNIT_ROUNDOFF["float64"]
-    if reduced_precision and dt in ("float16", "bfloat16"):
+    if leeway(reduced_precision).half_sums and dt in ("float16", "bfloat16"):
         return UNIT_ROUNDOFF[dt]
     return UNIT_ROUNDOFF["float32"]
 
 
-def drift(spec: ConvSpec, reduced_precision: bool = False) -> float:
+def drift(spec: ConvSpec, reduced_precision: Reduced = False) -> float:
     """:func:`drift_for` of ``spec``'s convolution."""
     return drift_for(_products(spec), spec.dtype, spec.out_dtype, reduced_precision)
 
@@ -160,7 +193,7 @@ def _abs(a: np.ndarray) -> np.ndarray:
     return np.abs(a.astype(np.float64)) if a.dtype.kind in "iu" else np.abs(a)
 
 
-def check_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precision: bool = False) -> str | None:
+def check_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precision: Reduced = False) -> str | None:
     """None if ``actual`` matches the reference for ``spec``, else a description
     of the worst mismatch.  ``actual``, ``lhs`` and ``rhs`` are NumPy arrays."""
     actual = np.asarray(actual)
@@ -254,7 +287,7 @@ def check_close_to(
     )
 
 
-def assert_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precision: bool = False) -> None:
+def assert_close(actual: Any, lhs: Any, rhs: Any, spec: ConvSpec, reduced_precision: Reduced = False) -> None:
     """Raise ``AssertionError`` with the worst mismatch unless ``actual`` matches."""
     problem = check_close(actual, lhs, rhs, spec, reduced_precision)
     if problem is not None:
@@ -266,7 +299,7 @@ def _floating(dtype: str) -> bool:
 
 
 def check_transpose_close(
-    actual: Any, lhs: Any, rhs: Any, tspec: TransposeSpec, reduced_precision: bool = False
+    actual: Any, lhs: Any, rhs: Any, tspec: TransposeSpec, reduced_precision: Reduced = False
 ) -> str | None:
     """:func:`check_close` for ``conv_transpose``: None if ``actual`` matches the reference."""
     lhs, rhs = np.asarray(lhs), np.asarray(rhs)
@@ -280,7 +313,7 @@ def check_transpose_close(
                           drift(conv, reduced_precision))
 
 
-def check_patches_close(actual: Any, lhs: Any, pspec: PatchesSpec, reduced_precision: bool = False) -> str | None:
+def check_patches_close(actual: Any, lhs: Any, pspec: PatchesSpec, reduced_precision: Reduced = False) -> str | None:
     """:func:`check_close` for ``conv_general_dilated_patches`` (a backend may compute the
     patches as the identity-kernel convolution, so the convolution's bound applies)."""
     lhs = np.asarray(lhs)
@@ -293,7 +326,9 @@ def check_patches_close(actual: Any, lhs: Any, pspec: PatchesSpec, reduced_preci
                           drift=drift(conv, reduced_precision))
 
 
-def check_local_close(actual: Any, lhs: Any, rhs: Any, lspec: LocalSpec, reduced_precision: bool = False) -> str | None:
+def check_local_close(
+    actual: Any, lhs: Any, rhs: Any, lspec: LocalSpec, reduced_precision: Reduced = False
+) -> str | None:
     """:func:`check_close` for ``conv_general_dilated_local``: ``C * prod(filter_shape)``
     products per element."""
     lhs, rhs = np.asarray(lhs), np.asarray(rhs)
@@ -310,7 +345,7 @@ def check_local_close(actual: Any, lhs: Any, rhs: Any, lspec: LocalSpec, reduced
 
 
 def check_vjp_close(
-    lhs_ct: Any, rhs_ct: Any, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec, reduced_precision: bool = False,
+    lhs_ct: Any, rhs_ct: Any, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec, reduced_precision: Reduced = False,
     out_dtype: str | None = None,
 ) -> str | None:
     """:func:`check_close` for the two cotangents of ``conv_general_dilated``.

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import limitations
 from .errors import UnsupportedDtypeError, UnsupportedFeatureError
 from .spec import ConvSpec
 
@@ -44,7 +45,11 @@ class Manifest:
     features
         Other capabilities: ``'autodiff'``, ``'jit'``, ``'lhs_dilation'``,
         ``'batch_group_count'``, ``'feature_group_count'``,
-        ``'preferred_element_type'``...
+        ``'preferred_element_type'``; and how it rounds, for the conformance
+        suite's tolerances: ``'reduced_precision'`` (off the CPU, float32
+        inputs rounded as the precision allows and half summed in half),
+        ``'half_accumulation'`` (float16 and bfloat16 summed in their own
+        type on every device).
     max_spatial_dims
         Largest number of spatial dimensions, or None for any.
     derived
@@ -56,6 +61,13 @@ class Manifest:
         True for a generic backend used for arrays nobody else owns.
     priority
         Breaks ties when two backends own the same array type (higher wins).
+    lacks
+        Named limitations of :mod:`polyconv.limitations` (``'negative_padding'``,
+        ``'asymmetric_padding'``, ``'zero_size'``, ``'window_larger_than_input'``,
+        ``'layouts'``, ``'strides_larger_than_window'``, ``'rhs_dilation'``,
+        ``'no_spatial_dims'``): a call that needs one raises
+        :class:`~polyconv.errors.UnsupportedFeatureError` before the backend
+        runs, and the conformance suite counts the case unsupported.
     supports
         None, or a function ``supports(spec, op)`` for what the fields cannot
         say (negative padding, a layout, zero-size operands, a window larger
@@ -83,6 +95,10 @@ class Manifest:
     derived: bool = True
     thread_safe: bool = True
     supports: Callable[[ConvSpec, str], str | None] | None = None
+    lacks: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        limitations.check_names(self.lacks)
 
     def check(self, spec: ConvSpec, backend: str, op: str) -> None:
         """Raise a polyconv error if this backend cannot run ``spec``."""
@@ -114,6 +130,11 @@ class Manifest:
         ):
             if used and feature not in self.features:
                 raise UnsupportedFeatureError(f"{op}: the {backend!r} backend does not support {feature}")
+        if self.lacks:
+            needed = limitations.needed(spec, self.lacks)
+            if needed:
+                raise UnsupportedFeatureError(
+                    f"{op}: the {backend!r} backend does not support {limitations.describe(needed[0])}")
         lacks = self.supports(spec, op) if self.supports is not None else None
         if lacks:
             raise UnsupportedFeatureError(f"{op}: the {backend!r} backend does not support {lacks}")
@@ -129,6 +150,7 @@ class Manifest:
             "derived": self.derived,
             "fallback": self.fallback,
             "thread_safe": self.thread_safe,
+            "lacks": sorted(self.lacks),
             "supports_hook": self.supports is not None,
             "notes": list(self.notes),
         }

@@ -679,5 +679,44 @@ class Bfloat16ThroughFloat16(Mutant):
         return out.astype(numpy_dtype(spec.out_dtype))
 
 
+class HalfSumsInHalf(Mutant):
+    """Sums float16 and bfloat16 products in their own type, on the CPU, without declaring half_accumulation."""
+
+    name = "mutant-half-sums-in-half"
+    also = frozenset({"vjp", "conv_transpose", "patches", "local"})
+    probe = (CONV_DTYPES, ERRORS)
+
+    def conv_general_dilated(self, lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+        if spec.out_dtype not in ("float16", "bfloat16"):
+            return strategy.convolve(lhs, rhs, spec)
+        # one tap at a time (the others zeroed), each tap's channel sum rounded, then added to a running
+        # total rounded to the half type after every tap
+        half = numpy_dtype(spec.out_dtype)
+        wide = replace(spec, dtype="float32", preferred_element_type=None)
+        rhs32 = rhs.astype(np.float32)
+        window_axes = [spec.dimension_numbers.rhs_spec[2 + i] for i in range(spec.nspatial)]
+        total = np.zeros(spec.out_shape, half)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for tap in np.ndindex(*spec.window):
+                index: list[Any] = [slice(None)] * rhs.ndim
+                for axis, t in zip(window_axes, tap):
+                    index[axis] = slice(t, t + 1)
+                one = np.zeros_like(rhs32)
+                one[tuple(index)] = rhs32[tuple(index)]
+                part = strategy.convolve(lhs.astype(np.float32), one, wide).astype(half)
+                total = (total.astype(np.float32) + part.astype(np.float32)).astype(half)
+        return total
+
+
+class HalfSumsDeclared(HalfSumsInHalf):
+    """No bug: the same half-in-half sums, declared with the manifest's half_accumulation feature."""
+
+    name = "mutant-control-half-accumulation"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.manifest = replace(self.manifest, features=self.manifest.features | {"half_accumulation"})
+
+
 MUTANTS = (*MUTANTS, ResultBufferReused, SharedScratch, NegativeStridesInMemoryOrder, BoolCountsInUint8,
-           HighestIgnored, LastPartialTileDropped, ZeroTapsSkipped, Bfloat16ThroughFloat16)
+           HighestIgnored, LastPartialTileDropped, ZeroTapsSkipped, Bfloat16ThroughFloat16, HalfSumsInHalf)

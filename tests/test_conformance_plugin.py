@@ -67,6 +67,27 @@ def test_unsupported_cases_are_reported_not_skipped(toy: Any, tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_plugin_writes_every_item_as_json(toy: Any, tmp_path: Path, workers: int) -> None:
+    """``--polyconv-json``: passed and unsupported items too, each with its case's fields, written
+    once by the session that has every outcome (xdist's controller, not its workers)."""
+    path = tmp_path / "report.json"
+    done = _pytest("--polyconv-backend=toy", "-k", "conv_transpose and grid", f"--polyconv-json={path}",
+                   "-n", str(workers), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(path.read_text())
+    grid = [i for i in suite.items(registry.load("toy")) if i.id.startswith("conv_transpose/grid/")]
+    assert sorted(item["item"] for item in data["items"]) == sorted(i.id for i in grid)
+    statuses = collections.Counter(item["status"] for item in data["items"])
+    assert statuses["unsupported"] == 288 and statuses["pass"] == len(grid) - 288, statuses
+    assert data["totals"] == {"pass": statuses["pass"], "fail": 0, "unsupported": 288}
+    refused = next(item for item in data["items"] if item["status"] == "unsupported")
+    assert refused["detail"].startswith("conv_transpose: the 'toy' backend implements only")
+    first = next(item for item in data["items"] if item["item"] == grid[0].id)
+    assert first["case"] == report.case_fields(grid[0].case) and first["case"]["kind"] == "TransposeCase"
+
+
+@pytest.mark.slow
 def test_a_test_runs_a_run_of_a_grid_and_k_selects_it_by_a_case_id(toy: Any, tmp_path: Path) -> None:
     """A curated grid's cases go eight to a test (fewer tests, less of pytest's
     per-test cost); ``-k`` with one case's id still finds the test that runs it."""

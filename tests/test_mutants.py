@@ -270,3 +270,58 @@ def test_a_manifest_hook_makes_what_it_refuses_unsupported() -> None:
         with pytest.raises(UnsupportedFeatureError, match="backend does not support negative padding"):
             polyconv.conv_general_dilated(x, w, (1,), [(-1, 0)], backend=be.name)
         assert polyconv.conv_general_dilated(x, w, (1,), [(1, 0)], backend=be.name).shape == (1, 1, 5)
+
+
+def test_half_accumulation_declares_half_sums_on_the_cpu() -> None:
+    """A CPU backend that sums float16 and bfloat16 in their own type fails the float32-accumulator
+    bound (the HalfSumsInHalf mutant); declaring ``half_accumulation`` makes the suite judge those sums
+    with the 16-bit roundoff, and the same backend passes; its float32 sums are still held to float32."""
+    from polyconv.conformance import tolerances
+
+    with registered(mutants.HalfSumsDeclared) as be:
+        assert checks.leeway(be, "cpu") == tolerances.Leeway(rounded_inputs=False, half_sums=True)
+        ran = run_probe(Suite(be), (mutants.CONV_DTYPES, ("vjp", "dtypes")))
+    halves = [item.id for item, _ in ran if "float16]" in item.id]
+    assert len(halves) >= 10, halves
+    assert _failures(ran) == []
+    assert tolerances.tolerance_for(27, "float32", "float32", None, tolerances.Leeway(half_sums=True)) == \
+        tolerances.tolerance_for(27, "float32", "float32")
+    assert tolerances.tolerance_for(27, "float16", "float16", None, tolerances.Leeway(half_sums=True)) > \
+        4 * tolerances.tolerance_for(27, "float16", "float16")
+
+
+class _Lacking(Control):
+    """No bug: a backend declaring, by name, limitations many frameworks have."""
+
+    name = "mutant-control-lacking"
+    LACKS = frozenset({"negative_padding", "zero_size", "window_larger_than_input", "layouts"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.manifest = dataclasses.replace(self.manifest, lacks=self.LACKS)
+
+
+def test_manifest_lacks_names_limitations_the_suite_counts_unsupported() -> None:
+    """Manifest.lacks: each named limitation is refused with the promised error before the backend
+    runs, the suite counts those cases unsupported, and every other case still passes."""
+    from polyconv.errors import UnsupportedFeatureError
+    from polyconv.limitations import describe
+
+    with registered(_Lacking) as be:
+        ran = run_probe(Suite(be), (mutants.CONV_GRID, ("vjp", "grid"), ("conv_transpose", "grid")))
+        assert _failures(ran) == []
+        refused = [outcome.detail for _, outcome in ran if outcome.status == "unsupported"]
+        for name in _Lacking.LACKS:
+            assert any(f"does not support {describe(name)}" in why for why in refused), name
+        assert all(any(f"does not support {describe(name)}" in why for name in _Lacking.LACKS) for why in refused)
+        assert sum(outcome.status == "pass" for _, outcome in ran) > 50
+        x, w = np.ones((1, 1, 5)), np.ones((1, 1, 2))
+        with pytest.raises(UnsupportedFeatureError, match="'mutant-control-lacking' backend does not support "
+                                                          "negative padding"):
+            polyconv.conv_general_dilated(x, w, (1,), [(-1, 0)], backend=be.name)
+        with pytest.raises(UnsupportedFeatureError, match="does not support layouts other than"):
+            polyconv.conv_general_dilated(np.ones((1, 5, 1)), w, (1,), "VALID", dimension_numbers=("NWC", "OIW", "NWC"),
+                                          backend=be.name)
+        assert polyconv.conv_general_dilated(x, w, (1,), "SAME_LOWER", backend=be.name).shape == (1, 1, 5)
+    with pytest.raises(ValueError, match="unknown limitation.*'same_lower'.*Manifest.supports"):
+        dataclasses.replace(Control().manifest, lacks=frozenset({"same_lower"}))
