@@ -365,7 +365,7 @@ def check_vjp_close(
     if _floating(out_dtype):
         mag = reference.vjp_from_spec(_abs(lhs), _abs(rhs), _abs(cotangent), spec)
         magnitude = (mag[0].real, mag[1].real)
-        groups = max(spec.feature_group_count, spec.batch_group_count)
+        groups = spec.groups
         products = (
             spec.out_features // groups * math.prod(spec.window),
             spec.batch // spec.batch_group_count * math.prod(spec.out_spatial),

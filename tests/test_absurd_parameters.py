@@ -6,7 +6,7 @@ stride of ``2**62`` over a padding of ``30 * 2**62``: the output is a few
 elements, and every backend computes it exactly, in memory bounded by the
 output and the operands, in a fraction of a second (the NumPy backend's
 strategies leave out what no window reaches; the torch and JAX backends
-compute such calls tap by tap, :func:`polyconv.backends.gemm.reach.beyond_native`).
+compute such calls tap by tap, :func:`polyconv.spec.canonical.beyond_native`).
 
 Expected values come from the definition, one (output, tap) pair at a time in
 Python integers (:func:`_tables`), never from a padded array.  Every call
@@ -309,7 +309,8 @@ def test_geometry_is_bounded_by_the_output_and_the_input() -> None:
     """An rhs dilation of 2**40 and a padding of 2**62 leave the shifted-window
     planes no larger than the input and the output (here a stride of 2**62 too)."""
     from polyconv.backends.numpy.geometry import geometry
-    from polyconv.backends.numpy.problem import Problem
+
+    from polyconv.spec.canonical import Problem
 
     for sizes, window, out, strides, dilation, low in [
         ((300, 40), (3, 3), (300, 40), (1, 1), (E40, 1), (E40, 1)),
@@ -343,8 +344,9 @@ def test_large_ordinary_parameters(backend: str, request: pytest.FixtureRequest)
     """Pads, dilations and strides in the thousands over an input of thousands:
     no tap-by-tap computation (the padded input is the size of the input), and
     the values of the reference."""
-    from polyconv.backends.gemm.reach import beyond_native
     from polyconv.conformance import reference
+
+    from polyconv.spec.canonical import beyond_native
 
     if backend == "torch":
         to: Any = _torch().from_numpy

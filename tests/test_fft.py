@@ -25,6 +25,7 @@ from polyconv.conformance.suite import Suite, load
 import polyconv
 from polyconv import caching, calibration
 from polyconv.spec import conv_spec
+from polyconv.spec.canonical import Problem
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 NO_TORCH = "PyTorch is not installed: the torch backend's FFT path is not checked"
@@ -96,7 +97,7 @@ def test_axis_plan_matches_brute_force() -> None:
             xp = np.zeros(padded)
             xp[max(low, 0):max(low, 0) + size + min(low, 0) + min(high, 0)] = x[max(-low, 0):size - max(-high, 0)]
             want = np.array([sum(xp[o * stride + k * dilation] * w[k] for k in range(window)) for o in range(out)])
-            sp = fft.plan(1, 1, 1, 1, (size,), (window,), (out,), (stride,), (dilation,), (low,))
+            sp = fft.plan(Problem(1, 1, 1, 1, (size,), (window,), (out,), (stride,), (dilation,), (low,)))
             assert sp is not None
             got = fft.convolve(np, x.reshape(1, 1, 1, size), w.reshape(1, 1, 1, window), sp, np.float64, False, 1)
             full = np.zeros(out)
@@ -248,7 +249,7 @@ def test_window_counts_match_brute_force() -> None:
             continue
         out = tuple((pd - e) // st + 1 for pd, e, st in zip(padded, extent, strides))
         batch, groups, cg = (int(v) for v in rng.integers(1, 4, 3))
-        sp = fft.plan(batch, groups, cg, 1, sizes, window, out, strides, dilation, low)
+        sp = fft.plan(Problem(batch, groups, cg, 1, sizes, window, out, strides, dilation, low))
         if sp is None:
             continue
         x = rng.standard_normal((batch, groups, cg, *sizes)) * (rng.random((batch, groups, cg, *sizes)) < 0.4)
@@ -430,7 +431,7 @@ def test_fft_memory_stays_within_the_workspace(fft_calls: collections.Counter[st
     x[x == 0] = 1  # no exact zero: one transform, not the second one that keeps zeros exact
     w = rng.standard_normal((64, 1, 31, 31), dtype=np.float32)
     spec = _spec(x.shape, w.shape, groups=64)
-    sp = fft.plan(24, 64, 1, 1, (64, 64), (31, 31), (64, 64), (1, 1), (1, 1), (15, 15))
+    sp = fft.plan(Problem(24, 64, 1, 1, (64, 64), (31, 31), (64, 64), (1, 1), (1, 1), (15, 15)))
     assert sp is not None
     chunk = cost.decide(sp, "always", False, calibration.DEFAULTS)
     assert 1 <= chunk < 24

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import pytest
 from polyconv.backends.numpy import depthwise, parallel, strategy
-from polyconv.backends.numpy.problem import from_spec
 from polyconv.conformance import reference, tolerances
 
 import polyconv
 from polyconv import ConvTypeError
 from polyconv.layers import Conv, ConvLocal, ConvTranspose
 from polyconv.spec import conv_spec
+from polyconv.spec.canonical import problem as from_spec
 
 TORCH_MISSING = "PyTorch is not installed: pip install torch -c constraints.txt"
 

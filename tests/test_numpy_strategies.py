@@ -200,7 +200,8 @@ def test_small_matches_the_reference() -> None:
 def test_chunk_budget_is_honoured() -> None:
     """Whole images, row ranges and group ranges each stay within their budget."""
     from polyconv.backends.numpy.geometry import geometry
-    from polyconv.backends.numpy.problem import Problem
+
+    from polyconv.spec.canonical import Problem
 
     p = Problem(batch=3, groups=4, cg=2, og=3, sizes=(40, 30), window=(3, 3), out=(40, 30), strides=(1, 1),
                 dilation=(1, 1), low=(1, 1))

@@ -94,7 +94,8 @@ def fits(xp: Any, x: Any, w: Any, p: SpectralPlan, out_dtype: str, chunk: int, d
     magnitudes' transforms when they are needed.
 
     >>> from polyconv.backends.fft.geometry import plan
-    >>> p = plan(1, 1, 1, 1, (64,), (15,), (64,), (1,), (1,), (7,))
+    >>> from polyconv.spec.canonical import Problem
+    >>> p = plan(Problem(1, 1, 1, 1, (64,), (15,), (64,), (1,), (1,), (7,)))
     >>> w = np.ones((1, 1, 1, 15), np.float32)
     >>> fits(np, np.ones((1, 1, 1, 64), np.float32), w, p, "float32", 1)
     True

@@ -116,7 +116,8 @@ def window_counts(xp: Any, x: Any, p: SpectralPlan, device: Any = None) -> Any:
     along every ``dilation``-th element; no transform.
 
     >>> from polyconv.backends.fft.geometry import plan
-    >>> p = plan(1, 1, 1, 1, (6,), (2,), (3,), (2,), (2,), (1,))  # stride 2, dilation 2, padding 1
+    >>> from polyconv.spec.canonical import Problem
+    >>> p = plan(Problem(1, 1, 1, 1, (6,), (2,), (3,), (2,), (2,), (1,)))  # stride 2, dilation 2, padding 1
     >>> x = np.array([0., 5, 0, 0, 7, 0]).reshape(1, 1, 1, 6)
     >>> window_counts(np, x, p)[0, 0, 0].tolist()  # windows (-1, 1), (1, 3), (3, 5)
     [1, 1, 0]

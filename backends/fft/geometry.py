@@ -18,10 +18,12 @@ A convolution without lhs dilation, in canonical terms (input
   same length, and the product's inverse transform holds output ``o`` at
   ``n0 + (o - o0) * stride``.
 
-Everything is an integer computed once per spec; :mod:`.conv` does the
+Everything is an integer computed once per spec, from the canonical problem
+and its reach (:mod:`polyconv.spec.canonical`); :mod:`.conv` does the
 arithmetic.
 
->>> p = plan(1, 1, 1, 1, (10,), (3,), (10,), (1,), (1,), (1,))
+>>> from polyconv.spec.canonical import Problem
+>>> p = plan(Problem(1, 1, 1, 1, (10,), (3,), (10,), (1,), (1,), (1,)))
 >>> p.axes[0].hull, p.axes[0].read, p.lengths
 ((0, 10), (0, 10), (12,))
 """
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from polyconv.spec.canonical import Problem, axis_reach
 
 __all__ = ["AxisPlan", "SpectralPlan", "plan", "fast_length"]
 
@@ -92,27 +96,13 @@ class AxisPlan:
         return self.hull[1] - self.hull[0]
 
 
-def _live(size: int, window: int, stride: int, dilation: int, low: int, o: int) -> bool:
-    """Whether output ``o`` reads an input element: some ``0 <= o*s - low + k*d < size``."""
-    start = o * stride - low
-    k = max(0, -(start // dilation))  # the first tap at or past index 0
-    return k < window and start + k * dilation < size
-
-
 def axis_plan(size: int, window: int, out: int, stride: int, dilation: int, low: int) -> AxisPlan | None:
     """The :class:`AxisPlan` of one axis, or None when no output reads the input."""
     extent = (window - 1) * dilation + 1
-    # outputs whose window span meets [0, size): start = o*s - low in (-extent, size)
-    o0 = max(0, (low - extent) // stride + 1)
-    o1 = min(out, (size - 1 + low) // stride + 1)
-    while o0 < o1 and not _live(size, window, stride, dilation, low, o0):
-        o0 += 1
-    while o1 > o0 and not _live(size, window, stride, dilation, low, o1 - 1):
-        o1 -= 1
-    if o0 >= o1:
+    reach = axis_reach(size, out, window, stride, 1, dilation, low)
+    if reach is None:
         return None
-    dead = tuple(j for j in range(o1 - o0) if not _live(size, window, stride, dilation, low, o0 + j)) \
-        if dilation > 1 else ()
+    (o0, o1), dead = reach.outputs, reach.dead
     m_lo = o0 * stride - low  # the first input index the computed windows touch (may be negative)
     m_hi = (o1 - 1) * stride - low + extent - 1  # the last (may be past the end)
     i0, i1 = max(0, m_lo), min(size, m_hi + 1)
@@ -164,18 +154,18 @@ class SpectralPlan:
         return self.batch * self.groups * self.og * self.cg * math.prod(self.window) * math.prod(self.out)
 
 
-def plan(batch: int, groups: int, cg: int, og: int, sizes: tuple[int, ...], window: tuple[int, ...],
-         out: tuple[int, ...], strides: tuple[int, ...], dilation: tuple[int, ...],
-         low: tuple[int, ...]) -> SpectralPlan | None:
-    """The :class:`SpectralPlan` of a convolution without lhs dilation, or None
-    when there is nothing to transform: no spatial axis (a matrix product), or
-    no output reading the input (the result is all zeros)."""
-    if not sizes:
+def plan(problem: Problem) -> SpectralPlan | None:
+    """The :class:`SpectralPlan` of a convolution without lhs dilation (a
+    canonical :class:`~polyconv.spec.canonical.Problem`), or None when there
+    is nothing to transform: no spatial axis (a matrix product), or no output
+    reading the input (the result is all zeros)."""
+    if not problem.sizes:
         return None
     axes = []
-    for args in zip(sizes, window, out, strides, dilation, low):
+    for args in zip(problem.sizes, problem.window, problem.out, problem.strides, problem.dilation, problem.low):
         a = axis_plan(*args)
         if a is None:
             return None
         axes.append(a)
-    return SpectralPlan(batch, groups, cg, og, window, out, tuple(axes))
+    return SpectralPlan(problem.batch, problem.groups, problem.cg, problem.og, problem.window, problem.out,
+                        tuple(axes))

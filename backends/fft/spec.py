@@ -18,6 +18,7 @@ from typing import Any
 from polyconv import caching
 from polyconv.calibration import constants
 from polyconv.spec import ConvSpec
+from polyconv.spec.canonical import stuffed_problem
 from polyconv.spec.dimension_numbers import inverse_permutation
 
 from .accuracy import finite, fits
@@ -45,11 +46,7 @@ def prepare(spec: ConvSpec, compute: str, mode: str, backend: str) -> Prepared |
     calibration applies) in FFT ``mode``, or None where the direct path runs."""
     if mode == "never" or not eligible(compute) or 0 in spec.out_shape or 0 in spec.lhs_shape:
         return None
-    groups = max(spec.feature_group_count, spec.batch_group_count)
-    sizes = tuple((s - 1) * d + 1 for s, d in zip(spec.lhs_spatial, spec.lhs_dilation))
-    sp = plan(spec.batch // spec.batch_group_count, groups, spec.in_features // spec.feature_group_count,
-              spec.out_features // groups, sizes, spec.window, spec.out_spatial, spec.window_strides,
-              spec.rhs_dilation, tuple(lo for lo, _ in spec.padding))
+    sp = plan(stuffed_problem(spec))
     if sp is None or 0 in (sp.cg, sp.og, sp.batch):
         return None
     complex_ = compute == "complex64"

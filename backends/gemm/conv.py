@@ -46,6 +46,7 @@ import numpy as np
 
 from polyconv import caching
 from polyconv.spec import ConvSpec, dtype_bits, dtype_kind
+from polyconv.spec.canonical import problem as canonical_problem
 from polyconv.spec.dtypes import namespace_dtype
 
 from .dtypes import GemmDtypes, plan_dtypes
@@ -235,11 +236,10 @@ def layout(spec: ConvSpec, workspace_bytes: int = WORKSPACE_BYTES, available: fr
     """The :class:`Layout` of ``spec`` (cached: at most 128 layouts, each keeping
     at most :data:`CACHED_INDEX_ENTRIES` index entries)."""
     n = spec.nspatial
-    groups = max(spec.feature_group_count, spec.batch_group_count)
-    nb, cg = spec.batch // spec.batch_group_count, spec.in_features // spec.feature_group_count
-    og = spec.out_features // groups
-    sizes, window, out_sp = spec.lhs_spatial, spec.window, spec.out_spatial
-    taps = math.prod(window)
+    p = canonical_problem(spec)
+    groups, nb, cg, og = p.groups, p.batch, p.cg, p.og
+    sizes, window, out_sp = p.sizes, p.window, p.out
+    taps = p.taps
     rows = nb * math.prod(out_sp)
     plan = plan_dtypes(spec, taps * cg, available)
     empty = rows == 0 or og == 0 or taps * cg == 0 or 0 in sizes

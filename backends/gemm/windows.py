@@ -8,7 +8,7 @@ the dilated axis, and a zero otherwise.  Zeros are read from one extra slot
 at index ``S``, so padding, cropping and lhs dilation need no zero-filled
 copy of the input.
 
-The table is filled tap by tap from :func:`.reach.axis_reads` (each tap's
+The table is filled tap by tap from :func:`polyconv.spec.canonical.axis_reads` (each tap's
 reads are one strided run), in exact integer arithmetic: strides, dilations
 and paddings far past int64 give the right table, of ``Y * K`` entries.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reach import axis_reads
+from polyconv.spec.canonical import axis_reads
 
 __all__ = ["axis_table"]
 

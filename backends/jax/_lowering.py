@@ -10,7 +10,7 @@ first use, never at import time.
 Parameters that XLA should not be handed as they are (a stride, dilation or
 pad past 2**31, which overflow XLA's int64 shape arithmetic once added up
 and cuDNN's int32 ones sooner, or a padded, dilated input far larger than
-the input and the output: :func:`polyconv.backends.gemm.reach.beyond_native`)
+the input and the output: :func:`polyconv.spec.canonical.beyond_native`)
 are computed tap by tap instead (:func:`conv_by_taps`), with ``jax.lax``
 operations still, so ``jit``, ``grad`` and ``vmap`` work as before; patches
 and local convolutions of such specs then go through :mod:`polyconv.derive`
@@ -26,9 +26,8 @@ from typing import Any, TypeVar
 
 from polyconv.errors import UnsupportedDtypeError
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec, dtype_kind
+from polyconv.spec.canonical import axis_reads, beyond_native
 from polyconv.spec.dimension_numbers import inverse_permutation
-
-from ..gemm.reach import axis_reads, beyond_native
 
 __all__ = [
     "jax_modules", "lax_conv_args", "transpose_args", "patches_args", "local_args", "make_runner",
@@ -134,7 +133,7 @@ def _widened(lax: Any, fn: Any, spec: ConvSpec) -> Any:
 
 def beyond_xla(spec: ConvSpec) -> bool:
     """Whether ``spec``'s parameters are not passed to XLA as they are
-    (:func:`polyconv.backends.gemm.reach.beyond_native`): it is then computed
+    (:func:`polyconv.spec.canonical.beyond_native`): it is then computed
     by :func:`conv_by_taps`."""
     return beyond_native(spec.lhs_spatial, spec.window, spec.out_spatial, spec.window_strides, spec.padding,
                          spec.lhs_dilation, spec.rhs_dilation)
@@ -144,7 +143,7 @@ def conv_by_taps(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     """``conv_general_dilated`` as a sum over the kernel taps that reach the input.
 
     On each spatial axis a tap reads the outputs ``y0 + m * P`` from the input
-    elements ``i0 + m * s'`` (:func:`polyconv.backends.gemm.reach.axis_reads`):
+    elements ``i0 + m * s'`` (:func:`polyconv.spec.canonical.axis_reads`):
     one strided ``lax.slice`` of the lhs, convolved with the tap (a 1x1
     ``lax.conv_general_dilated``: groups, layouts, precision and dtypes as
     XLA's) and placed in the output by ``lax.pad`` (its interior padding is
@@ -222,7 +221,7 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
     _, lax, jnp = jax_modules()
     if beyond_xla(spec):
         return _widened(lax, conv_by_taps, spec), (spec,), _needs_x64(spec.preferred_element_type)
-    if spec.nspatial == 0 and max(spec.feature_group_count, spec.batch_group_count) > 1 and \
+    if spec.nspatial == 0 and spec.groups > 1 and \
             dtype_kind(spec.dtype) != "b":
         return _widened(lax, grouped_matmul, spec), (spec,), _needs_x64(spec.preferred_element_type)
     args = (

@@ -17,10 +17,10 @@ from itertools import product
 import numpy as np
 
 from polyconv import caching
+from polyconv.spec.canonical import Problem
 
 from . import parallel, workspace
 from .geometry import Chunk, Geometry, fill_slab, geometry, store
-from .problem import Problem
 
 __all__ = ["DepthwisePlan", "plan", "run", "WORKSPACE_BYTES", "MAX_MULTIPLIER"]
 

@@ -47,8 +47,7 @@ from itertools import product
 
 import numpy as np
 
-from ..gemm.reach import axis_reads
-from .problem import Problem
+from polyconv.spec.canonical import Problem, axis_reach
 
 __all__ = ["AxisPhase", "Geometry", "Chunk", "live_part", "geometry", "fill_slab", "store"]
 
@@ -281,10 +280,9 @@ def live_part(problem: Problem) -> tuple[Problem, tuple[int, ...], tuple[int, ..
     window, out, strides, dilation, low, first, origin = [], [], [], [], [], [], []
     for size, k, y, s, d, lo in zip(problem.sizes, problem.window, problem.out, problem.strides, problem.dilation,
                                     problem.low):
-        reads = axis_reads(size, y, k, s, 1, d, lo)
-        if reads:
-            k0, k1 = reads[0].tap, reads[-1].tap + 1
-            y0, y1 = min(r.out_start for r in reads), max(r.out_stop for r in reads)
+        reach = axis_reach(size, y, k, s, 1, d, lo)
+        if reach is not None:
+            (k0, k1), (y0, y1) = reach.taps, reach.outputs
         else:
             k0, k1, y0, y1, lo = 0, 1, 0, 1, -size
         window.append(k1 - k0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .problem import Problem
+from polyconv.spec.canonical import Problem
 
 __all__ = ["applies", "run"]
 

@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from itertools import product
 
-from .problem import Problem
+from polyconv.spec.canonical import Problem
 
 __all__ = ["Part", "decompose", "MAX_ZERO_PARTS"]
 

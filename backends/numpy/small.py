@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from polyconv.spec import ConvSpec
+from polyconv.spec.canonical import problem as canonical_problem
 
 from ..gemm.windows import axis_table
-from .problem import from_spec, input_view, kernel_view
+from .views import input_view, kernel_view
 
 __all__ = ["MAX_ELEMENTS", "runner"]
 
@@ -37,7 +38,7 @@ MAX_ELEMENTS = 1 << 14
 def _window_index(spec: ConvSpec) -> np.ndarray:
     """``index[g, c, *k, n, *y]``: the flat lhs index (``lhs.size`` for a zero) that
     output ``(n, g, *y)`` reads through tap ``k`` of channel ``c``."""
-    p = from_spec(spec)
+    p = canonical_problem(spec)
     n = spec.nspatial
     size = int(np.prod(spec.lhs_shape))
     canon = input_view(np.arange(size, dtype=np.intp).reshape(spec.lhs_shape), spec)  # (N', G, C_g, *S)
@@ -63,7 +64,7 @@ def _window_index(spec: ConvSpec) -> np.ndarray:
 
 def runner(spec: ConvSpec, compute: np.dtype, out_dtype: np.dtype) -> Callable[[Any, Any], np.ndarray]:
     """``run(lhs, rhs)`` for a non-empty spec (any lhs dilation, padding, groups, layout)."""
-    p = from_spec(spec)
+    p = canonical_problem(spec)
     n = spec.nspatial
     dn = spec.dimension_numbers
     index = _window_index(spec)  # (G, C_g, *K, N', *Y)

@@ -54,11 +54,13 @@ from polyconv import caching, calibration
 from polyconv.algorithm import fft_mode
 from polyconv.quiet import quiet
 from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
+from polyconv.spec.canonical import Problem
+from polyconv.spec.canonical import problem as canonical_problem
 from polyconv.spec.dtypes import numpy_dtype
 
 from .. import fft, gemm
 from . import depthwise, offsets, parallel, pointwise, polyphase, small, tapwise
-from .problem import Problem, from_spec, input_view, kernel_view, output_view
+from .views import input_view, kernel_view, output_view
 
 __all__ = ["Choice", "choose", "convolve", "runner", "transpose_runner"]
 
@@ -130,7 +132,7 @@ def choose(spec: ConvSpec, mode: str = "auto") -> Choice:
 
 
 def _choose(spec: ConvSpec, mode: str) -> Choice:
-    problem = from_spec(spec)
+    problem = canonical_problem(spec)
     plan = gemm.plan_dtypes(spec, problem.cg * problem.taps)
     out_dtype = numpy_dtype(plan.out)
 
@@ -227,8 +229,7 @@ def _solver(problem: Problem, compute: np.dtype, mode: str = "never", out: str =
     name, direct = _direct_solver(problem, compute)
     if mode == "never" or not fft.eligible(compute.name):
         return name, direct
-    sp = fft.plan(problem.batch, problem.groups, problem.cg, problem.og, problem.sizes, problem.window,
-                  problem.out, problem.strides, problem.dilation, problem.low)
+    sp = fft.plan(problem)
     if sp is None:  # no output reads the input
         return name, direct
     complex_ = compute.kind == "c"

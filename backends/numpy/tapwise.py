@@ -8,7 +8,7 @@ which the definition (and ``jax.lax``, and the torch backend's transposed
 convolutions) do not have.  For a kernel with such a tap, on a spec whose
 windows reach padding or holes, the NumPy backend computes this way instead:
 for each tap, the outputs that read an input element through it form a
-strided box (:func:`polyconv.backends.gemm.reach.axis_reads`, exact integer
+strided box (:func:`polyconv.spec.canonical.axis_reads`, exact integer
 arithmetic), and one matrix product per tap adds that tap's products into
 them.  The same number of products as a direct sum, in a tap-major order.
 
@@ -33,16 +33,17 @@ import numpy as np
 
 from polyconv import caching
 from polyconv.spec import ConvSpec
+from polyconv.spec.canonical import TapReads, axis_reads
+from polyconv.spec.canonical import problem as canonical_problem
 
-from ..gemm.reach import TapReads, axis_reads
-from .problem import from_spec, input_view, kernel_view, output_view
+from .views import input_view, kernel_view, output_view
 
 __all__ = ["reaches_outside", "runner"]
 
 
 def _reads(spec: ConvSpec) -> tuple[tuple[TapReads, ...], ...]:
     """Per spatial axis, what each tap reads (canonical order)."""
-    p = from_spec(spec)
+    p = canonical_problem(spec)
     return tuple(axis_reads(size, out, k, s, ld, d, lo) for size, out, k, s, ld, d, lo in zip(
         p.sizes, p.out, p.window, p.strides, spec.lhs_dilation, p.dilation, p.low))
 
@@ -60,7 +61,7 @@ def runner(spec: ConvSpec, compute: np.dtype, out_dtype: np.dtype) -> Callable[[
     """``run(lhs, rhs)``: the convolution of ``spec`` by one product per tap
     over the outputs it reads input for, accumulated in ``compute``."""
     reads = _reads(spec)
-    p = from_spec(spec)
+    p = canonical_problem(spec)
 
     def run(lhs: Any, rhs: Any) -> np.ndarray:
         lhs, rhs = np.asarray(lhs), np.asarray(rhs)

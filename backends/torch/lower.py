@@ -21,10 +21,10 @@ kernels).  From there:
   that axis folded into the batch (strided views, one convolution per tap);
 * parameters PyTorch cannot take as they are (a stride, dilation or pad past
   2**31, or a padded, dilated input far larger than the input and output,
-  :func:`polyconv.backends.gemm.reach.beyond_native`: a padding of 2**62
+  :func:`polyconv.spec.canonical.beyond_native`: a padding of 2**62
   cropped back, a dilation of 2**40) are computed tap by tap
   (:func:`_by_taps`): each kernel tap that reaches the input reads one strided
-  slice of it (:func:`polyconv.backends.gemm.reach.axis_reads`), multiplied by
+  slice of it (:func:`polyconv.spec.canonical.axis_reads`), multiplied by
   the tap's weights in one batched matrix product per group, and placed in
   the output with ``index_add``; nothing is sized by the padding, the strides
   or the dilations.
@@ -43,7 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..gemm.reach import axis_reads, beyond_native
+from polyconv.spec.canonical import axis_reads, beyond_native
 
 __all__ = ["conv_canonical", "plan_canonical", "with_transposed_kernel", "pad", "needs_taps"]
 
@@ -248,7 +248,7 @@ def needs_taps(
 ) -> bool:
     """Whether PyTorch's own convolutions cannot be given these parameters for
     an input of spatial sizes ``sizes`` and a kernel of ``window``
-    (:func:`polyconv.backends.gemm.reach.beyond_native`): :func:`conv_canonical`
+    (:func:`polyconv.spec.canonical.beyond_native`): :func:`conv_canonical`
     then computes the convolution tap by tap."""
     if max((*strides, *lhs_dilation, *rhs_dilation, *(abs(p) for pair in padding for p in pair)),
            default=0) <= _SMALL_PARAMETER:
@@ -278,7 +278,7 @@ def _by_taps(
     kernel tap that reaches the input.
 
     On each axis a tap reads the outputs ``y0 + m * P`` from the input elements
-    ``i0 + m * s'`` (:func:`polyconv.backends.gemm.reach.axis_reads`): a strided
+    ``i0 + m * s'`` (:func:`polyconv.spec.canonical.axis_reads`): a strided
     slice of the input, multiplied by the tap's ``(O, I)`` weights per group and
     spread over the output with ``index_add``.  Taps that only read padding or
     the holes of lhs dilation are skipped, and no tensor is larger than the

@@ -73,6 +73,12 @@ class ConvSpec:
         return self.rhs_shape[self.dimension_numbers.rhs_spec[0]]
 
     @property
+    def groups(self) -> int:
+        """The groups of the convolution: ``feature_group_count`` or
+        ``batch_group_count`` (at most one of them exceeds 1)."""
+        return max(self.feature_group_count, self.batch_group_count)
+
+    @property
     def lhs_spatial(self) -> tuple[int, ...]:
         """lhs spatial sizes, canonical order."""
         return tuple(self.lhs_shape[a] for a in self.dimension_numbers.lhs_spec[2:])

@@ -66,7 +66,7 @@ def vjp_lhs_plan(spec: ConvSpec) -> VjpLhsPlan:
     """The plan of the lhs cotangent of ``spec``'s convolution."""
     dn = spec.dimension_numbers
     n = spec.nspatial
-    groups = max(spec.feature_group_count, spec.batch_group_count)
+    groups = spec.groups
     o, i = spec.out_features, spec.rhs_shape[dn.rhs_spec[1]]
     kernel = (o // groups, groups * i, *spec.window)  # canonical, regrouped
     pads = []
