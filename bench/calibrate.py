@@ -33,9 +33,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from polyconv.backends.fft.cost import product_ops, transform_passes
+from polyconv.backends.fft.decision import product_ops, transform_passes
 from polyconv.backends.fft.geometry import SpectralPlan
-from polyconv.backends.fft.spec import prepare
+from polyconv.backends.fft.whole import prepare
 
 from polyconv.calibration import Constants
 from polyconv.spec import conv_spec

@@ -424,17 +424,14 @@ def test_fft_memory_stays_within_the_workspace(fft_calls: collections.Counter[st
     the peak of what NumPy allocates stays under 512 MiB, the result intact."""
     import tracemalloc
 
-    from polyconv.backends.fft import cost
-
     rng = np.random.default_rng(5)
     x = rng.standard_normal((24, 64, 64, 64), dtype=np.float32)
     x[x == 0] = 1  # no exact zero: one transform, not the second one that keeps zeros exact
     w = rng.standard_normal((64, 1, 31, 31), dtype=np.float32)
     spec = _spec(x.shape, w.shape, groups=64)
-    sp = fft.plan(Problem(24, 64, 1, 1, (64, 64), (31, 31), (64, 64), (1, 1), (1, 1), (15, 15)))
-    assert sp is not None
-    chunk = cost.decide(sp, "always", False, calibration.DEFAULTS)
-    assert 1 <= chunk < 24
+    decision = fft.decide(Problem(24, 64, 1, 1, (64, 64), (31, 31), (64, 64), (1, 1), (1, 1), (15, 15)),
+                          "float32", "always", "numpy")
+    assert decision.use and 1 <= decision.chunk < 24, decision
     tracemalloc.start()
     try:
         y = polyconv.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=64)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from polyconv.backends import fft
 from polyconv.backends.fft import accuracy
-from polyconv.backends.fft import spec as fft_spec
+from polyconv.backends.fft import whole as fft_spec
 from polyconv.conformance import reference, tolerances
 
 import polyconv

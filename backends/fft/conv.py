@@ -8,7 +8,7 @@ last axis of real operands, ``fft``/``ifft`` along the others and for
 complex ones).  In the frequency domain each group is a matrix product
 per frequency, ``(N', C_g) @ (C_g, O_g)`` (a broadcast product when
 ``C_g == 1``: depthwise); the batch is taken ``chunk`` images at a time so
-that the transforms stay within the workspace (:mod:`.cost` sizes it).
+that the transforms stay within the workspace (:mod:`.decision` sizes it).
 
 With ``split`` threads and a single chunk (one image), each pass is cut
 into ``split`` pieces along another axis, which the threads transform into

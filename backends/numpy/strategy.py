@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from polyconv import caching, calibration
+from polyconv import caching
 from polyconv.algorithm import fft_mode
 from polyconv.quiet import quiet
 from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
@@ -218,29 +218,26 @@ def _direct(spec: ConvSpec, solve: Solver, out_dtype: np.dtype) -> Callable[[Any
 
 def _solver(problem: Problem, compute: np.dtype, mode: str = "never", out: str = "float32") -> tuple[str, Solver]:
     """The strategy for a problem without lhs dilation, and its function ``solve(x, w, y)`` of canonical views:
-    FFT where :func:`polyconv.backends.fft.decide` takes it, else a direct one.  Each call by FFT first checks
-    its operands: in ``auto`` mode the error rule of :mod:`polyconv.backends.fft.accuracy` (for a result
-    of dtype ``out``), in ``always`` mode only that they are finite; a call that fails runs directly."""
+    FFT where the one FFT decision (:func:`polyconv.backends.fft.decide`) takes it, else a direct one.
+    Each call by FFT first checks its operands: in ``auto`` mode the error rule of
+    :mod:`polyconv.backends.fft.accuracy` (for a result of dtype ``out``), in ``always`` mode only that
+    they are finite; a call that fails runs directly."""
     if problem.empty:
         def zero(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
             y[...] = 0
 
         return "zeros", zero
     name, direct = _direct_solver(problem, compute)
-    if mode == "never" or not fft.eligible(compute.name):
+    decision = fft.decide(problem, compute.name, mode, "numpy")
+    if not decision.use or decision.plan is None:
         return name, direct
-    sp = fft.plan(problem)
-    if sp is None:  # no output reads the input
-        return name, direct
+    sp, chunk = decision.plan, decision.chunk
     complex_ = compute.kind == "c"
-    chunk = fft.decide(sp, mode, complex_, calibration.constants("numpy"))
-    if not chunk:
-        return name, direct
     transforms = np.dtype(np.complex128 if complex_ else np.float64)
     hull = (slice(None),) * 3 + tuple(slice(*a.hull) for a in sp.axes)
     whole = hull[3:] == tuple(slice(0, n) for n in problem.out)
 
-    checked = mode == "auto"
+    checked = decision.checked
 
     def spectral(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
         threads = parallel.threads()

@@ -1,7 +1,8 @@
 """FFT ``conv_general_dilated`` of a whole spec on any namespace: the path of the torch and CuPy backends.
 
-:func:`prepare` decides once per spec and mode (cached) whether FFT applies
-and plans it; :func:`run` computes it for one call, or returns None when the
+:func:`prepare` takes the FFT decision (:func:`.decision.decide`) once per
+spec and mode (cached), on the spec's problem with its input zero-stuffed by
+the lhs dilation; :func:`run` computes it for one call, or returns None when the
 operands hold an infinity or NaN (the caller then runs its direct path).
 The operands are permuted into canonical views (feature groups split the
 channels, batch groups the batch), lhs dilation is applied by zero-stuffing
@@ -16,17 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from polyconv import caching
-from polyconv.calibration import constants
 from polyconv.spec import ConvSpec
 from polyconv.spec.canonical import stuffed_problem
 from polyconv.spec.dimension_numbers import inverse_permutation
 
 from .accuracy import finite, fits
 from .conv import convolve
-from .cost import decide, eligible
-from .geometry import SpectralPlan, plan
+from .decision import Decision, decide
+from .geometry import SpectralPlan
 
-__all__ = ["Prepared", "prepare", "run"]
+__all__ = ["Prepared", "prepare", "decision", "run"]
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,17 @@ class Prepared:
 def prepare(spec: ConvSpec, compute: str, mode: str, backend: str) -> Prepared | None:
     """The FFT plan of ``spec`` accumulated in ``compute`` on ``backend`` (whose
     calibration applies) in FFT ``mode``, or None where the direct path runs."""
-    if mode == "never" or not eligible(compute) or 0 in spec.out_shape or 0 in spec.lhs_shape:
+    d = decision(spec, compute, mode, backend)
+    if not d.use or d.plan is None:
         return None
-    sp = plan(stuffed_problem(spec))
-    if sp is None or 0 in (sp.cg, sp.og, sp.batch):
-        return None
-    complex_ = compute == "complex64"
-    chunk = decide(sp, mode, complex_, constants(backend))
-    return Prepared(spec, sp, chunk, complex_, mode == "auto") if chunk else None
+    return Prepared(spec, d.plan, d.chunk, compute == "complex64", d.checked)
+
+
+def decision(spec: ConvSpec, compute: str, mode: str, backend: str) -> Decision:
+    """The FFT decision for the whole of ``spec`` (its input zero-stuffed by the lhs dilation)."""
+    if mode == "never":  # the common answer, without planning
+        return Decision(False, "FFT mode 'never'", mode)
+    return decide(stuffed_problem(spec), compute, mode, backend)
 
 
 def run(xp: Any, lhs: Any, rhs: Any, p: Prepared, device: Any = None) -> Any:
