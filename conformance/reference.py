@@ -60,17 +60,14 @@ from typing import Any
 import numpy as np
 
 from polyconv.errors import ConvShapeError
+from polyconv.operations import OPERATIONS
 from polyconv.spec import (
     ConvSpec,
     LocalSpec,
     PatchesSpec,
     TransposeSpec,
-    conv_spec,
-    conv_transpose_spec,
     dilate_dim,
     dtype_kind,
-    local_spec,
-    patches_spec,
 )
 from polyconv.spec.dtypes import numpy_dtype
 
@@ -253,11 +250,9 @@ def conv_general_dilated(
     float64 (or exact, for integers).
     """
     lhs, rhs = np.asarray(lhs), np.asarray(rhs)
-    spec = conv_spec(
-        lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, window_strides, padding, lhs_dilation,
-        rhs_dilation, dimension_numbers, feature_group_count, batch_group_count, precision,
-        preferred_element_type,
-    )
+    spec = OPERATIONS["conv_general_dilated"].spec((lhs, rhs), (
+        window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+        batch_group_count, precision, preferred_element_type))
     return conv_from_spec(lhs, rhs, spec)
 
 
@@ -339,10 +334,9 @@ def conv_transpose(
     array([10.,  1., 20.,  2.])
     """
     lhs, rhs = np.asarray(lhs), np.asarray(rhs)
-    tspec = conv_transpose_spec(
-        lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, strides, padding, rhs_dilation, dimension_numbers,
-        transpose_kernel, precision, preferred_element_type, use_consistent_padding,
-    )
+    tspec = OPERATIONS["conv_transpose"].spec((lhs, rhs), (
+        strides, padding, rhs_dilation, dimension_numbers, transpose_kernel, precision, preferred_element_type,
+        use_consistent_padding))
     return transpose_from_spec(lhs, rhs, tspec)
 
 
@@ -394,10 +388,9 @@ def conv_general_dilated_patches(
            [1., 2., 3.]])
     """
     lhs = np.asarray(lhs)
-    pspec = patches_spec(
-        lhs.shape, lhs.dtype, filter_shape, window_strides, padding, lhs_dilation, rhs_dilation,
-        dimension_numbers, precision, preferred_element_type,
-    )
+    pspec = OPERATIONS["conv_general_dilated_patches"].spec((lhs,), (
+        filter_shape, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, precision,
+        preferred_element_type))
     return patches_from_spec(lhs, pspec)
 
 
@@ -446,10 +439,8 @@ def conv_general_dilated_local(
     :func:`local_from_spec` for the formula.
     """
     lhs, rhs = np.asarray(lhs), np.asarray(rhs)
-    lspec = local_spec(
-        lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, window_strides, padding, filter_shape, lhs_dilation,
-        rhs_dilation, dimension_numbers, precision,
-    )
+    lspec = OPERATIONS["conv_general_dilated_local"].spec((lhs, rhs), (
+        window_strides, padding, filter_shape, lhs_dilation, rhs_dilation, dimension_numbers, precision))
     return local_from_spec(lhs, rhs, lspec)
 
 
@@ -488,6 +479,7 @@ def zero_product_nans(rhs: Any, spec: ConvSpec) -> np.ndarray:
     --------
     With one zero of low padding, the first output's first tap reads the padding:
 
+    >>> from polyconv.spec import conv_spec
     >>> spec = conv_spec((1, 1, 2), (1, 1, 2), 'float64', 'float64', (1,), [(1, 0)])
     >>> zero_product_nans(np.array([np.inf, 1.0]).reshape(1, 1, 2), spec)[0, 0]
     array([ True, False])
@@ -635,9 +627,7 @@ def conv_general_dilated_vjp(
     :func:`vjp_from_spec` for the formulas.
     """
     lhs, rhs = np.asarray(lhs), np.asarray(rhs)
-    spec = conv_spec(
-        lhs.shape, rhs.shape, lhs.dtype, rhs.dtype, window_strides, padding, lhs_dilation,
-        rhs_dilation, dimension_numbers, feature_group_count, batch_group_count, precision,
-        preferred_element_type,
-    )
+    spec = OPERATIONS["conv_general_dilated_vjp"].spec((lhs, rhs), (
+        window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+        batch_group_count, precision, preferred_element_type))
     return vjp_from_spec(lhs, rhs, cotangent, spec)

@@ -1,40 +1,33 @@
 """The public convolution functions: normalise, dispatch, run.
 
-Each function resolves the backend (which checks that the operands belong to
-one framework and one device), turns Python scalars and lists into that
-backend's arrays, parses every argument into a :class:`~polyconv.spec.ConvSpec`
-(raising polyconv errors before any backend computes anything), checks the
-spec against the backend's manifest, and only then calls the backend.
+Each function is its op's declaration in :mod:`polyconv.operations` with
+``jax.lax``'s signature and documentation: it resolves the backend (which
+checks that the operands belong to one framework and one device), turns
+Python scalars and lists into that backend's arrays, parses every argument
+into a spec (raising polyconv errors before any backend computes anything),
+checks it against the backend's manifest, and only then runs the backend's
+runner for the spec, else its own method, else the op's derivation from the
+primitive: one path for every op (:func:`_call`).
 """
 
 from __future__ import annotations
 
 import marshal
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from . import caching, derive, quiet
+from . import caching, quiet
 from .algorithm import fft_mode
 from .backend import NEUTRAL_TYPES, Backend, is_neutral
 from .dispatch import check_devices, check_operands, current_backend, resolve
-from .errors import ConvShapeError, ConvTypeError, DtypeMismatchError
-from .output_size import check_output
+from .errors import ConvTypeError, DtypeMismatchError
+from .operations import OPERATIONS, Operation, native_method
 from .registry import registry
-from .spec import (
-    ConvSpec,
-    LocalSpec,
-    PatchesSpec,
-    TransposeSpec,
-    conv_spec,
-    conv_transpose_spec,
-    dtype_name,
-    local_spec,
-    patches_spec,
-    vjp_lhs_plan,
-    vjp_rhs_plan,
-)
+from .spec import dtype_name
 
-T = TypeVar("T")
+_CONV, _TRANSPOSE, _PATCHES, _LOCAL, _VJP = (OPERATIONS[name] for name in (
+    "conv_general_dilated", "conv_transpose", "conv_general_dilated_patches", "conv_general_dilated_local",
+    "conv_general_dilated_vjp"))
 
 #: Whole-call decisions (backend, parsed spec, runner) by call signature; see _setup.
 calls: caching.BoundedCache[Any, tuple[Backend, Any, Callable[..., Any] | None]] = caching.BoundedCache(
@@ -120,18 +113,9 @@ def conv_general_dilated(
     >>> polyconv.conv_general_dilated(x, w, (1,), 'VALID')
     array([[[-1., -1., -1., -1., -1.]]])
     """
-    op = "conv_general_dilated"
-    params = (window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
-              batch_group_count, precision, preferred_element_type)
-
-    def parse(be: Backend, lhs: Any, rhs: Any) -> ConvSpec:
-        spec = conv_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
-        _output_fits(be, op, spec.out_shape, spec.out_dtype)
-        be.manifest.check(spec, be.name, op)
-        return spec
-
-    be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
-    return runner(lhs, rhs) if runner is not None else be.conv_general_dilated(lhs, rhs, spec)
+    return _call(_CONV, (lhs, rhs), backend, (window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                                             feature_group_count, batch_group_count, precision,
+                                             preferred_element_type))
 
 
 def conv_transpose(
@@ -189,21 +173,9 @@ def conv_transpose(
     >>> polyconv.conv_transpose(x, w, (2,), 'SAME', transpose_kernel=True)[0, :, 0]
     array([ 1., 10.,  2., 20.,  3., 30.])
     """
-    op = "conv_transpose"
-    params = (strides, padding, rhs_dilation, dimension_numbers, transpose_kernel, precision,
-              preferred_element_type, use_consistent_padding)
-
-    def parse(be: Backend, lhs: Any, rhs: Any) -> TransposeSpec:
-        spec = conv_transpose_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
-        _output_fits(be, op, spec.out_shape, spec.conv.out_dtype)
-        be.manifest.check(spec.conv, be.name, op)
-        return spec
-
-    be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
-    if runner is not None:
-        return runner(lhs, rhs)
-    native = _native(be, op)
-    return native(lhs, rhs, spec) if native else quiet.call(derive.conv_transpose, be, lhs, rhs, spec)
+    return _call(_TRANSPOSE, (lhs, rhs), backend, (strides, padding, rhs_dilation, dimension_numbers,
+                                                  transpose_kernel, precision, preferred_element_type,
+                                                  use_consistent_padding))
 
 
 def conv_general_dilated_patches(
@@ -235,21 +207,8 @@ def conv_general_dilated_patches(
     array([[0., 1., 2.],
            [1., 2., 3.]])
     """
-    op = "conv_general_dilated_patches"
-    params = (filter_shape, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, precision,
-              preferred_element_type)
-
-    def parse(be: Backend, lhs: Any) -> PatchesSpec:
-        spec = patches_spec(tuple(lhs.shape), lhs.dtype, *params, op=op)
-        _output_fits(be, op, spec.out_shape, spec.conv.out_dtype)
-        be.manifest.check(spec.conv, be.name, op)
-        return spec
-
-    be, (lhs,), spec, runner = _setup(op, (lhs,), ("lhs",), backend, params, parse)
-    if runner is not None:
-        return runner(lhs)
-    native = _native(be, op)
-    return native(lhs, spec) if native else quiet.call(derive.patches, be, lhs, spec)
+    return _call(_PATCHES, (lhs,), backend, (filter_shape, window_strides, padding, lhs_dilation, rhs_dilation,
+                                            dimension_numbers, precision, preferred_element_type))
 
 
 def conv_general_dilated_local(
@@ -280,23 +239,8 @@ def conv_general_dilated_local(
     >>> polyconv.conv_general_dilated_local(x, w, (1,), 'VALID', (2,))
     array([[[0., 2., 5.]]])
     """
-    op = "conv_general_dilated_local"
-    params = (window_strides, padding, filter_shape, lhs_dilation, rhs_dilation, dimension_numbers, precision)
-
-    def parse(be: Backend, lhs: Any, rhs: Any) -> LocalSpec:
-        spec = local_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
-        _output_fits(be, op, spec.out_shape, spec.patches.conv.out_dtype)
-        be.manifest.check(spec.patches.conv, be.name, op)
-        return spec
-
-    be, (lhs, rhs), spec, runner = _setup(op, (lhs, rhs), ("lhs", "rhs"), backend, params, parse)
-    if runner is not None:
-        return runner(lhs, rhs)
-    native = _native(be, op)
-    if native:
-        return native(lhs, rhs, spec)
-    native_patches = _native(be, "conv_general_dilated_patches")
-    return quiet.call(derive.local, be, lhs, rhs, spec, native_patches)
+    return _call(_LOCAL, (lhs, rhs), backend, (window_strides, padding, filter_shape, lhs_dilation, rhs_dilation,
+                                              dimension_numbers, precision))
 
 
 def conv_general_dilated_vjp(
@@ -334,59 +278,38 @@ def conv_general_dilated_vjp(
     >>> dx, dw
     (array([[[1., 3., 3., 2.]]]), array([[[3., 6.]]]))
     """
-    op = "conv_general_dilated_vjp"
-    params = (window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
-              batch_group_count, precision, preferred_element_type)
+    result: tuple[Any, Any] = _call(
+        _VJP, (lhs, rhs, cotangent), backend, (window_strides, padding, lhs_dilation, rhs_dilation,
+                                              dimension_numbers, feature_group_count, batch_group_count, precision,
+                                              preferred_element_type))
+    return result
 
-    def parse(be: Backend, lhs: Any, rhs: Any, cotangent: Any) -> ConvSpec:
-        spec = conv_spec(tuple(lhs.shape), tuple(rhs.shape), lhs.dtype, rhs.dtype, *params, op=op)
-        if tuple(cotangent.shape) != spec.out_shape:
-            raise ConvShapeError(
-                op, "cotangent", f"must have the shape of the convolution's output {spec.out_shape}",
-                got=f"shape {tuple(cotangent.shape)}",
-            )
-        if dtype_name(cotangent.dtype) != spec.out_dtype:
-            raise DtypeMismatchError(
-                op, "cotangent", f"must have the dtype of the convolution's output ({spec.out_dtype})",
-                got=dtype_name(cotangent.dtype), hint=f"Cast the cotangent to {spec.out_dtype} first",
-            )
-        be.manifest.check(spec, be.name, op)
-        return spec
 
-    be, (lhs, rhs, cotangent), spec, runner = _setup(
-        op, (lhs, rhs, cotangent), ("lhs", "rhs", "cotangent"), backend, params, parse
-    )
-    result: tuple[Any, Any]
+def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, params: tuple[Any, ...]) -> Any:
+    """One call of ``operation``: the backend's runner for the spec where it has one, else its
+    native method, else the derivation from the primitive (:mod:`polyconv.operations`)."""
+    be, prepared, spec, runner = _setup(operation, arrays, backend, params)
     if runner is not None:
-        result = runner(lhs, rhs, cotangent)
-        return result
-    native = _native(be, op)
-    if native:
-        result = native(lhs, rhs, cotangent, spec)
-        return result
-    lhs_plan, rhs_plan = vjp_lhs_plan(spec), vjp_rhs_plan(spec)
-    for plan in (lhs_plan.conv, rhs_plan.conv):
-        if plan is not None:
-            be.manifest.check(plan, be.name, op)
-    return (
-        quiet.call(derive.vjp_lhs, be, rhs, cotangent, lhs_plan, derive.cotangent_dtype(lhs, cotangent)),
-        quiet.call(derive.vjp_rhs, be, lhs, rhs, cotangent, rhs_plan, derive.cotangent_dtype(rhs, cotangent)),
-    )
+        return runner(*prepared)
+    if operation.derive is None:  # the primitive: every backend has it
+        return getattr(be, operation.name)(*prepared, spec)
+    native = native_method(be, operation.name)
+    if native is not None:
+        return native(*prepared, spec)
+    return quiet.call(operation.derive, be, *prepared, spec)
 
 
 def _setup(
-    op: str,
+    operation: Operation,
     arrays: tuple[Any, ...],
-    names: tuple[str, ...],
     backend: str | None,
     params: tuple[Any, ...],
-    parse: Callable[..., T],
-) -> tuple[Backend, list[Any], T, Callable[..., Any] | None]:
+) -> tuple[Backend, list[Any], Any, Callable[..., Any] | None]:
     """The backend, the operands as its arrays, the parsed spec, and the
     backend's runner for it (:meth:`Backend.runner`), if it has one.
 
     The first call of a kind resolves the backend (:func:`_prepare`) and
-    parses the arguments (``parse(backend, *arrays)``, which raises polyconv
+    parses the arguments (:meth:`Operation.parse`, which raises polyconv
     errors and checks the manifest).  Repeated calls with arrays of the same
     types, shapes and dtypes and the same arguments (plain Python values,
     compared with their types through :mod:`marshal`) in the same dispatch
@@ -394,6 +317,7 @@ def _setup(
     with Python lists, or with arguments marshal cannot encode, always take
     the full path.
     """
+    op, names = operation.name, operation.operands
     key = _call_key(op, arrays, backend, params)
     if key is not None:
         hit = calls.get(key)
@@ -409,7 +333,7 @@ def _setup(
     checked = check_operands(op, arrays, names, _rank(arrays, params))
     be, prepared = _prepare(op, checked, names, backend)
     try:
-        spec = parse(be, *prepared)
+        spec = operation.parse(be, prepared, params)
     except DtypeMismatchError as exc:
         _say_which_came_from_python(exc, be, checked, prepared, names)
         raise
@@ -418,13 +342,6 @@ def _setup(
     if key is not None and all(c is a for c, a in zip(checked, arrays)):
         calls.put(key, (be, spec, runner))
     return be, prepared, spec, runner
-
-
-def _output_fits(be: Backend, op: str, shape: tuple[int, ...], dtype: str) -> None:
-    """An output that cannot exist is refused here, the same on every backend, before the
-    manifest's check (:mod:`polyconv.output_size`; lazy backends only past what an array can
-    address)."""
-    check_output(op, shape, dtype, lazy="lazy" in be.manifest.features)
 
 
 def _say_which_came_from_python(
@@ -496,11 +413,6 @@ def _prepare(
             like = a if like is None else like
         out.append(a)
     return be, out
-
-
-def _native(be: Backend, op: str) -> Any:
-    """The backend's own implementation of ``op``, if its manifest lists one."""
-    return getattr(be, op) if op in be.manifest.ops and hasattr(be, op) else None
 
 
 def _from_python(be: Backend, value: Any, like: Any, op: str, param: str) -> Any:

@@ -30,7 +30,7 @@ def test_a_repeated_call_hits_the_cache(monkeypatch: pytest.MonkeyPatch) -> None
     def no_parse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a cached call was parsed again")
 
-    monkeypatch.setattr(polyconv.ops, "conv_spec", no_parse)
+    monkeypatch.setattr(polyconv.operations.Operation, "spec", no_parse)
     monkeypatch.setattr(polyconv.ops, "resolve", no_parse)
     np.testing.assert_array_equal(polyconv.conv_general_dilated(X + 1, W, (1,), "VALID"), first + 3)
 
