@@ -18,8 +18,8 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from . import errors
 from .errors import (
@@ -36,11 +36,16 @@ from .errors import (
     UnsupportedFeatureError,
 )
 
-if TYPE_CHECKING:  # imported on first use (see __getattr__); spelled out for type checkers
+if _typing.TYPE_CHECKING:  # imported on first use (see __getattr__); spelled out for type checkers
+    from typing import Any
+
+    from . import backend as backend
     from . import layers
+    from . import spec as spec
     from .algorithm import fft_mode, use_fft
     from .backend import Backend, Manifest
     from .dispatch import current_backend, use_backend
+    from .explanation import explain
     from .ops import (
         conv_general_dilated,
         conv_general_dilated_local,
@@ -71,6 +76,7 @@ _LAZY = {
     "Backend": "backend",
     "Manifest": "backend",
     "current_backend": "dispatch",
+    "explain": "explanation",
     "fft_mode": "algorithm",
     "use_fft": "algorithm",
     "use_backend": "dispatch",
@@ -86,14 +92,16 @@ _LAZY = {
         "spec",
     ),
 }
-_SUBMODULES = ("layers",)
+#: Submodules imported on first use: ``layers`` (in ``__all__``), and the two whose
+#: API is documented beside it (docs/api): ``backend`` (for backend authors) and ``spec``.
+_SUBMODULES = ("layers", "backend", "spec")
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        value = getattr(_importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
+        value = _importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
@@ -101,7 +109,9 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public API alone: ``__all__``, the public submodules and ``__version__``
+    (not this module's helpers, nor submodules imported by others)."""
+    return sorted({*__all__, *_SUBMODULES, "__version__"})
 
 __all__ = [
     "Backend",
@@ -133,6 +143,7 @@ __all__ = [
     "conv_transpose_shape",
     "current_backend",
     "errors",
+    "explain",
     "fft_mode",
     "layers",
     "list_backends",
@@ -172,3 +183,6 @@ def backend_info() -> list[dict[str, Any]]:
     from .registry import registry
 
     return registry.info()
+
+
+del annotations  # the __future__ feature's name; the feature is in force all the same

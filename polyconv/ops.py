@@ -12,17 +12,18 @@ primitive: one path for every op (:func:`_call`).
 
 from __future__ import annotations
 
+import logging
 import marshal
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from . import caching, quiet
 from .algorithm import fft_mode
 from .backend import NEUTRAL_TYPES, Backend, is_neutral
-from .dispatch import check_devices, check_operands, current_backend, resolve
+from .dispatch import check_devices, check_operands, current_backend, logger, resolve
 from .errors import ConvTypeError, DtypeMismatchError
 from .operations import OPERATIONS, Operation, native_method
-from .registry import registry
 from .spec import dtype_name
 
 _CONV, _TRANSPOSE, _PATCHES, _LOCAL, _VJP = (OPERATIONS[name] for name in (
@@ -339,6 +340,13 @@ def _setup(
         raise
     make_runner = getattr(be, "runner", None)  # duck-typed backends may lack it
     runner = make_runner(op, spec) if make_runner is not None else None
+    if logger.isEnabledFor(logging.DEBUG):  # the strategy, as polyconv.explain gives it
+        from .explanation import _explain
+
+        e = _explain(be, op, spec, runner is not None)
+        logger.debug("%s: strategy %r on %r (%s): %s", op, e.strategy, be.name, e.path, e.why)
+        for part in e.parts:
+            logger.debug("%s: derived via %s: strategy %r: %s", op, part.op, part.strategy, part.why)
     if key is not None and all(c is a for c, a in zip(checked, arrays)):
         calls.put(key, (be, spec, runner))
     return be, prepared, spec, runner
@@ -427,7 +435,10 @@ def _from_python(be: Backend, value: Any, like: Any, op: str, param: str) -> Any
         ) from None
 
 
-# Backends of frameworks imported before polyconv's API get ready now (see
-# polyconv.backends.autoload): at the end, since the torch backend registers
-# this module's functions with torch.compile as it loads.
-registry.load_imported()
+# torch.compile: with torch imported first, this module's functions are registered with it
+# now, at the end, once they all exist (polyconv.backends.autoload lists every point where
+# that happens).  Importing this module loads no backend.
+if "torch" in sys.modules:
+    from .backends.autoload import on_api_import
+
+    on_api_import()

@@ -303,17 +303,6 @@ class Registry:
             if rec.backend is not None:
                 yield rec.backend
 
-    def load_imported(self) -> None:
-        """Load every unblocked backend whose array module is imported now.
-
-        :mod:`polyconv.ops` calls this at its import, so that a backend that
-        must act before its framework's first use (the torch backend
-        registers with ``torch.compile``) is ready whichever is imported
-        first.  Loading a backend of an imported framework is what its first
-        call would do anyway."""
-        for _ in self.candidates(declared=True):
-            pass
-
     # -- information ---------------------------------------------------------
     def info(self) -> list[dict[str, Any]]:
         """One dict per registration: name, version, status, reason,

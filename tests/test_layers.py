@@ -415,6 +415,55 @@ def test_canonicalize_padding_matches_flax() -> None:
     del nn
 
 
+_LAYER_PAD = ("Conv: padding must be a string, an int, or a sequence of {} entries, each an int or a (low, high) "
+              "pair of ints")
+
+
+@pytest.mark.parametrize(
+    "padding, rank, cls",
+    [
+        (1.5, 2, polyconv.ConvTypeError),
+        (True, 1, polyconv.ConvTypeError),
+        (None, 1, polyconv.ConvTypeError),
+        ([1, 2, 3], 2, polyconv.ConvArgumentError),
+        ([(1, 2, 3)], 1, polyconv.ConvArgumentError),
+        ([(1,)], 1, polyconv.ConvArgumentError),
+        ([1.5], 1, polyconv.ConvTypeError),
+        ([(1, True)], 1, polyconv.ConvTypeError),
+        ([(1, "a")], 1, polyconv.ConvTypeError),
+        # the values' type is checked before their number (a string entry is not an int)
+        ([1, "a", 3], 3, polyconv.ConvTypeError),
+        ([(1, "a", 3)], 1, polyconv.ConvTypeError),
+    ],
+)
+def test_canonicalize_padding_errors(padding: Any, rank: int, cls: type) -> None:
+    with pytest.raises(cls) as info:
+        L.canonicalize_padding(padding, rank, "Conv")
+    assert type(info.value) is cls
+    assert str(info.value) == f"{_LAYER_PAD.format(rank)}; got {padding!r}"
+
+
+def test_canonicalize_padding_is_the_ops_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layers parse explicit padding with polyconv.spec's parser (Flax's int forms
+    switched on), not with one of their own."""
+    from polyconv.layers import padding as layer_padding
+    from polyconv.spec import padding as spec_padding
+
+    seen: list[tuple[Any, int, bool]] = []
+
+    def spy(padding: Any, n: int, op: str, expected: str, *, ints: bool = False) -> Any:
+        seen.append((padding, n, ints))
+        return spec_padding.explicit_pairs(padding, n, op, expected, ints=ints)
+
+    monkeypatch.setattr(layer_padding, "explicit_pairs", spy)
+    assert L.canonicalize_padding([2, (0, 1)], 2) == ((2, 2), (0, 1))
+    assert L.canonicalize_padding(3, 1) == ((3, 3),)
+    assert L.canonicalize_padding("CIRCULAR", 2) == "CIRCULAR"  # names are the layers' own (config.py)
+    assert seen == [([2, (0, 1)], 2, True), (3, 1, True)]
+    assert L.Conv(4, (3, 3), padding=[1, (0, 2)]).output_shape((1, 5, 5, 2)) == (1, 5, 5, 4)
+    assert len(seen) == 3
+
+
 # -- the Flax hook ---------------------------------------------------------------------------
 
 def test_flax_conv_with_polyconv_hook() -> None:

@@ -1,12 +1,12 @@
 """torch.compile(fullgraph=True) sees polyconv's functions as graph nodes, in
 every import order, with no import hook of polyconv's in the process.
 
-The torch backend registers polyconv's functions with
-``torch.compiler.allow_in_graph`` as it loads; it loads when polyconv's API is
-first imported with torch already there, or, with the API imported first,
-when PyTorch runs its ``torch.backends`` entry points at the end of
-``import torch`` (polyconv/backends/autoload.py).  Each order runs in a fresh
-process, compiling before any eager call.
+polyconv's functions are registered with ``torch.compiler.allow_in_graph``
+by whichever of torch and polyconv's API is imported second, without loading
+any backend (polyconv/backends/autoload.py): :mod:`polyconv.ops` at the end
+of its import when torch is there, or, with the API imported first, PyTorch's
+``torch.backends`` entry point at the end of ``import torch``.  Each order
+runs in a fresh process, compiling before any eager call.
 """
 
 from __future__ import annotations

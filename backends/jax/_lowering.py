@@ -19,11 +19,11 @@ onto it (their builders give no function).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from itertools import product
 from typing import Any, TypeVar
 
+from polyconv import caching
 from polyconv.errors import UnsupportedDtypeError
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec, dtype_kind
 from polyconv.spec.canonical import axis_reads, beyond_native
@@ -38,7 +38,7 @@ Entry = tuple[Any, tuple[Any, ...], bool]
 T = TypeVar("T")
 
 
-@functools.cache
+@caching.lru_cache(None, name="polyconv.backends.jax.modules")
 def jax_modules() -> tuple[Any, Any, Any]:
     """``(jax, jax.lax, jax.numpy)``, imported once."""
     import jax
@@ -102,7 +102,7 @@ _WIDENED_BEFORE_0_7 = {**_WIDENED, ("float32", "float64"): "float64", ("float16"
                        ("bfloat16", "float32"): "float32"}
 
 
-@functools.cache
+@caching.lru_cache(None, name="polyconv.backends.jax.widenings")
 def _widenings() -> dict[tuple[str, str], str]:
     jax = jax_modules()[0]
     release = tuple(int(p) for p in jax.__version__.split(".")[:2] if p.isdigit())

@@ -4,14 +4,16 @@ Registered as ``torch`` in the entry-point group ``polyconv.backends``.
 Importing this module does not import torch; the lowering (:mod:`.lower`)
 is imported on the first call.
 
-``torch.compile``: once torch is imported and this backend has loaded (on
-the first polyconv call with a tensor, or when this module is imported after
-torch), polyconv's public functions are registered with
-``torch.compiler.allow_in_graph``.  Dynamo then records each call as one node
-instead of tracing polyconv's dispatch and argument parsing (Python that
-Dynamo cannot follow: logging, context variables), and AOTAutograd traces
-the node into the PyTorch ops of :mod:`.lower`, so ``fullgraph=True`` holds
-and Inductor sees plain convolutions.
+``torch.compile``: polyconv's public functions are registered with
+``torch.compiler.allow_in_graph`` once torch and :mod:`polyconv.ops` are both
+imported (:mod:`polyconv.backends.autoload` lists when: at whichever import
+comes second, and, as a fallback, when this backend loads with torch imported
+and at the first use of its run path; never in :meth:`TorchBackend.owns`).
+Dynamo then records each call as one node instead of tracing polyconv's
+dispatch and argument parsing (Python that Dynamo cannot follow: logging,
+context variables), and AOTAutograd traces the node into the PyTorch ops of
+:mod:`.lower`, so ``fullgraph=True`` holds and Inductor sees plain
+convolutions.
 """
 
 from __future__ import annotations
@@ -61,20 +63,22 @@ class TorchBackend(Backend):
 
     # -- arrays ---------------------------------------------------------------------
     def owns(self, x: Any) -> bool:
+        """A type check alone: imports and registers nothing."""
         torch = sys.modules.get("torch")
         if torch is None:
             return False
-        if self._torch is None:
-            self._t()
-        return isinstance(x, torch.Tensor)
+        tensor = getattr(torch, "Tensor", None)  # None while torch is still importing
+        return tensor is not None and isinstance(x, tensor)
 
     def _t(self) -> Any:
+        """torch, imported at the first use of the run path, which also registers
+        polyconv's functions with ``torch.compile`` (see the module's docstring)."""
         if self._torch is None:
             import torch
 
             from .compile import allow_in_compiled_graphs
 
-            allow_in_compiled_graphs(torch)
+            allow_in_compiled_graphs()
             self._torch = torch
         return self._torch
 
@@ -128,6 +132,13 @@ class TorchBackend(Backend):
 
         return conv(self._t(), lhs, rhs, spec.conv, transposed_kernel=spec.transpose_kernel)
 
+    def explain(self, op: str, spec: Any) -> Any:
+        if op != "conv_general_dilated":
+            return None
+        from .run import describe
+
+        return describe(spec)
+
     def runner(self, op: str, spec: Any) -> Any:
         if op != "conv_general_dilated":
             return None
@@ -147,5 +158,5 @@ class TorchBackend(Backend):
 
 
 backend = TorchBackend()
-if "torch" in sys.modules:  # torch is already loaded: register with torch.compile now
+if "torch" in sys.modules:  # loaded with torch imported: register with torch.compile now (see the docstring)
     backend._t()

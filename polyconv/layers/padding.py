@@ -2,7 +2,8 @@
 ``jax.lax`` does not have, on arrays of any framework.
 
 * :func:`canonicalize_padding`: ``flax.linen.linear.canonicalize_padding``
-  (an int, ints or pairs become ``n`` pairs; strings pass through).
+  (an int, ints or pairs become ``n`` pairs; strings pass through), parsed
+  by :func:`polyconv.spec.padding.explicit_pairs`, the ops' own parser.
 * :func:`periodic_indices` and :func:`pad_periodic`: ``'CIRCULAR'`` (NumPy's
   ``'wrap'``) and ``'REFLECT'`` (NumPy's ``'reflect'``, the edge not
   repeated) padding of the spatial axes, as one gather (``take``) per axis
@@ -19,8 +20,7 @@ from typing import Any
 
 import array_api_compat
 
-from ..errors import ConvArgumentError, ConvTypeError
-from ..spec.integers import as_int
+from ..spec.padding import explicit_pairs
 from ..zero_padding import pad_spatial
 
 __all__ = ["canonicalize_padding", "periodic_indices", "pad_periodic", "pad_zeros", "fold_pads", "fold_periodic"]
@@ -45,36 +45,12 @@ def canonicalize_padding(padding: Any, rank: int, op: str = "canonicalize_paddin
     >>> canonicalize_padding('SAME', 3)
     'SAME'
     """
+    if isinstance(padding, str):
+        return padding
     expected = (
         f"must be a string, an int, or a sequence of {rank} entries, each an int or a (low, high) pair of ints"
     )
-    if isinstance(padding, str):
-        return padding
-    try:
-        return ((as_int(padding), as_int(padding)),) * rank
-    except TypeError:
-        pass
-    try:
-        entries = list(padding)
-    except TypeError:
-        raise ConvTypeError(op, "padding", expected, padding) from None
-    if len(entries) != rank:
-        raise ConvArgumentError(op, "padding", expected, padding)
-    pairs = []
-    for entry in entries:
-        try:
-            pairs.append((as_int(entry), as_int(entry)))
-            continue
-        except TypeError:
-            pass
-        try:
-            pair = tuple(as_int(v) for v in entry)
-        except TypeError:
-            raise ConvTypeError(op, "padding", expected, padding) from None
-        if len(pair) != 2:
-            raise ConvArgumentError(op, "padding", expected, padding)
-        pairs.append((pair[0], pair[1]))
-    return tuple(pairs)
+    return explicit_pairs(padding, rank, op, expected, ints=True)
 
 
 def periodic_indices(size: int, low: int, high: int, mode: str) -> list[int]:

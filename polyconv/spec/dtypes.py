@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import caching
+
 __all__ = ["KNOWN_DTYPES", "dtype_name", "dtype_kind", "dtype_bits", "is_narrower", "numpy_dtype", "namespace_dtype"]
 
 #: name -> (kind, bits); kind as NumPy's: b bool, i signed, u unsigned, f float, c complex.
@@ -33,7 +35,9 @@ KNOWN_DTYPES: dict[str, tuple[str, int]] = {
     "complex128": ("c", 128),
 }
 
-_cache: dict[tuple[type, Any], str] = {}
+#: Canonical names by ``(type(dtype), dtype)``; ``_cached_name`` is its ``dict.get``.
+_names: caching.BoundedCache[tuple[type, Any], str] = caching.BoundedCache("polyconv.spec.dtypes.names", 1024)
+_cached_name = _names.get
 _PYTHON_TYPES = (bool, int, float, complex)
 
 
@@ -58,14 +62,12 @@ def dtype_name(dtype: Any) -> str:
     # (and some warn when compared with another library's)
     key = (type(dtype), dtype)
     try:
-        return _cache[key]
-    except (KeyError, TypeError):
-        pass
-    name = _resolve(dtype)
-    try:
-        _cache[key] = name
-    except TypeError:
-        pass
+        name = _cached_name(key)
+    except TypeError:  # an unhashable dtype: resolved every time
+        return _resolve(dtype)
+    if name is None:
+        name = _resolve(dtype)
+        _names.put(key, name)
     return name
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
 from .integers import as_int
 
-__all__ = ["PADDING_NAMES", "padtype_to_pads", "dilate_dim", "conv_output_size", "parse_padding"]
+__all__ = ["PADDING_NAMES", "padtype_to_pads", "dilate_dim", "conv_output_size", "parse_padding", "explicit_pairs"]
 
 PADDING_NAMES = ("SAME", "SAME_LOWER", "VALID")
 
@@ -111,19 +111,58 @@ def _pairs_hint(padding: Any, nspatial: int) -> str | None:
     return f"To pad {p} on both sides of every spatial axis, write {((p, p),) * nspatial}"
 
 
-def _explicit_pairs(padding: Any, nspatial: int, op: str) -> tuple[tuple[int, int], ...]:
-    pairs = "pair" if nspatial == 1 else "pairs"
-    expected = f"must be a padding name or a sequence of {nspatial} (low, high) integer {pairs}"
+def explicit_pairs(
+    padding: Any, nspatial: int, op: str, expected: str, *, ints: bool = False
+) -> tuple[tuple[int, int], ...]:
+    """Explicit padding as ``nspatial`` ``(low, high)`` pairs of ints: the one
+    parser of explicit padding, for the ops and the layers.
+
+    A pair is any two-element iterable of integers (``__index__``, never a
+    bool).  With ``ints`` (Flax's forms, for the layers), a single int pads
+    both sides of every axis by it, an entry that is an int pads both sides
+    of its axis, and a pair's values are checked to be integers before their
+    number.  Errors say ``expected`` about ``padding``: a
+    :class:`ConvTypeError` for something that is not a sequence (without
+    ``ints``, a single int gets a hint to write it as pairs), an entry that is
+    not a pair, or a value that is not an integer; a
+    :class:`ConvArgumentError` for the wrong number of entries or of values
+    in a pair.
+
+    Examples
+    --------
+    >>> explicit_pairs([(1, 2)], 1, 'op', 'must be pairs')
+    ((1, 2),)
+    >>> explicit_pairs([2, (0, 1)], 2, 'op', 'must be ints or pairs', ints=True)
+    ((2, 2), (0, 1))
+    """
+    if ints:
+        try:
+            both = as_int(padding)
+        except TypeError:
+            pass
+        else:
+            return ((both, both),) * nspatial
     try:
         items = list(padding)
     except TypeError:
-        raise ConvTypeError(op, "padding", expected, padding, hint=_pairs_hint(padding, nspatial)) from None
+        hint = None if ints else _pairs_hint(padding, nspatial)
+        raise ConvTypeError(op, "padding", expected, padding, hint=hint) from None
     if len(items) != nspatial:
         raise ConvArgumentError(op, "padding", expected, padding)
     pads = []
     for item in items:
+        if ints:
+            try:
+                both = as_int(item)
+            except TypeError:
+                pass
+            else:
+                pads.append((both, both))
+                continue
         try:
             pair = tuple(item)
+            if ints:  # the layers' order: the values' type before their number
+                pair = tuple(as_int(v) for v in pair)
         except TypeError:
             raise ConvTypeError(op, "padding", expected, padding) from None
         if len(pair) != 2:
@@ -134,3 +173,9 @@ def _explicit_pairs(padding: Any, nspatial: int, op: str) -> tuple[tuple[int, in
             raise ConvTypeError(op, "padding", expected, padding) from None
         pads.append((lo, hi))
     return tuple(pads)
+
+
+def _explicit_pairs(padding: Any, nspatial: int, op: str) -> tuple[tuple[int, int], ...]:
+    pairs = "pair" if nspatial == 1 else "pairs"
+    expected = f"must be a padding name or a sequence of {nspatial} (low, high) integer {pairs}"
+    return explicit_pairs(padding, nspatial, op, expected)
