@@ -216,6 +216,14 @@ class Backend:
         """Why the backend cannot run here (no framework, no GPU), or None."""
         return None
 
+    def explain(self, op: str, spec: Any) -> Any:
+        """Optional: how this backend computes ``op`` for ``spec`` (parsed and
+        checked) in the current FFT mode, as a :class:`polyconv.explanation.Strategy`
+        (its name, why, the FFT decisions taken), for :func:`polyconv.explain`
+        and the ``polyconv`` DEBUG log; None when it has nothing to add.  Must
+        compute nothing (cached plans may be made)."""
+        return None
+
     def details(self) -> str | None:
         """Optional: one line on how the backend computes here (a library or
         path it chose, say), for ``backend_info()`` and ``python -m polyconv

@@ -231,6 +231,19 @@ class JaxBackend(Backend):
 
     # -- the ops -------------------------------------------------------------------
 
+    def explain(self, op: str, spec: Any) -> Any:
+        from polyconv.explanation import Strategy
+
+        from ._lowering import beyond_xla
+
+        conv = {"conv_transpose": lambda s: s.conv, "conv_general_dilated_patches": lambda s: s.conv,
+                "conv_general_dilated_local": lambda s: s.patches.conv}.get(op, lambda s: s)(spec)
+        if beyond_xla(conv):
+            return Strategy("taps", "parameters XLA should not be handed as they are (a stride, dilation or pad "
+                            "past 2**31, or a padded input far larger than the input and the output): "
+                            "tap by tap, with jax.lax operations")
+        return Strategy("lax", f"jax.lax.{op} (XLA, cuDNN on GPU), the parameters as parsed")
+
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
         """The ``jax.lax`` call of ``op`` for ``spec``, as a function of the operands alone."""
         if op == "conv_general_dilated":

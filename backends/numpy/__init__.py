@@ -84,6 +84,15 @@ class NumpyBackend(Backend):
     def conv_transpose(self, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
         return strategy.transpose_runner(spec)(lhs, rhs)
 
+    def explain(self, op: str, spec: Any) -> Any:
+        if op not in ("conv_general_dilated", "conv_transpose"):
+            return None
+        from polyconv.algorithm import fft_mode
+        from polyconv.explanation import Strategy
+
+        choice = strategy.choose(spec if op == "conv_general_dilated" else spec.conv, fft_mode())
+        return Strategy(choice.name, choice.why, choice.fft)
+
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
         if op == "conv_general_dilated":
             return strategy.runner(spec)

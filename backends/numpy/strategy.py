@@ -43,6 +43,7 @@ cache, so a repeated call goes straight to it.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ __all__ = ["Choice", "choose", "convolve", "runner", "transpose_runner"]
 
 Solver = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 
+logger = logging.getLogger("polyconv")
+
 
 @dataclass(frozen=True, eq=False)
 class Choice:
@@ -80,11 +83,18 @@ class Choice:
     parts
         For ``polyphase``, the strategy of each output phase (``zeros`` for a
         phase no tap reads); otherwise ``(name,)``.
+    why
+        Why this strategy, in words (:func:`polyconv.explain` shows it).
+    fft
+        The FFT decisions taken (one per problem that took one: each phase's
+        for ``polyphase``), for :func:`polyconv.explain`.
     """
 
     name: str
     run: Callable[[Any, Any], np.ndarray]
     parts: tuple[str, ...]
+    why: str = ""
+    fft: tuple[fft.Decision, ...] = ()
 
 
 def convolve(lhs: Any, rhs: Any, spec: ConvSpec) -> np.ndarray:
@@ -128,7 +138,7 @@ def choose(spec: ConvSpec, mode: str = "auto") -> Choice:
     (:func:`polyconv.quiet.quiet`): non-finite operands form
     ``inf * 0`` by definition, silently, as on every other backend."""
     chosen = _choose(spec, mode)
-    return Choice(chosen.name, quiet(chosen.run), chosen.parts)
+    return Choice(chosen.name, quiet(chosen.run), chosen.parts, chosen.why, chosen.fft)
 
 
 def _choose(spec: ConvSpec, mode: str) -> Choice:
@@ -140,26 +150,28 @@ def _choose(spec: ConvSpec, mode: str) -> Choice:
         def zeros(lhs: Any, rhs: Any) -> np.ndarray:
             return np.zeros(spec.out_shape, out_dtype)
 
-        return Choice("zeros", zeros, ("zeros",))
+        return Choice("zeros", zeros, ("zeros",), "nothing to add up (a zero-size axis, no taps or no channels)")
 
     if plan.exact_int or dtype_kind(plan.compute) not in "fc":
         def general(lhs: Any, rhs: Any) -> np.ndarray:
             out: np.ndarray = gemm.conv_general_dilated(np, np.asarray(lhs), np.asarray(rhs), spec)
             return out
 
-        return Choice("gemm", general, ("gemm",))
+        return Choice("gemm", general, ("gemm",),
+                      f"exact sums of {spec.dtype} operands: the gather-GEMM in {plan.compute}")
 
     compute = numpy_dtype(plan.compute)
     gathered = problem.groups * problem.cg * problem.taps * problem.batch * problem.positions
     if gathered <= small.MAX_ELEMENTS and mode != "always":
         return Choice("small", _by_definition(spec, small.runner(spec, compute, out_dtype), compute, out_dtype),
-                      ("small",))
+                      ("small",), f"small: {gathered} gathered elements, at most {small.MAX_ELEMENTS}")
 
     if any(d != 1 for d in spec.lhs_dilation):
         parts = polyphase.decompose(problem, spec.lhs_dilation)
         solvers = [(None if p.problem is None else _solver(p.problem, compute, mode, out_dtype.name), p)
                    for p in parts]
         names = tuple("zeros" if s is None else s[0] for s, _ in solvers)
+        decisions = tuple(s[2] for s, _ in solvers if s is not None and s[2] is not None)
 
         def phases(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
             for solver, part in solvers:
@@ -171,10 +183,18 @@ def _choose(spec: ConvSpec, mode: str) -> Choice:
                     kernel_index = (slice(None), slice(None), slice(None), *part.kernel)
                     solver[1](x, w[kernel_index], y_part)
 
-        return Choice("polyphase", _by_definition(spec, _direct(spec, phases, out_dtype), compute, out_dtype), names)
+        return Choice("polyphase", _by_definition(spec, _direct(spec, phases, out_dtype), compute, out_dtype), names,
+                      f"lhs dilation: one problem per output phase ({', '.join(names)})", decisions)
 
-    name, solve = _solver(problem, compute, mode, out_dtype.name)
-    return Choice(name, _by_definition(spec, _direct(spec, solve, out_dtype), compute, out_dtype), (name,))
+    name, solve, decision = _solver(problem, compute, mode, out_dtype.name)
+    if decision is None:
+        why = name
+    elif name == "fft":
+        why = decision.why
+    else:
+        why = f"{_DIRECT_WHY.get(name, name)}; not FFT: {decision.why}"
+    return Choice(name, _by_definition(spec, _direct(spec, solve, out_dtype), compute, out_dtype), (name,), why,
+                  () if decision is None else (decision,))
 
 
 def _by_definition(spec: ConvSpec, run: Callable[[Any, Any], np.ndarray], compute: np.dtype,
@@ -203,6 +223,13 @@ def _by_definition(spec: ConvSpec, run: Callable[[Any, Any], np.ndarray], comput
 
 _BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: Why each direct strategy of :func:`_direct_solver` applies.
+_DIRECT_WHY = {
+    "pointwise": "1x1 windows that read no padding: one product on a view of the input",
+    "depthwise": "one input channel per group, at most four outputs each: shifted multiply-adds",
+    "offsets": "matrix products on shifted slices of the padded phase planes",
+}
+
 
 def _direct(spec: ConvSpec, solve: Solver, out_dtype: np.dtype) -> Callable[[Any, Any], np.ndarray]:
     """``run(lhs, rhs)``: the result allocated in the output layout, filled by ``solve`` through canonical views."""
@@ -216,21 +243,22 @@ def _direct(spec: ConvSpec, solve: Solver, out_dtype: np.dtype) -> Callable[[Any
     return run
 
 
-def _solver(problem: Problem, compute: np.dtype, mode: str = "never", out: str = "float32") -> tuple[str, Solver]:
+def _solver(problem: Problem, compute: np.dtype, mode: str = "never",
+            out: str = "float32") -> tuple[str, Solver, fft.Decision | None]:
     """The strategy for a problem without lhs dilation, and its function ``solve(x, w, y)`` of canonical views:
     FFT where the one FFT decision (:func:`polyconv.backends.fft.decide`) takes it, else a direct one.
     Each call by FFT first checks its operands: in ``auto`` mode the error rule of
     :mod:`polyconv.backends.fft.accuracy` (for a result of dtype ``out``), in ``always`` mode only that
-    they are finite; a call that fails runs directly."""
+    they are finite; a call that fails runs directly.  Also the FFT decision (None for an empty problem)."""
     if problem.empty:
         def zero(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> None:
             y[...] = 0
 
-        return "zeros", zero
+        return "zeros", zero, None
     name, direct = _direct_solver(problem, compute)
     decision = fft.decide(problem, compute.name, mode, "numpy")
     if not decision.use or decision.plan is None:
-        return name, direct
+        return name, direct, decision
     sp, chunk = decision.plan, decision.chunk
     complex_ = compute.kind == "c"
     transforms = np.dtype(np.complex128 if complex_ else np.float64)
@@ -244,13 +272,15 @@ def _solver(problem: Problem, compute: np.dtype, mode: str = "never", out: str =
         part = _threaded_chunk(chunk, sp.batch, threads)
         if not (fft.fits(np, x, w, sp, out, part, run=_run_chunks, split=threads) if checked
                 else fft.finite(np, x, w)):
+            logger.debug("numpy fft: %s; this call runs %s", "the operands' range breaks the FFT error rule"
+                         if checked else "an operand holds an infinity or NaN", name)
             direct(x, w, y)  # wide-range operands (auto), or an infinity or NaN, which a transform would spread
             return
         if not whole:
             y[...] = 0
         y[hull] = fft.convolve(np, x, w, sp, transforms, complex_, part, run=_run_chunks, split=threads)
 
-    return "fft", spectral
+    return "fft", spectral, decision
 
 
 def _run_chunks(work: Callable[[int], None], indices: Any) -> None:

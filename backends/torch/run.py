@@ -169,6 +169,23 @@ def _by_fft(torch: Any, lhs: Any, rhs: Any, spec: ConvSpec, prepared: fft.Prepar
     return fft.run(xp, lhs, rhs, prepared, lhs.device)
 
 
+def describe(spec: ConvSpec) -> Any:
+    """How :func:`conv` computes ``spec`` on CPU tensors in the current FFT mode
+    (a :class:`polyconv.explanation.Strategy`), for :func:`polyconv.explain`."""
+    from polyconv.explanation import Strategy
+
+    cp = _conv_plan(spec, "cpu")
+    if cp.empty:
+        return Strategy("zeros", "nothing to add up (a zero-size axis, no taps or no channels)")
+    mode = cp.dtypes.mode
+    if mode != "float":
+        return Strategy(f"exact-{mode}", f"{spec.dtype} operands summed exactly ({mode} mode, in {cp.compute})")
+    decision = fft.decision(spec, cp.compute, fft_mode(), "torch")
+    if decision.use:
+        return Strategy("fft", decision.why, (decision,))
+    return Strategy("native", f"torch's own convolution in {cp.compute}; not FFT: {decision.why}", (decision,))
+
+
 def conv_runner(torch: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
     """:func:`conv` for one spec as a function of the operands.  CPU tensors
     of a dtype PyTorch convolves as it is (the common case) go straight to
