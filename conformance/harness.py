@@ -22,7 +22,7 @@ which only the suite uses, so it lives here, in an object of its own:
 
 A backend package registers its harness under the backend's name in the
 entry-point group ``polyconv.harnesses`` (``torch =
-"polyconv.backends.torch.harness:harness"``); a backend without one gets the
+"polyconv.backends.torch.conformance_harness:harness"``); a backend without one gets the
 default :class:`Harness`, which is all a backend without ``'jit'`` or
 ``'autodiff'`` needs.  The suite loads harnesses; dispatch never does.
 

@@ -36,15 +36,15 @@ from __future__ import annotations
 import math
 import os
 import sys
-from functools import cache
 
+from . import caching
 from .errors import OutputTooLargeError
 from .spec.dtypes import dtype_bits
 
 __all__ = ["check_output", "machine_memory"]
 
 
-@cache
+@caching.lru_cache(None, name="polyconv.output_size.machine_memory")
 def machine_memory() -> int | None:
     """This machine's physical memory in bytes (``sysconf``), or None where it cannot be read."""
     try:

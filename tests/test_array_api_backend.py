@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from polyconv.backends.array_api import STANDARD_DTYPES, ArrayApiBackend
-from polyconv.backends.gemm import conv as gemm_conv
+from polyconv.backends.gemm import gathered as gemm_conv
 from polyconv.conformance import reference, tolerances
 
 import polyconv

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from polyconv.backends import fft
-from polyconv.backends.fft import conv as fft_conv
+from polyconv.backends.fft import transforms as fft_conv
 from polyconv.backends.fft.geometry import axis_plan, fast_length
 from polyconv.backends.numpy import strategy
 from polyconv.conformance import tolerances
@@ -97,7 +97,7 @@ def test_axis_plan_matches_brute_force() -> None:
             xp = np.zeros(padded)
             xp[max(low, 0):max(low, 0) + size + min(low, 0) + min(high, 0)] = x[max(-low, 0):size - max(-high, 0)]
             want = np.array([sum(xp[o * stride + k * dilation] * w[k] for k in range(window)) for o in range(out)])
-            sp = fft.plan(Problem(1, 1, 1, 1, (size,), (window,), (out,), (stride,), (dilation,), (low,)))
+            sp = fft.spectral_plan(Problem(1, 1, 1, 1, (size,), (window,), (out,), (stride,), (dilation,), (low,)))
             assert sp is not None
             got = fft.convolve(np, x.reshape(1, 1, 1, size), w.reshape(1, 1, 1, window), sp, np.float64, False, 1)
             full = np.zeros(out)
@@ -249,7 +249,7 @@ def test_window_counts_match_brute_force() -> None:
             continue
         out = tuple((pd - e) // st + 1 for pd, e, st in zip(padded, extent, strides))
         batch, groups, cg = (int(v) for v in rng.integers(1, 4, 3))
-        sp = fft.plan(Problem(batch, groups, cg, 1, sizes, window, out, strides, dilation, low))
+        sp = fft.spectral_plan(Problem(batch, groups, cg, 1, sizes, window, out, strides, dilation, low))
         if sp is None:
             continue
         x = rng.standard_normal((batch, groups, cg, *sizes)) * (rng.random((batch, groups, cg, *sizes)) < 0.4)

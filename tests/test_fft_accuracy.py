@@ -195,7 +195,7 @@ def test_always_keeps_trading_accuracy_for_speed(monkeypatch: pytest.MonkeyPatch
 
 
 def test_non_finite_operands_fail_the_rule() -> None:
-    p = fft.plan(Problem(1, 1, 1, 1, (64,), (15,), (64,), (1,), (1,), (7,)))
+    p = fft.spectral_plan(Problem(1, 1, 1, 1, (64,), (15,), (64,), (1,), (1,), (7,)))
     w = np.ones((1, 1, 1, 15), np.float32)
     for bad in (np.inf, -np.inf, np.nan):
         x = np.ones((1, 1, 1, 64), np.float32)
@@ -208,7 +208,7 @@ def test_non_finite_operands_fail_the_rule() -> None:
 
 def test_outputs_that_read_only_zeros_need_no_bound() -> None:
     """A zero region wide enough that some windows read nothing: those outputs are exact zeros."""
-    p = fft.plan(Problem(1, 1, 1, 1, (512,), (31,), (512,), (1,), (1,), (15,)))
+    p = fft.spectral_plan(Problem(1, 1, 1, 1, (512,), (31,), (512,), (1,), (1,), (15,)))
     x = RNG.standard_normal((1, 1, 1, 512)).astype(np.float32)
     x[..., 100:300] = 0
     w = RNG.standard_normal((1, 1, 1, 31)).astype(np.float32)

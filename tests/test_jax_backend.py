@@ -713,7 +713,7 @@ def test_jax_lax_complex_patches_are_still_rounded_in_complex64() -> None:
 def test_the_suites_jit_gives_jax_jits_values_at_either_level(monkeypatch: pytest.MonkeyPatch, limit: float) -> None:
     """The conformance harness's ``jit`` compiles at XLA level 0 or 1 by the function's
     cost; both give the values of ``jax.jit`` (and of the reference)."""
-    from polyconv.backends.jax import harness as jax_harness
+    from polyconv.backends.jax import conformance_harness as jax_harness
 
     monkeypatch.setattr(jax_harness, "UNOPTIMISED_FLOPS", limit)
     rng = np.random.default_rng(5)
@@ -733,7 +733,7 @@ def test_the_suites_jit_optimises_integer_operands() -> None:
     """Unoptimised (XLA level 0), the loops XLA:CPU emits for integer operands sum
     in another order: 2049 int8 products summed in float32 come out about 1000 off.
     The harness's ``jit`` compiles such functions optimised: jax.jit's own values."""
-    from polyconv.backends.jax.harness import harness
+    from polyconv.backends.jax.conformance_harness import harness
 
     x, w = np.full((1, 3, 683), 127, np.int8), np.full((2, 3, 683), 127, np.int8)
     x[0, 0, 0] = -128

@@ -16,8 +16,8 @@ import pytest
 
 import polyconv
 from polyconv import layers as L
-from polyconv.layers import dtypes as layer_dtypes
 from polyconv.layers import initializers as inits
+from polyconv.layers import promotion as layer_dtypes
 from polyconv.layers.arrays import to_numpy
 from polyconv.layers.padding import periodic_indices
 

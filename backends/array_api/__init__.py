@@ -10,7 +10,7 @@ namespace on the caller's device.  Only functions of the array API standard
 touch the arrays; the index tables are NumPy arrays made on the host and
 moved to the operands' device with ``xp.asarray(..., device=...)``.
 
-The accumulation dtypes follow :mod:`polyconv.backends.gemm.dtypes`, chosen
+The accumulation dtypes follow :mod:`polyconv.backends.gemm.accumulation`, chosen
 among the dtypes the operands' device offers
 (``xp.__array_namespace_info__().dtypes(device=...)``).  The standard has no
 float16 or bfloat16: the manifest lists only the standard's dtypes.

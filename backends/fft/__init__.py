@@ -6,7 +6,7 @@ the one decision whether FFT is used (the mode, the dtype's error rule, the
 memory and the cost model), which every backend with an FFT path takes and
 :func:`polyconv.explain` shows; :mod:`.accuracy` checks, per call in
 ``auto`` mode, that the operands' range lets the transform meet the direct
-sum's tolerance at every output; :mod:`.conv` computes it with any array
+sum's tolerance at every output; :mod:`.transforms` computes it with any array
 namespace that has the array API's ``fft`` extension, on canonical views;
 :mod:`.whole` runs a whole spec that way (the torch and CuPy backends; the
 NumPy backend takes the decision per canonical problem).  The mode
@@ -18,10 +18,10 @@ This package is not a backend: it registers no entry point.
 from __future__ import annotations
 
 from .accuracy import finite, fits
-from .conv import convolve
 from .decision import Decision, decide, eligible
-from .geometry import SpectralPlan, plan
+from .geometry import SpectralPlan, spectral_plan
+from .transforms import convolve
 from .whole import Prepared, decision, prepare, run
 
-__all__ = ["SpectralPlan", "plan", "Decision", "decide", "eligible", "fits", "finite", "convolve", "Prepared",
+__all__ = ["SpectralPlan", "spectral_plan", "Decision", "decide", "eligible", "fits", "finite", "convolve", "Prepared",
            "prepare", "decision", "run"]

@@ -64,8 +64,8 @@ from typing import Any
 
 import numpy as np
 
-from .conv import RunChunks, dead_mask, magnitudes, nonzero_products, running_sum
 from .geometry import SpectralPlan
+from .transforms import RunChunks, dead_mask, magnitudes, nonzero_products, running_sum
 
 __all__ = ["fits", "KAPPA", "finite"]
 
@@ -93,9 +93,9 @@ def fits(xp: Any, x: Any, w: Any, p: SpectralPlan, out_dtype: str, chunk: int, d
     ``chunk``, ``run`` and ``split`` are :func:`.conv.convolve`'s, for the
     magnitudes' transforms when they are needed.
 
-    >>> from polyconv.backends.fft.geometry import plan
+    >>> from polyconv.backends.fft.geometry import spectral_plan
     >>> from polyconv.spec.canonical import Problem
-    >>> p = plan(Problem(1, 1, 1, 1, (64,), (15,), (64,), (1,), (1,), (7,)))
+    >>> p = spectral_plan(Problem(1, 1, 1, 1, (64,), (15,), (64,), (1,), (1,), (7,)))
     >>> w = np.ones((1, 1, 1, 15), np.float32)
     >>> fits(np, np.ones((1, 1, 1, 64), np.float32), w, p, "float32", 1)
     True

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from polyconv.calibration import Constants, constants
 from polyconv.spec.canonical import Problem
 
-from .geometry import SpectralPlan, plan
+from .geometry import SpectralPlan, spectral_plan
 
 __all__ = ["Decision", "decide", "eligible", "fft_seconds", "direct_seconds", "transform_passes", "product_ops",
            "WORKSPACE_BYTES"]
@@ -175,7 +175,7 @@ def decide(problem: Problem, compute: str, mode: str, backend: str, workspace: i
         return Decision(False, "nothing to add up (a zero-size axis, no taps or no channels)", mode)
     if not problem.sizes:
         return Decision(False, "no spatial axis (a matrix product)", mode)
-    sp = plan(problem)
+    sp = spectral_plan(problem)
     if sp is None:
         return Decision(False, "no output reads the input (the result is zeros)", mode)
     complex_ = compute == "complex64"

@@ -19,11 +19,11 @@ A convolution without lhs dilation, in canonical terms (input
   ``n0 + (o - o0) * stride``.
 
 Everything is an integer computed once per spec, from the canonical problem
-and its reach (:mod:`polyconv.spec.canonical`); :mod:`.conv` does the
+and its reach (:mod:`polyconv.spec.canonical`); :mod:`.transforms` does the
 arithmetic.
 
 >>> from polyconv.spec.canonical import Problem
->>> p = plan(Problem(1, 1, 1, 1, (10,), (3,), (10,), (1,), (1,), (1,)))
+>>> p = spectral_plan(Problem(1, 1, 1, 1, (10,), (3,), (10,), (1,), (1,), (1,)))
 >>> p.axes[0].hull, p.axes[0].read, p.lengths
 ((0, 10), (0, 10), (12,))
 """
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from polyconv.spec.canonical import Problem, axis_reach
 
-__all__ = ["AxisPlan", "SpectralPlan", "plan", "fast_length"]
+__all__ = ["AxisPlan", "SpectralPlan", "spectral_plan", "fast_length"]
 
 
 def fast_length(n: int) -> int:
@@ -154,7 +154,7 @@ class SpectralPlan:
         return self.batch * self.groups * self.og * self.cg * math.prod(self.window) * math.prod(self.out)
 
 
-def plan(problem: Problem) -> SpectralPlan | None:
+def spectral_plan(problem: Problem) -> SpectralPlan | None:
     """The :class:`SpectralPlan` of a convolution without lhs dilation (a
     canonical :class:`~polyconv.spec.canonical.Problem`), or None when there
     is nothing to transform: no spatial axis (a matrix product), or no output

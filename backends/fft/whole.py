@@ -7,7 +7,7 @@ operands hold an infinity or NaN (the caller then runs its direct path).
 The operands are permuted into canonical views (feature groups split the
 channels, batch groups the batch), lhs dilation is applied by zero-stuffing
 the input (the holes are zeros of the operand, so the nonzero-count
-convolution of :func:`.conv.convolve` keeps the outputs that read only holes
+convolution of :func:`.transforms.convolve` keeps the outputs that read only holes
 exactly zero), and the result is put back into the output layout.
 """
 
@@ -22,9 +22,9 @@ from polyconv.spec.canonical import stuffed_problem
 from polyconv.spec.dimension_numbers import inverse_permutation
 
 from .accuracy import finite, fits
-from .conv import convolve
 from .decision import Decision, decide
 from .geometry import SpectralPlan
+from .transforms import convolve
 
 __all__ = ["Prepared", "prepare", "decision", "run"]
 

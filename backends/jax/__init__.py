@@ -37,7 +37,7 @@ from typing import Any
 
 from polyconv import derive
 from polyconv.backend import Backend, Manifest
-from polyconv.caching import IdentityCache
+from polyconv.caching import BoundedCache, IdentityCache
 from polyconv.errors import ConvArgumentError, UnsupportedDtypeError
 from polyconv.spec import (
     ConvSpec,
@@ -143,8 +143,10 @@ class JaxBackend(Backend):
         self._local: IdentityCache[Run | None] = IdentityCache("polyconv.backends.jax.local", lambda s: (
             make_runner(local_args(s), None, "conv_general_dilated_local")))
         self._vjp: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.vjp", self._vjp_runner)
-        self._devices: dict[int, tuple[Any, str, AnyDevice]] = {}
-        self._device_names: dict[Any, tuple[str, AnyDevice]] = {}
+        self._devices: BoundedCache[int, tuple[Any, str, AnyDevice]] = BoundedCache(
+            "polyconv.backends.jax.devices", 1024)
+        self._device_names: BoundedCache[Any, tuple[str, AnyDevice]] = BoundedCache(
+            "polyconv.backends.jax.device_names", 256)
 
     # -- arrays ------------------------------------------------------------------
 
@@ -205,13 +207,9 @@ class JaxBackend(Backend):
         if names is None:
             name = ",".join(f"{d.platform}:{d.id}" for d in sorted(x.devices(), key=lambda d: (d.platform, d.id)))
             names = (name, AnyDevice(name))
-            if len(self._device_names) >= 256:
-                self._device_names.clear()
-            self._device_names[sharding] = names
+            self._device_names.put(sharding, names)
         entry = (sharding, *names)
-        if len(self._devices) >= 1024:
-            self._devices.clear()
-        self._devices[id(sharding)] = entry
+        self._devices.put(id(sharding), entry)
         return entry
 
     def version(self) -> str | None:

@@ -31,9 +31,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import initializers
-from .conv import Conv, ConvLocal
-from .dtypes import promote_dtype
+from .conv_layers import Conv, ConvLocal
 from .padding import canonicalize_padding
+from .promotion import promote_dtype
 from .transpose import ConvTranspose
 
 __all__ = [

@@ -28,9 +28,9 @@ from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
 from ..spec import dtype_name
 from .arrays import owner, place
 from .config import Config
-from .dtypes import astype, promote_types
 from .padding import fold_periodic, pad_periodic
 from .plan import LayerPlan, make_plan
+from .promotion import astype, promote_types
 from .rng import param_keys
 
 __all__ = ["LayerMixin"]

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConvArgumentError, ConvShapeError, ConvTypeError
 from ..spec import dtype_kind, dtype_name
-from .dtypes import numpy_dtype
+from .promotion import numpy_dtype
 from .rng import generator
 
 __all__ = [

@@ -10,8 +10,8 @@ from .. import ops
 from . import initializers
 from .base import LayerMixin
 from .config import transpose_config
-from .dtypes import promote_dtype
 from .plan import LayerPlan
+from .promotion import promote_dtype
 
 __all__ = ["ConvTranspose"]
 

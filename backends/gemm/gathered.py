@@ -49,7 +49,7 @@ from polyconv.spec import ConvSpec, dtype_bits, dtype_kind
 from polyconv.spec.canonical import problem as canonical_problem
 from polyconv.spec.dtypes import namespace_dtype
 
-from .dtypes import GemmDtypes, plan_dtypes
+from .accumulation import GemmDtypes, plan_dtypes
 from .windows import axis_table
 
 __all__ = [

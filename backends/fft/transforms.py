@@ -115,9 +115,9 @@ def window_counts(xp: Any, x: Any, p: SpectralPlan, device: Any = None) -> Any:
     along one axis at a time, each the difference of two running sums taken
     along every ``dilation``-th element; no transform.
 
-    >>> from polyconv.backends.fft.geometry import plan
+    >>> from polyconv.backends.fft.geometry import spectral_plan
     >>> from polyconv.spec.canonical import Problem
-    >>> p = plan(Problem(1, 1, 1, 1, (6,), (2,), (3,), (2,), (2,), (1,)))  # stride 2, dilation 2, padding 1
+    >>> p = spectral_plan(Problem(1, 1, 1, 1, (6,), (2,), (3,), (2,), (2,), (1,)))  # stride 2, dilation 2, padding 1
     >>> x = np.array([0., 5, 0, 0, 7, 0]).reshape(1, 1, 1, 6)
     >>> window_counts(np, x, p)[0, 0, 0].tolist()  # windows (-1, 1), (1, 3), (3, 5)
     [1, 1, 0]

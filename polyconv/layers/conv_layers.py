@@ -10,8 +10,8 @@ from .. import ops
 from . import initializers
 from .base import LayerMixin
 from .config import conv_config
-from .dtypes import promote_dtype
 from .plan import LayerPlan, dimension_numbers
+from .promotion import promote_dtype
 
 __all__ = ["Conv", "ConvLocal"]
 
