@@ -168,6 +168,9 @@ class Backend:
 
     name: str = ""
     manifest: Manifest
+    #: True when all of the backend's arrays live on one device (NumPy's, in host
+    #: memory): a repeated call then skips the device check.
+    single_device: bool = False
 
     def owns(self, x: Any) -> bool:
         """Whether ``x`` is an array of this backend's framework.
@@ -207,6 +210,11 @@ class Backend:
     def device(self, x: Any) -> str:
         """The device ``x`` lives on, as a string (``'cpu'``, ``'cuda:0'``)."""
         return "cpu"
+
+    def same_device(self, x: Any, y: Any) -> bool:
+        """Whether ``x`` and ``y`` live on one device: the check of every repeated
+        call, so a backend may answer faster than by comparing :meth:`device`."""
+        return self.device(x) == self.device(y)
 
     def version(self) -> str | None:
         """Version of the framework, when it is importable."""

@@ -268,16 +268,31 @@ def clear() -> None:
         cache.clear()
 
 
-def environment() -> tuple[object, ...]:
-    """``POLYCONV_BACKEND`` and ``POLYCONV_BLOCK`` now, for the key of every
-    cached dispatch decision, so that changing them takes effect at the next
-    call.  Read through ``os.environ``'s public API: about 1 us for the two
-    when they are unset, a sixth of a cached call's overhead over the
-    framework's own op (reading CPython's private ``os.environ._data`` would
-    take 50 ns; polyconv keeps to the public API).
+_NAMES = ("POLYCONV_BACKEND", "POLYCONV_BLOCK")
 
-    >>> len(environment())
-    2
-    """
-    get = os.environ.get
-    return get("POLYCONV_BACKEND"), get("POLYCONV_BLOCK")
+
+def _environ_reader() -> Callable[[], tuple[object, ...]]:
+    """A reader of :data:`_NAMES` as ``os.environ`` holds them now.
+
+    CPython keeps ``os.environ``'s contents in the dict ``os.environ._data``
+    (keys and values encoded by ``os.environ.encodekey`` and ``encodevalue``),
+    which every change through ``os.environ`` (``os.environ[...] = ...``,
+    ``del``, pytest's ``monkeypatch.setenv``) updates: reading it takes one
+    dict look-up per variable, against about 0.5 us for ``os.environ.get`` of
+    a variable that is unset (a ``KeyError`` raised and caught).  Where that
+    dict is missing (another implementation), the public ``os.environ.get``.
+    Either way the values are read at each call: changing a variable takes
+    effect at the next polyconv call."""
+    data = getattr(os.environ, "_data", None)
+    encodekey = getattr(os.environ, "encodekey", None)
+    if isinstance(data, dict) and callable(encodekey):
+        get, (backend, block) = data.get, (encodekey(name) for name in _NAMES)
+        return lambda: (get(backend), get(block))
+    public = os.environ.get
+    return lambda: (public(_NAMES[0]), public(_NAMES[1]))
+
+
+#: ``POLYCONV_BACKEND`` and ``POLYCONV_BLOCK`` now (as ``os.environ`` holds them:
+#: encoded values on CPython), for the key of every cached dispatch decision, so
+#: that changing them takes effect at the next call (see :func:`_environ_reader`).
+environment: Callable[[], tuple[object, ...]] = _environ_reader()

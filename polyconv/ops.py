@@ -19,12 +19,16 @@ from collections.abc import Callable
 from typing import Any
 
 from . import caching, quiet
-from .algorithm import fft_mode
+from .algorithm import _mode as _fft_mode_context
 from .backend import NEUTRAL_TYPES, Backend, is_neutral
-from .dispatch import check_devices, check_operands, current_backend, logger, resolve
+from .dispatch import _context as _dispatch_context
+from .dispatch import check_devices, check_operands, logger, resolve
 from .errors import ConvTypeError, DtypeMismatchError
 from .operations import OPERATIONS, Operation, native_method
 from .spec import dtype_name
+
+# the key's parts, bound once: the innermost use_backend, the FFT mode, the environment variables
+_backend_context, _fft_context, _environment = _dispatch_context.get, _fft_mode_context.get, caching.environment
 
 _CONV, _TRANSPOSE, _PATCHES, _LOCAL, _VJP = (OPERATIONS[name] for name in (
     "conv_general_dilated", "conv_transpose", "conv_general_dilated_patches", "conv_general_dilated_local",
@@ -34,6 +38,8 @@ _CONV, _TRANSPOSE, _PATCHES, _LOCAL, _VJP = (OPERATIONS[name] for name in (
 calls: caching.BoundedCache[Any, tuple[Backend, Any, Callable[..., Any] | None]] = caching.BoundedCache(
     "polyconv.ops.calls", 4096
 )
+_get = calls.get  # the entries' own dict.get (BoundedCache never replaces its dict)
+_dumps = marshal.dumps
 
 __all__ = [
     "conv_general_dilated",
@@ -288,8 +294,24 @@ def conv_general_dilated_vjp(
 
 def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, params: tuple[Any, ...]) -> Any:
     """One call of ``operation``: the backend's runner for the spec where it has one, else its
-    native method, else the derivation from the primitive (:mod:`polyconv.operations`)."""
-    be, prepared, spec, runner = _setup(operation, arrays, backend, params)
+    native method, else the derivation from the primitive (:mod:`polyconv.operations`).
+
+    The repeated call (a hit in :data:`calls`) is spelled out here, the path every call of a
+    loop takes: the key, one look-up, the devices, the runner."""
+    key = _call_key(operation.name, arrays, backend, params)
+    hit = None if key is None else _lookup(key)
+    if hit is not None:
+        be, spec, runner = hit
+        if not be.single_device and len(arrays) > 1:
+            same, first = be.same_device, arrays[0]
+            for a in arrays[1:]:
+                if not same(first, a):
+                    check_devices(be, arrays, operation.operands, operation.name)  # raises, naming both
+        if runner is not None:
+            return runner(*arrays)
+        prepared: Any = arrays
+    else:
+        be, prepared, spec, runner = _setup(operation, arrays, backend, params, key)
     if runner is not None:
         return runner(*prepared)
     if operation.derive is None:  # the primitive: every backend has it
@@ -305,6 +327,7 @@ def _setup(
     arrays: tuple[Any, ...],
     backend: str | None,
     params: tuple[Any, ...],
+    key: Any = False,
 ) -> tuple[Backend, list[Any], Any, Callable[..., Any] | None]:
     """The backend, the operands as its arrays, the parsed spec, and the
     backend's runner for it (:meth:`Backend.runner`), if it has one.
@@ -316,20 +339,21 @@ def _setup(
     compared with their types through :mod:`marshal`) in the same dispatch
     context reuse that decision: only the device check runs again.  Calls
     with Python lists, or with arguments marshal cannot encode, always take
-    the full path.
+    the full path.  ``key``: the call's key when the caller has made it
+    (:func:`_call`, after a miss), else it is made here.
     """
     op, names = operation.name, operation.operands
-    key = _call_key(op, arrays, backend, params)
-    if key is not None:
-        hit = calls.get(key)
-        if hit is not None:
-            be, spec, runner = hit
-            if len(arrays) > 1:
-                device = be.device(arrays[0])
-                for a in arrays[1:]:
-                    if be.device(a) != device:
-                        check_devices(be, arrays, names, op)  # raises, naming both
-            return be, list(arrays), spec, runner
+    if key is False:
+        key = _call_key(op, arrays, backend, params)
+        if key is not None:
+            hit = _lookup(key)
+            if hit is not None:
+                be, spec, runner = hit
+                if len(arrays) > 1:
+                    for a in arrays[1:]:
+                        if not be.same_device(arrays[0], a):
+                            check_devices(be, arrays, names, op)  # raises, naming both
+                return be, list(arrays), spec, runner
     # only here: a call of a masked array raises and one of a np.matrix is not cached, so no hit has one
     checked = check_operands(op, arrays, names, _rank(arrays, params))
     be, prepared = _prepare(op, checked, names, backend)
@@ -347,7 +371,7 @@ def _setup(
         logger.debug("%s: strategy %r on %r (%s): %s", op, e.strategy, be.name, e.path, e.why)
         for part in e.parts:
             logger.debug("%s: derived via %s: strategy %r: %s", op, part.op, part.strategy, part.why)
-    if key is not None and all(c is a for c, a in zip(checked, arrays)):
+    if key is not None and all(c is a for c, a in zip(checked, arrays)) and _cacheable(key, params):
         calls.put(key, (be, spec, runner))
     return be, prepared, spec, runner
 
@@ -386,25 +410,42 @@ def _rank(arrays: tuple[Any, ...], params: tuple[Any, ...]) -> int:
 
 def _call_key(op: str, arrays: tuple[Any, ...], backend: str | None, params: tuple[Any, ...]) -> Any:
     """A hashable key fixing every input of backend resolution and parsing, or None."""
-    for a in arrays:
-        if isinstance(a, NEUTRAL_TYPES):
-            return None
     try:
-        # ints, floats, bools, strings, None and sequences of them, with their types; marshal
-        # also writes any buffer (a NumPy scalar) as bytes, which the round trip tells apart
-        encoded = marshal.dumps(params)
-        if marshal.loads(encoded) != params:
-            return None
+        # ints, floats, bools, strings, None and sequences of them, with their types (marshal
+        # refuses other objects, but writes any buffer, a NumPy scalar, as bytes: a call is only
+        # cached when its parameters survive the round trip, _cacheable, so no entry has one)
+        encoded = _dumps(params)
         if len(arrays) == 2:  # the common case, spelled out: this runs on every call
             a, b = arrays
-            operands: tuple[Any, ...] = (type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
-        else:
-            operands = tuple((type(a), a.shape, a.dtype) for a in arrays)
-        key = (op, encoded, backend, current_backend(), fft_mode(), caching.environment(), *operands)
-        hash(key)
-    except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; unhashable dtypes
+            if isinstance(a, NEUTRAL_TYPES) or isinstance(b, NEUTRAL_TYPES):
+                return None
+            return (op, encoded, backend, _backend_context(), _fft_context(), _environment(),
+                    type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
+        if any(isinstance(a, NEUTRAL_TYPES) for a in arrays):
+            return None
+        return (op, encoded, backend, _backend_context(), _fft_context(), _environment(),
+                *((type(a), a.shape, a.dtype) for a in arrays))
+    except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments
         return None
-    return key
+
+
+def _lookup(key: Any) -> Any:
+    """The cached decision of ``key``, or None (also for a key that cannot be hashed: an
+    unhashable dtype)."""
+    try:
+        return _get(key)
+    except TypeError:
+        return None
+
+
+def _cacheable(key: Any, params: tuple[Any, ...]) -> bool:
+    """Whether a call may be cached under ``key``: its parameters are exactly what marshal
+    wrote (no buffer written as bytes) and the key can be hashed."""
+    try:
+        hash(key)
+        return bool(marshal.loads(key[1]) == params)
+    except (TypeError, ValueError):
+        return False
 
 
 def _prepare(

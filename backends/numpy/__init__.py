@@ -37,6 +37,7 @@ class NumpyBackend(Backend):
     """Runs on ``numpy.ndarray`` (and NumPy scalars) on the CPU."""
 
     name = "numpy"
+    single_device = True  # NumPy arrays all live in host memory
 
     def __init__(self) -> None:
         dtypes = set(_DTYPES)

@@ -106,6 +106,9 @@ class TorchBackend(Backend):
     def device(self, x: Any) -> str:
         return str(x.device)
 
+    def same_device(self, x: Any, y: Any) -> bool:
+        return bool(x.device == y.device)  # torch.device objects, without their strings
+
     def version(self) -> str | None:
         try:
             from importlib.metadata import version
