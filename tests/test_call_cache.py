@@ -69,3 +69,33 @@ def test_refresh_forgets_the_decisions() -> None:
     assert ops.calls
     registry.refresh()
     assert not ops.calls
+
+
+def test_parameters_marshal_writes_as_bytes_are_never_cached() -> None:
+    """A NumPy scalar is written by marshal as its bytes: such a call runs but is not cached, so a
+    later call whose scalar has the same bytes (np.float64 of the bits of int64 1) is parsed anew."""
+    ops.calls.clear()
+    polyconv.conv_general_dilated(X, W, (np.int64(1),), "SAME")
+    assert len(ops.calls) == 0
+    tiny = np.frombuffer(np.int64(1).tobytes(), np.float64)[0]
+    with pytest.raises(ConvTypeError, match="window_strides"):
+        polyconv.conv_general_dilated(X, W, (tiny,), "SAME")
+
+
+def test_the_environment_is_read_at_each_call_with_or_without_os_environs_dict(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyconv import caching
+
+    monkeypatch.delenv("POLYCONV_BACKEND", raising=False)
+    before = caching.environment()
+    monkeypatch.setenv("POLYCONV_BACKEND", "toy")
+    assert caching.environment() != before and caching.environment()[1] == before[1]
+
+    class Plain(dict):  # an os.environ without CPython's private dict
+        encodekey = None
+
+    monkeypatch.setattr(caching.os, "environ", Plain(POLYCONV_BLOCK="x"))
+    read = caching._environ_reader()
+    assert read() == (None, "x")
+    caching.os.environ["POLYCONV_BACKEND"] = "numpy"
+    assert read() == ("numpy", "x")
