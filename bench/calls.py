@@ -13,11 +13,12 @@ from typing import Any
 
 from .shapes import Shape
 
-__all__ = ["pairs", "side_call", "SIDES", "FRAMEWORK", "lax_style_call", "importable"]
+__all__ = ["pairs", "side_call", "SIDES", "FRAMEWORK", "lax_style_call", "lax_style_args", "strategy", "importable"]
 
 
-def lax_style_call(ops: Any, shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:
-    """The shape's convolution through ``ops``: polyconv or ``jax.lax``, which take the same arguments."""
+def lax_style_args(shape: Shape) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """The shape's convolution as ``(op name, positional arguments after the operands,
+    keyword arguments)`` of polyconv's (and ``jax.lax``'s) ops."""
     n = shape.nspatial
     spatial = "DHW"[3 - n:]
     # the transposed convolution's weight is the forward convolution's: O = the input's channels
@@ -27,11 +28,42 @@ def lax_style_call(ops: Any, shape: Shape, lhs: Any, rhs: Any) -> Callable[[], A
         # dilated by the stride, padded by d*(k-1) - p on each side, with the flipped kernel
         pads = tuple((shape.dilation * (k - 1) - shape.padding,
                       shape.dilation * (k - 1) - shape.padding + shape.output_padding) for k in shape.rhs[2:])
-        return lambda: ops.conv_transpose(lhs, rhs, (shape.stride,) * n, pads, rhs_dilation=(shape.dilation,) * n,
-                                          dimension_numbers=dn, transpose_kernel=True)
-    return lambda: ops.conv_general_dilated(
-        lhs, rhs, (shape.stride,) * n, ((shape.padding, shape.padding),) * n, rhs_dilation=(shape.dilation,) * n,
-        dimension_numbers=dn, feature_group_count=shape.groups)
+        return "conv_transpose", ((shape.stride,) * n, pads), {
+            "rhs_dilation": (shape.dilation,) * n, "dimension_numbers": dn, "transpose_kernel": True}
+    return "conv_general_dilated", ((shape.stride,) * n, ((shape.padding, shape.padding),) * n), {
+        "rhs_dilation": (shape.dilation,) * n, "dimension_numbers": dn, "feature_group_count": shape.groups}
+
+
+def lax_style_call(ops: Any, shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:
+    """The shape's convolution through ``ops``: polyconv or ``jax.lax``, which take the same arguments."""
+    name, args, kwargs = lax_style_args(shape)
+    op = getattr(ops, name)
+    return lambda: op(lhs, rhs, *args, **kwargs)
+
+
+def strategy(side: str, shape: Shape, x: Any, w: Any) -> str | None:
+    """How ``side`` computes ``shape``: polyconv's strategy (``polyconv.explain``) on
+    its sides, ``'direct'`` for a framework's own CPU convolution, None where it is
+    not known (a GPU library may pick FFT or Winograd).  A direct computation
+    cannot run above the machine's peak; FFT can, in effective GFLOP/s."""
+    if side.startswith("polyconv"):
+        import polyconv
+
+        if "torch" in side:
+            import torch
+
+            x, w = torch.from_numpy(x), torch.from_numpy(w)
+        elif "jax" in side:
+            import jax.numpy as jnp
+
+            x, w = jnp.asarray(x), jnp.asarray(w)
+        elif "cupy" in side:
+            import cupy
+
+            x, w = cupy.asarray(x), cupy.asarray(w)
+        name, args, kwargs = lax_style_args(shape)
+        return polyconv.explain(name, x, w, *args, **kwargs).strategy
+    return None if "CUDA" in side else "direct"
 
 
 def _polyconv_call(shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:

@@ -38,8 +38,10 @@ def run_side(backend: str, side: str, shapes: tuple[Shape, ...], budget: float, 
              timeout: float = 3600.0) -> dict[str, Any]:
     """Time ``side`` of ``backend``'s comparison on every shape in a fresh process.
 
-    Returns ``{"seconds": [...], "peak_extra_bytes": [...], "matmul_gflops": rate}``,
-    one entry per shape (None where the side cannot run it)."""
+    Returns ``{"seconds": [...], "peak_extra_bytes": [...], "strategies": [...],
+    "matmul_gflops": median rate, "matmul_best_gflops": best rate}``, one entry per
+    shape (None where the side cannot run it); the strategies are
+    :func:`.calls.strategy`'s."""
     request = {"backend": backend, "side": side, "budget": budget, "threads": threads,
                "shapes": [dataclasses.asdict(s) for s in shapes]}
     proc = subprocess.run([sys.executable, "-m", "polyconv.bench.isolated"], input=json.dumps(request),
@@ -51,8 +53,8 @@ def run_side(backend: str, side: str, shapes: tuple[Shape, ...], budget: float, 
 
 
 def _main() -> None:
-    from .calls import FRAMEWORK, side_call
-    from .timing import matmul_rate, numpy_peak, time_one
+    from .calls import FRAMEWORK, side_call, strategy
+    from .timing import matmul_rates, numpy_peak, time_one
 
     request = json.loads(sys.stdin.read())
     backend, side = request["backend"], request["side"]
@@ -62,19 +64,24 @@ def _main() -> None:
         torch.set_num_threads(request["threads"])
     seconds: list[float | None] = []
     peaks: list[int | None] = []
+    strategies: list[str | None] = []
     for fields in request["shapes"]:
         kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
         shape = Shape(**kwargs)
-        call = side_call(backend, side, shape, *operands(shape))
+        x, w = operands(shape)
+        call = side_call(backend, side, shape, x, w)
         if call is None:
             seconds.append(None)
             peaks.append(None)
+            strategies.append(None)
             continue
+        strategies.append(strategy(side, shape, x, w))
         seconds.append(time_one(call, request["budget"]))
         # tracemalloc sees NumPy's allocations only: the NumPy backend's peak memory
         peaks.append(numpy_peak(call) if side == "polyconv numpy" else None)
-    rate = matmul_rate(framework=FRAMEWORK[side])
-    print(json.dumps({"seconds": seconds, "peak_extra_bytes": peaks, "matmul_gflops": rate}))
+    rate, best = matmul_rates(framework=FRAMEWORK[side])
+    print(json.dumps({"seconds": seconds, "peak_extra_bytes": peaks, "matmul_gflops": rate,
+                      "matmul_best_gflops": best, "strategies": strategies}))
 
 
 if __name__ == "__main__":

@@ -17,18 +17,38 @@ def _fmt_bytes(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:.1f} MiB"
 
 
+def _of_peak(r: dict[str, Any], side: str) -> str:
+    """A side's fraction of the peak, or the flag that replaces a figure above it."""
+    if r.get(f"{side}_of_peak") is None:
+        return "-"
+    if r.get(f"{side}_above_peak"):
+        return "ERROR>peak"
+    return f"{r[f'{side}_of_peak']:.2f}" + ("*" if r[f"{side}_of_peak"] > 1.0 else "")
+
+
 def format_report(report: dict[str, Any]) -> str:
-    """The report as a plain-text table, with the median ratio per backend and native op."""
+    """The report as a plain-text table, with the median ratio per backend and native op.
+
+    Each side's GFLOP/s is also given as a fraction of the machine's float32 peak
+    measured in the same run (the best matrix product of any side's framework); a
+    figure above the peak on a direct computation is a measurement error and is
+    printed as ``ERROR>peak`` (with the rows listed at the end), never as a result;
+    FFT's effective rate may exceed it (marked ``*``: it does fewer operations)."""
     rates = report.get("matmul_gflops_by_framework") or {"numpy": report["matmul_gflops"]}
+    peak = report.get("peak_gflops")
     lines = ["each side timed alone, in a process of its own; float32 matrix-product rates (GFLOP/s, "
              "measured in the same run, each in its side's process): "
              + ", ".join(f"{k} {v:.1f}" for k, v in rates.items())
              + f" (PyTorch threads: {report['threads'] or 'default'})"
              + (f"; each side's fastest of {report['rounds']} rounds" if report.get("rounds", 1) > 1 else "")]
-    header = ["backend", "shape", "vs", "polyconv", "native", "ratio", "GFLOP/s", "of matmul", "peak extra"]
+    if peak:
+        lines.append(f"the machine's float32 peak as measured in this run: {peak:.1f} GFLOP/s (the best "
+                     "1024x1024 matrix product of any side's framework); 'of peak' is each side's GFLOP/s over it")
+    header = ["backend", "shape", "vs", "polyconv", "native", "ratio", "GFLOP/s", "of matmul", "of peak", "peak extra"]
     rows = [[r["backend"], r["shape"], r["native"], _fmt_time(r["polyconv_s"]), _fmt_time(r["native_s"]),
              f"{r['ratio']:.3f}", f"{r['polyconv_gflops']:.1f} / {r['native_gflops']:.1f}",
              f"{r['polyconv_of_matmul']:.2f} / {r['native_of_matmul']:.2f}",
+             f"{_of_peak(r, 'polyconv')} / {_of_peak(r, 'native')}",
              _fmt_bytes(r.get("polyconv_peak_extra_bytes"))] for r in report["results"]]
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
@@ -40,4 +60,14 @@ def format_report(report: dict[str, Any]) -> str:
     for (backend, native), ratios in groups.items():
         lines.append(f"median ratio {backend} / {native}: {statistics.median(ratios):.3f} "
                      f"(max {max(ratios):.3f}, {len(ratios)} shapes)")
+    errors = report.get("above_peak") or []
+    for r in errors:
+        sides = [s for s in ("polyconv", "native") if r.get(f"{s}_above_peak")]
+        lines.append(f"MEASUREMENT ERROR: {r['backend']} {r['shape']} vs {r['native']}: "
+                     + ", ".join(f"{s} at {r[f'{s}_of_peak']:.2f} of the peak" for s in sides)
+                     + " (a direct computation cannot beat the machine's peak: the run is not a result; rerun it "
+                     "with --rounds, on a quiet machine)")
+    if any(r.get(f"{s}_of_peak", 0) > 1.0 and not r.get(f"{s}_above_peak")
+           for r in report["results"] for s in ("polyconv", "native")):
+        lines.append("* above the peak by FFT: its effective GFLOP/s counts the direct convolution's operations")
     return "\n".join(lines)

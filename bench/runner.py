@@ -66,6 +66,7 @@ def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 
                 if t_mine is None or t_native is None:
                     continue
                 flops = shape.flops()
+                strategies = (_strategy(mine, k), _strategy(native, k))
                 results.append({
                     "backend": backend, "shape": shape.name, "native": native_side,
                     "polyconv_s": t_mine, "native_s": t_native, "ratio": t_mine / t_native,
@@ -74,11 +75,52 @@ def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 
                     "polyconv_matmul_gflops": mine["matmul_gflops"], "native_matmul_gflops": native["matmul_gflops"],
                     "polyconv_of_matmul": flops / t_mine / 1e9 / mine["matmul_gflops"],
                     "native_of_matmul": flops / t_native / 1e9 / native["matmul_gflops"],
+                    "polyconv_strategy": strategies[0], "native_strategy": strategies[1],
                     "spec": asdict(shape),
                 })
     rates = {FRAMEWORK[side]: t["matmul_gflops"] for (_, side), t in timed.items()}
+    best = {FRAMEWORK[side]: t.get("matmul_best_gflops", t["matmul_gflops"]) for (_, side), t in timed.items()}
+    peak = _check_against_peak(results, best)
     return {"matmul_gflops": rates.get("numpy"), "matmul_gflops_by_framework": rates, "threads": threads,
-            "isolated": True, "rounds": rounds, "results": results}
+            "isolated": True, "rounds": rounds, "results": results, "peak_gflops": peak,
+            "peak_by_framework": best,
+            "above_peak": [r for r in results if r["polyconv_above_peak"] or r["native_above_peak"]]}
+
+
+def _strategy(side: dict[str, Any], k: int) -> str | None:
+    strategies = side.get("strategies")
+    return strategies[k] if strategies else None
+
+
+#: Strategies that compute fewer operations than the direct convolution's (whose
+#: count the GFLOP/s figures use), so that their effective rate may exceed the peak.
+FEWER_OPERATIONS = frozenset({"fft"})
+
+
+def _check_against_peak(results: list[dict[str, Any]], best: dict[str, float]) -> float | None:
+    """The machine's float32 peak as this run measured it (the best matrix-product rate of
+    any side's framework, :func:`.timing.matmul_rates`), and each row's GFLOP/s as a
+    fraction of it (``polyconv_of_peak``, ``native_of_peak``).  A direct computation
+    cannot run faster than the peak: a fraction above 1.0 on a side whose strategy is
+    not one of :data:`FEWER_OPERATIONS` (unknown strategies included) is a measurement
+    error (``*_above_peak``), never a result.
+
+    >>> rows = [{"polyconv_gflops": 50.0, "native_gflops": 120.0, "polyconv_strategy": "fft",
+    ...          "native_strategy": "direct"}]
+    >>> _check_against_peak(rows, {"numpy": 100.0, "torch": 90.0})
+    100.0
+    >>> rows[0]["polyconv_of_peak"], rows[0]["native_of_peak"], rows[0]["native_above_peak"]
+    (0.5, 1.2, True)
+    """
+    if not best:
+        return None
+    peak = max(best.values())
+    for r in results:
+        for side in ("polyconv", "native"):
+            fraction = r[f"{side}_gflops"] / peak
+            r[f"{side}_of_peak"] = fraction
+            r[f"{side}_above_peak"] = fraction > 1.0 and r.get(f"{side}_strategy") not in FEWER_OPERATIONS
+    return peak
 
 
 def _fastest(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -90,5 +132,10 @@ def _fastest(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     {'seconds': [1.0, None], 'peak_extra_bytes': [5, None], 'matmul_gflops': 100.0}
     """
     seconds = [x if y is None else y if x is None else min(x, y) for x, y in zip(a["seconds"], b["seconds"])]
-    return {"seconds": seconds, "peak_extra_bytes": a["peak_extra_bytes"],
-            "matmul_gflops": max(a["matmul_gflops"], b["matmul_gflops"])}
+    out = {"seconds": seconds, "peak_extra_bytes": a["peak_extra_bytes"],
+           "matmul_gflops": max(a["matmul_gflops"], b["matmul_gflops"])}
+    if "matmul_best_gflops" in a:
+        out["matmul_best_gflops"] = max(a["matmul_best_gflops"], b["matmul_best_gflops"])
+    if "strategies" in a:
+        out["strategies"] = a["strategies"]
+    return out

@@ -97,6 +97,35 @@ def test_rounds_keep_each_sides_fastest_process(monkeypatch: pytest.MonkeyPatch,
     assert "--rounds must be at least 1, got 0" in capsys.readouterr().err
 
 
+def test_figures_above_the_measured_peak_are_flagged_not_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The peak is the best matrix product of any side's framework in the run; a direct side above it
+    is a measurement error (printed as such, listed in the JSON), an FFT side above it is effective."""
+    from polyconv.bench import runner
+
+    shapes = bench.SUITE[:2]
+    flops = [s.flops() for s in shapes]
+
+    def fake_side(backend: str, side: str, shapes_: Any, budget: float, threads: Any) -> dict[str, Any]:
+        if side == "polyconv numpy":  # 200 GFLOP/s by FFT, then 50 GFLOP/s direct
+            return {"seconds": [flops[0] / 200e9, flops[1] / 50e9], "peak_extra_bytes": [0, 0],
+                    "matmul_gflops": 90.0, "matmul_best_gflops": 100.0, "strategies": ["fft", "offsets"]}
+        return {"seconds": [flops[0] / 20e9, flops[1] / 150e9], "peak_extra_bytes": [None, None],  # 1.5x the peak
+                "matmul_gflops": 80.0, "matmul_best_gflops": 95.0, "strategies": ["direct", "direct"]}
+
+    monkeypatch.setattr(runner, "run_side", fake_side)
+    monkeypatch.setattr(runner, "importable", lambda name: name == "torch")
+    report = runner.run(["numpy"], shapes)
+    assert report["peak_gflops"] == 100.0
+    first, second = report["results"]
+    assert first["polyconv_of_peak"] == pytest.approx(2.0) and not first["polyconv_above_peak"]
+    assert second["native_of_peak"] == pytest.approx(1.5) and second["native_above_peak"]
+    assert [r["shape"] for r in report["above_peak"]] == [shapes[1].name]
+    text = bench.format_report(report)
+    assert "ERROR>peak" in text and f"MEASUREMENT ERROR: numpy {shapes[1].name} vs torch CPU: native at 1.50" in text
+    assert "2.00*" in text and "above the peak by FFT" in text
+    assert "1.50" not in text.split("MEASUREMENT ERROR")[0]  # the figure is never printed as a result
+
+
 def test_peak_extra_bytes_counts_numpy_temporaries_not_the_result() -> None:
     def call() -> np.ndarray:
         result = np.ones(1 << 16, np.uint8)  # allocated first, as a convolution allocates its output
