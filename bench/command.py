@@ -44,7 +44,11 @@ def main_args(backend: str | None, json_file: str | None, budget: float, threads
         return 2
     shapes = tuple(s for s in SUITE if only is None or only.lower() in s.name.lower())
     report = run(backends, shapes, budget, threads, rounds)
+    from .overhead import format_overhead, run_overhead  # not at import: it runs as python -m too
+
+    report["overhead"] = run_overhead(backends, min(budget, 2.0))
     print(format_report(report))
+    print(format_overhead(report["overhead"]))
     if json_file:
         with open(json_file, "w") as f:
             json.dump(report, f, indent=2)

@@ -302,11 +302,12 @@ def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, pa
     hit = None if key is None else _lookup(key)
     if hit is not None:
         be, spec, runner = hit
-        if not be.single_device and len(arrays) > 1:
-            same, first = be.same_device, arrays[0]
-            for a in arrays[1:]:
-                if not same(first, a):
+        if not be.single_device:
+            if len(arrays) == 2:
+                if not be.same_device(*arrays):
                     check_devices(be, arrays, operation.operands, operation.name)  # raises, naming both
+            elif len(arrays) > 2 and not all(be.same_device(arrays[0], a) for a in arrays[1:]):
+                check_devices(be, arrays, operation.operands, operation.name)
         if runner is not None:
             return runner(*arrays)
         prepared: Any = arrays

@@ -186,3 +186,17 @@ def test_plot_draws_a_png(tmp_path: Path) -> None:
     path = tmp_path / "ratios.png"
     plot_report({"results": rows}, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_the_fixed_cost_compares_the_same_tiny_convolution(backend: str) -> None:
+    """Both sides of the fixed-cost measurement compute the same values (checked inside), and the
+    report has each side's microseconds; no timing is asserted."""
+    from polyconv.bench import overhead
+
+    if backend != "numpy":
+        pytest.importorskip(backend, reason=f"{backend} is not installed")
+    row = overhead.measure(backend, budget=0.05)
+    assert row["backend"] == backend and row["polyconv_us"] > 0 and row["native_us"] > 0
+    assert row["over_us"] == pytest.approx(row["polyconv_us"] - row["native_us"])
+    assert f"{backend}: polyconv" in overhead.format_overhead([row])

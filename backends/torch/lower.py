@@ -148,10 +148,26 @@ def _native(
 
         return padded
 
+    if all(v == 1 for v in (*strides, *rhs_dilation, groups)) and not any(native):
+        def plain(x: Any, w: Any) -> Any:
+            return conv(x, w)  # PyTorch's defaults: its argument parsing is cheapest without arguments
+
+        return plain
+    stride_arg, pad_arg, dilation_arg = (_compact(v) for v in (strides, native, rhs_dilation))
+
     def direct(x: Any, w: Any) -> Any:
-        return conv(x, w, None, strides, native, rhs_dilation, groups)
+        return conv(x, w, None, stride_arg, pad_arg, dilation_arg, groups)
 
     return direct
+
+
+def _compact(values: tuple[int, ...]) -> int | tuple[int, ...]:
+    """One int for equal per-axis values (PyTorch parses an int faster than a tuple).
+
+    >>> _compact((2, 2)), _compact((1, 2))
+    (2, (1, 2))
+    """
+    return values[0] if values and all(v == values[0] for v in values) else values
 
 
 def with_transposed_kernel(
