@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from polyconv.backends.jax import cpu_lowering
 from polyconv.conformance import cases, reference, tolerances
 
 import polyconv
@@ -278,8 +279,16 @@ _STANDARD: list[tuple[str, Any, Any, tuple[tuple[int, ...], ...], str, dict[str,
 
 @pytest.mark.parametrize("name, ours, theirs, shapes, dtype, kw", _STANDARD, ids=[s[0] for s in _STANDARD])
 def test_lowers_to_the_direct_lax_call(name: str, ours: Any, theirs: Any, shapes: tuple, dtype: str, kw: dict) -> None:
+    """Every spec is jax.lax's own call, with the same HLO, except those that the CPU lowerings of
+    backends/jax/cpu_lowering.py take on the CPU (checked against the reference instead)."""
     args = [_j(_rand(s, i, dtype)) for i, s in enumerate(shapes)]
     mine = _hlo(lambda *a: ours(*a, **kw), *args)
+    if ours is polyconv.conv_general_dilated and cpu_lowering.lowering(
+            conv_spec(*shapes, dtype, dtype, **kw), jax.default_backend()) is not None:
+        assert "stablehlo.convolution" not in mine
+        x, w = (_rand(s, i, dtype) for i, s in enumerate(shapes))
+        assert _conv_problem(ours(*args, **kw), x, w, kw) is None
+        return
     direct = _hlo(lambda *a: theirs(*a, **kw), *args)
     assert mine == direct
     assert mine.count("stablehlo.convolution") == 1
@@ -745,3 +754,56 @@ def test_the_suites_jit_optimises_integer_operands() -> None:
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
     exact = float((x.astype(np.float64)[None] * w.astype(np.float64)[:, None]).sum((2, 3))[0, 0])
     assert abs(float(np.asarray(ours)[0, 0, 0]) - exact) < 100
+
+
+# -- the CPU lowerings (backends/jax/cpu_lowering.py) -------------------------------------------------
+
+_CPU_CASES = [
+    ("depthwise-strided-dilated", (2, 6, 11, 10), (12, 1, 3, 2), "float32",
+     {"window_strides": (2, 1), "padding": ((1, 2), (-1, 1)), "rhs_dilation": (1, 2), "feature_group_count": 6}),
+    ("depthwise-1d-nwc", (3, 17, 5), (4, 1, 5), "float32",
+     {"window_strides": (3,), "padding": "SAME", "feature_group_count": 5,
+      "dimension_numbers": ("NWC", "WIO", "NWC")}),
+    ("depthwise-3d-bf16", (1, 4, 5, 6, 7), (4, 1, 3, 3, 3), "bfloat16",
+     {"window_strides": (1, 1, 1), "padding": "SAME", "feature_group_count": 4}),
+    ("depthwise-f16-to-f32", (2, 3, 9, 9), (3, 1, 3, 3), "float16",
+     {"window_strides": (1, 1), "padding": "VALID", "feature_group_count": 3, "preferred_element_type": "float32"}),
+    ("pointwise-strided-padded", (2, 8, 9, 7), (5, 8, 1, 1), "float32",
+     {"window_strides": (2, 3), "padding": ((1, 0), (2, -1))}),
+    ("pointwise-grouped-nhwc", (2, 6, 6, 8), (1, 1, 4, 6), "float32",
+     {"window_strides": (1, 1), "padding": "VALID", "feature_group_count": 2, "dimension_numbers": NHWC,
+      "precision": "highest"}),
+    ("pointwise-size-1-axis", (2, 4, 7, 1), (3, 4, 1, 1), "float32", {"window_strides": (1, 1), "padding": "SAME"}),
+]
+
+
+@pytest.mark.parametrize("name, lhs, rhs, dtype, kw", _CPU_CASES, ids=[c[0] for c in _CPU_CASES])
+def test_cpu_lowerings_match_the_reference_in_value_gradient_and_batching(
+        name: str, lhs: tuple, rhs: tuple, dtype: str, kw: dict) -> None:
+    from polyconv.conformance import reference
+
+    spec = conv_spec(lhs, rhs, dtype, dtype, **kw)
+    kind = cpu_lowering.lowering(spec, "cpu")
+    assert kind == name.split("-")[0] and cpu_lowering.lowering(spec, "gpu") is None
+    x, w = _rand(lhs, 1, dtype), _rand(rhs, 2, dtype)
+    if jax.default_backend() != "cpu":
+        pytest.skip("the CPU lowerings apply on the CPU platform only")
+    assert polyconv.explain("conv_general_dilated", _j(x), _j(w), **kw).strategy == kind
+    f = jax.jit(lambda a, b: polyconv.conv_general_dilated(a, b, **kw))
+    assert "stablehlo.convolution" not in _hlo(lambda a, b: polyconv.conv_general_dilated(a, b, **kw), _j(x), _j(w))
+    assert _conv_problem(f(_j(x), _j(w)), x, w, kw) is None
+    if dtype != "float32":
+        return
+    # the gradient (jitted) is the reference VJP's, the second order runs, vmap maps over a batch of kernels
+    g = _rand(spec.out_shape, 3, dtype)
+    lhs_ct, rhs_ct = jax.jit(jax.grad(lambda a, b: (polyconv.conv_general_dilated(a, b, **kw) * _j(g)).sum(),
+                                      argnums=(0, 1)))(_j(x), _j(w))
+    assert tolerances.check_vjp_close(_n(lhs_ct), _n(rhs_ct), x, w, g, spec) is None
+    hessian_diag = jax.grad(lambda a: jax.grad(lambda b: (polyconv.conv_general_dilated(a, b, **kw) ** 2).sum())(
+        _j(w)).sum())(_j(x))
+    assert np.isfinite(_n(hessian_diag)).all()
+    ws = np.stack([w, 2 * w])
+    mapped = jax.vmap(lambda b: polyconv.conv_general_dilated(_j(x), b, **kw))(_j(ws))
+    np.testing.assert_allclose(_n(mapped)[1], 2 * _n(mapped)[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_n(mapped)[0], reference.cast_result(reference.conv_from_spec(x, w, spec), dtype),
+                               rtol=1e-4, atol=1e-4)

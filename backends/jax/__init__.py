@@ -240,6 +240,15 @@ class JaxBackend(Backend):
             return Strategy("taps", "parameters XLA should not be handed as they are (a stride, dilation or pad "
                             "past 2**31, or a padded input far larger than the input and the output): "
                             "tap by tap, with jax.lax operations")
+        from . import cpu_lowering
+
+        fast = cpu_lowering.lowering(conv, jax_modules()[0].default_backend()) \
+            if op in ("conv_general_dilated", "conv_general_dilated_vjp") else None
+        if fast == "depthwise":
+            return Strategy("depthwise", "on the CPU, a depthwise convolution as shifted multiply-adds "
+                            "(lax.pad, one strided lax.slice per tap), which XLA fuses into one loop")
+        if fast == "pointwise":
+            return Strategy("pointwise", "on the CPU, single-tap windows as one lax.dot_general over the channels")
         return Strategy("lax", f"jax.lax.{op} (XLA, cuDNN on GPU), the parameters as parsed")
 
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:

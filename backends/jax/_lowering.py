@@ -29,6 +29,8 @@ from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec, dtype
 from polyconv.spec.canonical import axis_reads, beyond_native
 from polyconv.spec.dimension_numbers import inverse_permutation
 
+from . import cpu_lowering
+
 __all__ = [
     "jax_modules", "lax_conv_args", "transpose_args", "patches_args", "local_args", "make_runner",
     "require_x64", "beyond_xla", "conv_by_taps",
@@ -216,11 +218,18 @@ def grouped_matmul(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
 
 def lax_conv_args(spec: ConvSpec) -> Entry:
     """``jax.lax.conv_general_dilated`` and its arguments after the operands
-    (:func:`conv_by_taps` where :func:`beyond_xla`; :func:`grouped_matmul`
-    for grouped convolutions without spatial axes)."""
-    _, lax, jnp = jax_modules()
+    (:func:`conv_by_taps` where :func:`beyond_xla`; on the CPU platform, the
+    shifted multiply-adds or the matrix product of :mod:`.cpu_lowering` where
+    it applies; :func:`grouped_matmul` for grouped convolutions without
+    spatial axes)."""
+    jax, lax, jnp = jax_modules()
     if beyond_xla(spec):
         return _widened(lax, conv_by_taps, spec), (spec,), _needs_x64(spec.preferred_element_type)
+    fast = cpu_lowering.lowering(spec, jax.default_backend())
+    if fast == "depthwise":
+        return cpu_lowering.depthwise, (spec,), False
+    if fast == "pointwise":
+        return cpu_lowering.pointwise, (spec, _precision(lax, spec.precision)), False
     if spec.nspatial == 0 and spec.groups > 1 and \
             dtype_kind(spec.dtype) != "b":
         return _widened(lax, grouped_matmul, spec), (spec,), _needs_x64(spec.preferred_element_type)

@@ -1,0 +1,139 @@
+"""What XLA:CPU runs fastest, for the convolutions it is slowest at: decided at trace time.
+
+XLA:CPU computes every convolution with one general kernel, which is slow on
+the shapes that are mostly memory traffic: a depthwise 3x3 convolution took
+71 ms where PyTorch took 1.5 ms, a 1x1 convolution (a matrix product) 15 ms.
+On the CPU platform, the JAX backend writes these specs with other
+``jax.lax`` operations that XLA compiles well:
+
+* **depthwise** (one input channel per group, at most
+  :data:`MAX_MULTIPLIER` outputs per group, at most :data:`MAX_TAPS` taps,
+  floating operands, no lhs dilation): the input padded once (``lax.pad``,
+  whose negative pads crop), then one strided ``lax.slice`` per tap times the
+  tap's weights, summed: XLA fuses the whole sum into one loop over the
+  output.
+* **pointwise** (every window a single tap: a 1x1 kernel, or any kernel on a
+  size-1 axis; no lhs dilation, no batch groups): the strided, cropped input
+  and one ``lax.dot_general`` over the channels (batched over the groups).
+
+Everything else, and every spec on GPU and TPU (where cuDNN's kernels are
+fast), stays ``jax.lax.conv_general_dilated``.  The choice depends on the
+spec and the default platform only, so it is made once per spec, under
+``jit`` as well (shapes are static).  Both forms are ``jax.lax`` operations:
+``jit``, ``grad`` (of any order), ``vmap`` and sharded arrays work as for the
+convolution, and :func:`polyconv.explain` names the lowering a spec takes.
+
+Values: the products are those of the convolution, summed in the operands'
+floating type (float32 for float16 and bfloat16, as XLA does), tap by tap or
+by the dot's own order, which the conformance suite's tolerance for running
+sums covers.  Padding is formed by real zeros, which an infinite or NaN
+kernel tap turns into NaN there, as the suite's non-finite rule allows
+(``docs/conformance-guide.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import product
+from typing import Any
+
+from polyconv.spec import ConvSpec
+from polyconv.spec.canonical import problem
+from polyconv.spec.dimension_numbers import inverse_permutation
+
+__all__ = ["lowering", "depthwise", "pointwise", "MAX_TAPS", "MAX_MULTIPLIER"]
+
+#: Depthwise kernels up to this many taps are written as shifted multiply-adds
+#: (larger ones are for the FFT decision, or stay with XLA).
+MAX_TAPS = 49
+#: Outputs per group of a depthwise convolution written as shifted multiply-adds.
+MAX_MULTIPLIER = 4
+_FLOATS = ("float32", "float16", "bfloat16")
+
+
+def lowering(spec: ConvSpec, platform: str) -> str | None:
+    """``'depthwise'``, ``'pointwise'`` or None (``jax.lax.conv_general_dilated``)
+    for ``spec`` on ``platform`` (``jax.default_backend()``).
+
+    >>> from polyconv.spec import conv_spec
+    >>> dw = conv_spec((8, 128, 56, 56), (128, 1, 3, 3), "float32", "float32", (1, 1), "SAME",
+    ...                feature_group_count=128)
+    >>> lowering(dw, "cpu"), lowering(dw, "gpu")
+    ('depthwise', None)
+    >>> lowering(conv_spec((8, 256, 56, 56), (64, 256, 1, 1), "float32", "float32", (1, 1), "VALID"), "cpu")
+    'pointwise'
+    """
+    if platform != "cpu" or spec.dtype not in _FLOATS or spec.nspatial == 0 or 0 in spec.out_shape \
+            or 0 in spec.lhs_shape or 0 in spec.rhs_shape or any(d != 1 for d in spec.lhs_dilation):
+        return None
+    if spec.out_dtype not in _FLOATS:
+        return None
+    p = problem(spec)
+    if spec.batch_group_count == 1 and p.groups > 1 and p.cg == 1 and p.og <= MAX_MULTIPLIER \
+            and p.taps <= MAX_TAPS:
+        return "depthwise"
+    if spec.batch_group_count == 1 and p.taps == 1:
+        return "pointwise"
+    return None
+
+
+def _accumulation(jnp: Any, spec: ConvSpec) -> Any:
+    """The dtype products are summed in: float32 for 16-bit floats, else the result's."""
+    return jnp.dtype("float32") if spec.out_dtype in ("float16", "bfloat16") or \
+        spec.dtype in ("float16", "bfloat16") else jnp.dtype(spec.out_dtype)
+
+
+def depthwise(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+    """A depthwise convolution as shifted multiply-adds (see the module docstring)."""
+    from ._lowering import jax_modules
+
+    _, lax, jnp = jax_modules()
+    dn = spec.dimension_numbers
+    n = spec.nspatial
+    p = problem(spec)
+    acc = _accumulation(jnp, spec)
+    x = lax.convert_element_type(lax.transpose(lhs, dn.lhs_spec), acc)  # (N, C, *S)
+    w = lax.convert_element_type(lax.transpose(rhs, dn.rhs_spec), acc)  # (O, 1, *K)
+    x = lax.pad(x, jnp.zeros((), acc), [(0, 0, 0), (0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding)])
+    w = lax.reshape(w, (p.groups, p.og, *p.window))  # (G, O_g, *K)
+    batch, out = x.shape[0], p.out
+    total = None
+    for tap in product(*(range(k) for k in p.window)):
+        start = (0, 0, *(t * d for t, d in zip(tap, p.dilation)))
+        limit = (batch, p.groups, *(t * d + (y - 1) * s + 1 for t, d, y, s in zip(tap, p.dilation, out, p.strides)))
+        xs = lax.slice(x, start, limit, (1, 1, *p.strides))  # (N, G, *Y)
+        wk = lax.slice(w, (0, 0, *tap), (p.groups, p.og, *(t + 1 for t in tap)))  # (G, O_g, 1...)
+        if p.og == 1:
+            term = xs * lax.reshape(wk, (1, p.groups, *(1,) * n))
+        else:
+            term = lax.reshape(xs, (batch, p.groups, 1, *out)) * lax.reshape(wk, (1, p.groups, p.og, *(1,) * n))
+        total = term if total is None else total + term
+    assert total is not None  # at least one tap
+    y = lax.reshape(total, (batch, p.groups * p.og, *out))
+    y = lax.convert_element_type(y, jnp.dtype(spec.out_dtype))
+    return lax.transpose(y, tuple(inverse_permutation(dn.out_spec)))
+
+
+def pointwise(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
+    """A convolution whose windows are single taps as one ``lax.dot_general`` over the
+    channels of the strided, cropped input (see the module docstring)."""
+    from ._lowering import jax_modules
+
+    _, lax, jnp = jax_modules()
+    dn = spec.dimension_numbers
+    n = spec.nspatial
+    p = problem(spec)
+    acc = _accumulation(jnp, spec)
+    x = lax.transpose(lhs, dn.lhs_spec)  # (N, C, *S)
+    if any(lo or hi for lo, hi in spec.padding) or any(s != 1 for s in p.strides):
+        x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding)])
+        limit = (x.shape[0], x.shape[1], *((y - 1) * s + 1 for y, s in zip(p.out, p.strides)))
+        x = lax.slice(x, (0,) * (n + 2), limit, (1, 1, *p.strides))  # (N, C, *Y)
+    w = lax.reshape(lax.transpose(rhs, dn.rhs_spec), (p.groups, p.og, p.cg))  # (G, O_g, C_g)
+    batch, positions = x.shape[0], math.prod(p.out)
+    x = lax.reshape(x, (batch, p.groups, p.cg, positions))
+    # (G, O_g, C_g) x (N, G, C_g, P) -> (G, O_g, N, P), contracting C_g, batched over G
+    y = lax.dot_general(w, x, (((2,), (2,)), ((0,), (1,))), precision, acc)
+    y = lax.transpose(y, (2, 0, 1, 3))  # (N, G, O_g, P)
+    y = lax.reshape(lax.convert_element_type(y, jnp.dtype(spec.out_dtype)), (batch, p.groups * p.og, *p.out))
+    return lax.transpose(y, tuple(inverse_permutation(dn.out_spec)))
