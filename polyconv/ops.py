@@ -303,11 +303,7 @@ def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, pa
     if hit is not None:
         be, spec, runner = hit
         if not be.single_device:
-            if len(arrays) == 2:
-                if not be.same_device(*arrays):
-                    check_devices(be, arrays, operation.operands, operation.name)  # raises, naming both
-            elif len(arrays) > 2 and not all(be.same_device(arrays[0], a) for a in arrays[1:]):
-                check_devices(be, arrays, operation.operands, operation.name)
+            _same_devices(be, operation, arrays)
         if runner is not None:
             return runner(*arrays)
         prepared: Any = arrays
@@ -321,6 +317,15 @@ def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, pa
     if native is not None:
         return native(*prepared, spec)
     return quiet.call(operation.derive, be, *prepared, spec)
+
+
+def _same_devices(be: Backend, operation: Operation, arrays: tuple[Any, ...]) -> None:
+    """The device check of a repeated call: raise, naming both, unless ``arrays`` share ``be``'s device."""
+    if len(arrays) == 2:
+        if not be.same_device(*arrays):
+            check_devices(be, arrays, operation.operands, operation.name)
+    elif len(arrays) > 2 and not all(be.same_device(arrays[0], a) for a in arrays[1:]):
+        check_devices(be, arrays, operation.operands, operation.name)
 
 
 def _setup(
@@ -350,10 +355,8 @@ def _setup(
             hit = _lookup(key)
             if hit is not None:
                 be, spec, runner = hit
-                if len(arrays) > 1:
-                    for a in arrays[1:]:
-                        if not be.same_device(arrays[0], a):
-                            check_devices(be, arrays, names, op)  # raises, naming both
+                if not be.single_device:
+                    _same_devices(be, operation, arrays)
                 return be, list(arrays), spec, runner
     # only here: a call of a masked array raises and one of a np.matrix is not cached, so no hit has one
     checked = check_operands(op, arrays, names, _rank(arrays, params))
