@@ -3,11 +3,15 @@
 For every shape of :data:`SUITE` and every backend asked for, the same
 operands (drawn from a seed of the shape's name) go through polyconv and
 through the framework's own operation (``torch.nn.functional.conv*d`` /
-``conv_transpose*d``; ``jax.lax`` under ``jax.jit``; for the NumPy backend,
+``conv_transpose*d``; ``jax.lax`` under ``jax.jit``; ``mlx.core.conv_general``
+for MLX, both sides channels-last, MLX's layout; for the NumPy backend,
 which has no native counterpart, PyTorch's CPU convolution and jitted
-``jax.lax``).  Each side is timed alone, in a fresh process of its own, one
-after another (two frameworks' thread pools in one process take cores from
-each other: :mod:`.isolated`), after a warm-up; each side's process also
+``jax.lax``).  Sides of two frameworks are each timed alone, in a fresh
+process of its own, one after another (two frameworks' thread pools in one
+process take cores from each other: :mod:`.isolated`); polyconv and its own
+framework's op are timed in one fresh process, interleaved, so that a
+machine that slows down for a while slows both alike.  Every side is timed
+after a warm-up; each process also
 measures its framework's float32 matrix-product rate.  The report gives each
 side's median time, GFLOP/s, the ratio polyconv / native, and each GFLOP/s as
 a fraction of the side's own framework's matrix-product rate.  For the NumPy

@@ -13,25 +13,45 @@ from typing import Any
 
 from .shapes import Shape
 
-__all__ = ["pairs", "side_call", "SIDES", "FRAMEWORK", "lax_style_call", "lax_style_args", "strategy", "importable"]
+__all__ = ["pairs", "side_call", "SIDES", "FRAMEWORK", "lax_style_call", "lax_style_args", "channels_last_operands",
+           "strategy", "importable"]
 
 
-def lax_style_args(shape: Shape) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+def lax_style_args(shape: Shape, channels_last: bool = False) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
     """The shape's convolution as ``(op name, positional arguments after the operands,
-    keyword arguments)`` of polyconv's (and ``jax.lax``'s) ops."""
+    keyword arguments)`` of polyconv's (and ``jax.lax``'s) ops: on operands in the
+    suite's layout (PyTorch's: ``NC<spatial>``, ``OI<spatial>``), or, with
+    ``channels_last``, on the same operands with their axis 1 moved last
+    (:func:`channels_last_operands`: ``N<spatial>C``, ``O<spatial>I``)."""
     n = shape.nspatial
     spatial = "DHW"[3 - n:]
     # the transposed convolution's weight is the forward convolution's: O = the input's channels
-    dn = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
+    if channels_last:
+        dn = ("N" + spatial + "C", "O" + spatial + "I", "N" + spatial + "C")
+    else:
+        dn = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
     if shape.transpose:
         # PyTorch's transposed convolution with padding p is the convolution of the input
         # dilated by the stride, padded by d*(k-1) - p on each side, with the flipped kernel
-        pads = tuple((shape.dilation * (k - 1) - shape.padding,
-                      shape.dilation * (k - 1) - shape.padding + shape.output_padding) for k in shape.rhs[2:])
-        return "conv_transpose", ((shape.stride,) * n, pads), {
+        return "conv_transpose", ((shape.stride,) * n, _transpose_pads(shape)), {
             "rhs_dilation": (shape.dilation,) * n, "dimension_numbers": dn, "transpose_kernel": True}
     return "conv_general_dilated", ((shape.stride,) * n, ((shape.padding, shape.padding),) * n), {
         "rhs_dilation": (shape.dilation,) * n, "dimension_numbers": dn, "feature_group_count": shape.groups}
+
+
+def _transpose_pads(shape: Shape) -> tuple[tuple[int, int], ...]:
+    """The transposed shape's padding of its stride-dilated input (``jax.lax.conv_transpose``'s pairs)."""
+    return tuple((shape.dilation * (k - 1) - shape.padding,
+                  shape.dilation * (k - 1) - shape.padding + shape.output_padding) for k in shape.rhs[2:])
+
+
+def channels_last_operands(x: Any, w: Any) -> tuple[Any, Any]:
+    """NumPy operands in the suite's layout with axis 1 moved last (contiguous):
+    ``N<spatial>C`` and ``O<spatial>I``, the layout of :func:`lax_style_args`'s
+    ``channels_last``, MLX's own."""
+    import numpy as np
+
+    return (np.ascontiguousarray(np.moveaxis(x, 1, -1)), np.ascontiguousarray(np.moveaxis(w, 1, -1)))
 
 
 def lax_style_call(ops: Any, shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:
@@ -61,15 +81,60 @@ def strategy(side: str, shape: Shape, x: Any, w: Any) -> str | None:
             import cupy
 
             x, w = cupy.asarray(x), cupy.asarray(w)
-        name, args, kwargs = lax_style_args(shape)
+        elif "mlx" in side:
+            import mlx.core as mx
+
+            x, w = (mx.array(a) for a in channels_last_operands(x, w))
+        name, args, kwargs = lax_style_args(shape, channels_last="mlx" in side)
         return polyconv.explain(name, x, w, *args, **kwargs).strategy
     return None if "CUDA" in side else "direct"
 
 
-def _polyconv_call(shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:
+def _polyconv_call(shape: Shape, lhs: Any, rhs: Any, channels_last: bool = False) -> Callable[[], Any]:
     import polyconv
 
-    return lax_style_call(polyconv, shape, lhs, rhs)
+    name, args, kwargs = lax_style_args(shape, channels_last)
+    op = getattr(polyconv, name)
+    return lambda: op(lhs, rhs, *args, **kwargs)
+
+
+def _mlx_calls(shape: Shape, x: Any, w: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """Polyconv's call and ``mlx.core.conv_general``'s, both channels-last (MLX's
+    layout: no permutation on either side) and evaluated (``mx.eval``: MLX is lazy)."""
+    import mlx.core as mx
+
+    cx, cw = channels_last_operands(x, w)
+    mine = _polyconv_call(shape, mx.array(cx), mx.array(cw), channels_last=True)
+    n, mx_x = shape.nspatial, mx.array(cx)
+    if shape.transpose:  # cw is (C_in, *k, C_out / g); conv_general's weight is (C_out, *k, C_in / g)
+        g = shape.groups
+        k = cw.shape[1:-1]
+        grouped = cw.reshape(g, cw.shape[0] // g, *k, cw.shape[-1])
+        mx_w = mx.array(grouped.transpose(0, n + 2, *range(2, n + 2), 1).reshape(-1, *k, cw.shape[0] // g).copy())
+        pads = _transpose_pads(shape)
+        low, high = [p[0] for p in pads], [p[1] for p in pads]
+        conv_general = mx.conv_general
+
+        def native() -> Any:
+            out = conv_general(mx_x, mx_w, 1, (low, high), shape.dilation, shape.stride, g, True)
+            mx.eval(out)
+            return out
+    else:
+        mx_w = mx.array(cw)
+        conv_general = mx.conv_general
+        p = [shape.padding] * n
+
+        def native() -> Any:
+            out = conv_general(mx_x, mx_w, shape.stride, (p, p), shape.dilation, 1, shape.groups)
+            mx.eval(out)
+            return out
+
+    def evaluated() -> Any:
+        out = mine()
+        mx.eval(out)
+        return out
+
+    return evaluated, native
 
 
 def _torch_call(shape: Shape, x: Any, w: Any) -> Callable[[], Any]:
@@ -98,6 +163,7 @@ SIDES: dict[str, tuple[str, tuple[str, ...]]] = {
     "torch": ("polyconv torch", ("torch.nn.functional",)),
     "jax": ("polyconv jax (jit)", ("jax.lax (jit)",)),
     "cupy": ("polyconv cupy", ("torch CUDA",)),
+    "mlx": ("polyconv mlx", ("mlx.core.conv_general",)),
 }
 
 #: The framework whose matrix-product rate goes with each side (:func:`.timing.matmul_rate`).
@@ -106,6 +172,7 @@ FRAMEWORK = {
     "polyconv torch": "torch", "torch.nn.functional": "torch",
     "polyconv jax (jit)": "jax", "jax.lax (jit)": "jax",
     "polyconv cupy": "cupy", "torch CUDA": "torch CUDA",
+    "polyconv mlx": "mlx", "mlx.core.conv_general": "mlx",
 }
 
 
@@ -144,6 +211,9 @@ def side_call(backend: str, side: str, shape: Shape, x: Any, w: Any) -> Callable
         if not torch.cuda.is_available():
             return None
         return _synced(_torch_call(shape, from_dlpack(cx), from_dlpack(cw)), sync)
+    if side in ("polyconv mlx", "mlx.core.conv_general"):  # channels-last on both sides: MLX's layout
+        mine, native = _mlx_calls(shape, x, w)
+        return mine if side == "polyconv mlx" else native
     raise ValueError(f"no benchmark side {side!r} (sides: {sorted(FRAMEWORK)})")
 
 

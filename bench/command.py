@@ -30,7 +30,7 @@ def main_args(backend: str | None, json_file: str | None, budget: float, threads
             with open(json_file, "w") as f:
                 json.dump(cluster_report, f, indent=2)
         return 0
-    available = [b for b in ("numpy", "torch", "jax", "cupy") if registry.try_load(b) is not None]
+    available = [b for b in ("numpy", "torch", "jax", "mlx", "cupy") if registry.try_load(b) is not None]
     if backend is not None:
         if backend not in available:
             print(f"polyconv bench: backend {backend!r} is not available here "

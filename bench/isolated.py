@@ -10,6 +10,13 @@ name (the same values in every process), times each shape alone
 (:func:`.timing.time_one`), measures its framework's float32
 matrix-product rate, and prints the timings as JSON; the runner combines
 the processes' timings into ratios.  The processes run one after another.
+
+Two sides of one framework (polyconv's torch backend and
+``torch.nn.functional``, the JAX backend and ``jax.lax``, the MLX backend and
+``mlx.core.conv_general``) share their thread pools anyway, so
+:func:`run_pair` times them in one process, interleaved
+(:func:`.timing.time_pair`): a machine that slows down for a while slows
+both alike, and the ratio is what a user of that framework sees.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 
 from .shapes import Shape
 
-__all__ = ["run_side", "operands"]
+__all__ = ["run_side", "run_pair", "operands"]
 
 
 def operands(shape: Shape) -> tuple[Any, Any]:
@@ -42,46 +49,70 @@ def run_side(backend: str, side: str, shapes: tuple[Shape, ...], budget: float, 
     "matmul_gflops": median rate, "matmul_best_gflops": best rate}``, one entry per
     shape (None where the side cannot run it); the strategies are
     :func:`.calls.strategy`'s."""
-    request = {"backend": backend, "side": side, "budget": budget, "threads": threads,
+    return _run(backend, (side,), shapes, budget, threads, timeout)[0]
+
+
+def run_pair(backend: str, mine: str, native: str, shapes: tuple[Shape, ...], budget: float,
+             threads: int | None, timeout: float = 3600.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Time two sides of one framework on every shape in one fresh process, interleaved
+    (:func:`.timing.time_pair`); each side's result as :func:`run_side` gives it."""
+    first, second = _run(backend, (mine, native), shapes, budget, threads, timeout)
+    return first, second
+
+
+def _run(backend: str, sides: tuple[str, ...], shapes: tuple[Shape, ...], budget: float, threads: int | None,
+         timeout: float) -> list[dict[str, Any]]:
+    request = {"backend": backend, "sides": list(sides), "budget": budget, "threads": threads,
                "shapes": [dataclasses.asdict(s) for s in shapes]}
     proc = subprocess.run([sys.executable, "-m", "polyconv.bench.isolated"], input=json.dumps(request),
                           capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"polyconv bench: the process timing {side!r} failed:\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"polyconv bench: the process timing {' and '.join(map(repr, sides))} failed:\n"
+                           f"{proc.stderr[-4000:]}")
+    result: list[dict[str, Any]] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 
 def _main() -> None:
     from .calls import FRAMEWORK, side_call, strategy
-    from .timing import matmul_rates, numpy_peak, time_one
+    from .timing import matmul_rates, numpy_peak, time_one, time_pair
 
     request = json.loads(sys.stdin.read())
-    backend, side = request["backend"], request["side"]
-    if request["threads"] is not None and FRAMEWORK[side].startswith("torch"):
+    backend, sides = request["backend"], request["sides"]
+    framework = FRAMEWORK[sides[0]]
+    if len(sides) > 2 or any(FRAMEWORK[side] != framework for side in sides):
+        raise ValueError(f"one process times one side, or two of one framework: got {sides}")
+    if request["threads"] is not None and framework.startswith("torch"):
         import torch
 
         torch.set_num_threads(request["threads"])
-    seconds: list[float | None] = []
-    peaks: list[int | None] = []
-    strategies: list[str | None] = []
+    results: list[dict[str, Any]] = [{"seconds": [], "peak_extra_bytes": [], "strategies": []} for _ in sides]
     for fields in request["shapes"]:
         kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
         shape = Shape(**kwargs)
         x, w = operands(shape)
-        call = side_call(backend, side, shape, x, w)
-        if call is None:
-            seconds.append(None)
-            peaks.append(None)
-            strategies.append(None)
+        maybe = [side_call(backend, side, shape, x, w) for side in sides]
+        calls = [call for call in maybe if call is not None]
+        if len(calls) < len(sides):
+            for result in results:
+                for key in result:
+                    result[key].append(None)
             continue
-        strategies.append(strategy(side, shape, x, w))
-        seconds.append(time_one(call, request["budget"]))
-        # tracemalloc sees NumPy's allocations only: the NumPy backend's peak memory
-        peaks.append(numpy_peak(call) if side == "polyconv numpy" else None)
-    rate, best = matmul_rates(framework=FRAMEWORK[side])
-    print(json.dumps({"seconds": seconds, "peak_extra_bytes": peaks, "matmul_gflops": rate,
-                      "matmul_best_gflops": best, "strategies": strategies}))
+        seconds = [time_one(calls[0], request["budget"])] if len(calls) == 1 else time_pair(
+            calls[0], calls[1], request["budget"])
+        for side, call, result, t in zip(sides, calls, results, seconds):
+            result["strategies"].append(strategy(side, shape, x, w))
+            result["seconds"].append(t)
+            # tracemalloc sees NumPy's allocations only: the NumPy backend's peak memory
+            result["peak_extra_bytes"].append(numpy_peak(call) if side == "polyconv numpy" else None)
+    rate, best = matmul_rates(framework=framework)
+    # the machine's peak is NumPy's BLAS product's too, measured here after the timings: a
+    # framework whose own product is slow (MLX's CPU build) must not lower the bar
+    machine = best if framework == "numpy" or "CUDA" in framework or framework == "cupy" else max(
+        best, matmul_rates(framework="numpy")[1])
+    for result in results:
+        result.update(matmul_gflops=rate, matmul_best_gflops=best, machine_best_gflops=machine)
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ framework's own call:
 * NumPy: the NumPy backend's own strategy for the spec, called directly
   (``strategy.runner(spec)``: NumPy has no convolution of its own);
 * torch: ``torch.nn.functional.conv1d``;
-* JAX: ``jax.lax.conv_general_dilated``, eagerly (``block_until_ready``).
+* JAX: ``jax.lax.conv_general_dilated``, eagerly (``block_until_ready``);
+* MLX: ``mlx.core.conv_general``, both sides channels-last (MLX's layout)
+  and evaluated (``mlx.core.eval``).
 
 Both sides use one framework, so they are timed in one process, interleaved
 (:func:`.timing.time_pair`), each backend in a fresh process of its own
@@ -29,7 +31,7 @@ __all__ = ["calls", "measure", "run_overhead", "format_overhead", "BACKENDS"]
 
 #: The backends whose fixed cost is measured, and the framework call each is compared with.
 BACKENDS = {"numpy": "the NumPy backend's strategy, called directly", "torch": "torch.nn.functional.conv1d",
-            "jax": "jax.lax.conv_general_dilated (eager)"}
+            "jax": "jax.lax.conv_general_dilated (eager)", "mlx": "mlx.core.conv_general (evaluated)"}
 
 
 def calls(backend: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -61,6 +63,24 @@ def calls(backend: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
         lax = jax.lax
         return ((lambda: polyconv.conv_general_dilated(jx, jw, (1,), "VALID").block_until_ready()),
                 (lambda: lax.conv_general_dilated(jx, jw, (1,), "VALID").block_until_ready()))
+    if backend == "mlx":
+        import mlx.core as mx
+
+        mx_x, mx_w = mx.array(x.reshape(1, 8, 1)), mx.array(w.reshape(1, 3, 1))  # NWC, OWI
+        conv_general, evaluate = mx.conv_general, mx.eval
+        dn = ("NWC", "OWI", "NWC")
+
+        def mine() -> Any:
+            out = polyconv.conv_general_dilated(mx_x, mx_w, (1,), "VALID", dimension_numbers=dn)
+            evaluate(out)
+            return out
+
+        def native() -> Any:
+            out = conv_general(mx_x, mx_w)
+            evaluate(out)
+            return out
+
+        return mine, native
     raise ValueError(f"no fixed-cost measurement for backend {backend!r} (have: {', '.join(BACKENDS)})")
 
 
@@ -72,7 +92,7 @@ def measure(backend: str, budget: float = 2.0) -> dict[str, Any]:
     a, b = mine(), native()  # the same values on both sides
     import numpy as np
 
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6)
     t_mine, t_native = time_pair(mine, native, budget)
     return {"backend": backend, "native": BACKENDS[backend], "polyconv_us": t_mine * 1e6,
             "native_us": t_native * 1e6, "over_us": (t_mine - t_native) * 1e6, "ratio": t_mine / t_native}

@@ -37,7 +37,7 @@ def plot_report(report: dict[str, Any], path: str) -> None:
     ax.set_xscale("log")
     ax.set_yticks(range(len(shapes)), shapes)
     ax.invert_yaxis()
-    ax.set_xlabel("polyconv time / the framework's own op's time (each timed alone; below 1: polyconv is faster)",
+    ax.set_xlabel("polyconv time / the framework's own op's time (below 1: polyconv is faster)",
                   fontsize="small")
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.35 / len(shapes)),
               ncol=2, frameon=False)

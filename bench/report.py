@@ -36,14 +36,16 @@ def format_report(report: dict[str, Any]) -> str:
     FFT's effective rate may exceed it (marked ``*``: it does fewer operations)."""
     rates = report.get("matmul_gflops_by_framework") or {"numpy": report["matmul_gflops"]}
     peak = report.get("peak_gflops")
-    lines = ["each side timed alone, in a process of its own; float32 matrix-product rates (GFLOP/s, "
+    lines = ["sides of two frameworks each timed alone, in a process of its own; polyconv and its own framework's "
+             "op interleaved in one process; float32 matrix-product rates (GFLOP/s, "
              "measured in the same run, each in its side's process): "
              + ", ".join(f"{k} {v:.1f}" for k, v in rates.items())
              + f" (PyTorch threads: {report['threads'] or 'default'})"
              + (f"; each side's fastest of {report['rounds']} rounds" if report.get("rounds", 1) > 1 else "")]
     if peak:
         lines.append(f"the machine's float32 peak as measured in this run: {peak:.1f} GFLOP/s (the best "
-                     "1024x1024 matrix product of any side's framework); 'of peak' is each side's GFLOP/s over it")
+                     "1024x1024 matrix product of any side's framework, and of NumPy in every CPU side's process); "
+                     "'of peak' is each side's GFLOP/s over it")
     header = ["backend", "shape", "vs", "polyconv", "native", "ratio", "GFLOP/s", "of matmul", "of peak", "peak extra"]
     rows = [[r["backend"], r["shape"], r["native"], _fmt_time(r["polyconv_s"]), _fmt_time(r["native_s"]),
              f"{r['ratio']:.3f}", f"{r['polyconv_gflops']:.1f} / {r['native_gflops']:.1f}",

@@ -1,4 +1,4 @@
-"""The run: every backend asked for, every shape, each side timed alone, into one report."""
+"""The run: every backend asked for, every shape, each side in a fresh process, into one report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .calls import FRAMEWORK, SIDES, importable
-from .isolated import run_side
+from .isolated import run_pair, run_side
 from .shapes import SUITE, Shape
 
 __all__ = ["run"]
@@ -30,36 +30,54 @@ def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 
 
     Each side of each backend's comparison (:data:`.calls.SIDES`) is timed in
     a fresh process of its own, one after another (:func:`.isolated.run_side`),
-    with its framework's matrix-product rate; a row compares polyconv's side
-    with one native side on one shape.  With ``rounds > 1`` every side's
+    with its framework's matrix-product rate; a native side of polyconv's own
+    framework (``torch.nn.functional`` for the torch backend, ``jax.lax`` for
+    JAX, ``mlx.core.conv_general`` for MLX) is timed with polyconv's side in
+    one process, interleaved (:func:`.isolated.run_pair`; the row's
+    ``timing`` says which).  A row compares polyconv's side with one native
+    side on one shape.  With ``rounds > 1`` every side's
     process runs that many times, the rounds one after the other (each round
     every side once), and each side keeps, per shape, its fastest round (and
     its highest matrix-product rate): a process that the machine slowed as a
     whole (on a shared virtual machine, by up to 2x) no longer decides a
     ratio, and both sides are treated alike."""
-    jobs = []
+    jobs: list[tuple[str, tuple[str, ...]]] = []
     for backend in backends:
         mine_side, natives = SIDES[backend]
-        jobs.append((backend, mine_side))
-        jobs += [(backend, n) for n in natives if importable(FRAMEWORK[n].split()[0])]
+        present = [n for n in natives if importable(FRAMEWORK[n].split()[0])]
+        paired = [n for n in present if FRAMEWORK[n] == FRAMEWORK[mine_side]]
+        alone = [n for n in present if n not in paired]
+        if alone or not present:
+            jobs.append((backend, (mine_side,)))
+        jobs += [(backend, (n,)) for n in alone]
+        jobs += [(backend, (mine_side, n)) for n in paired]
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    timed: dict[tuple[str, str], dict[str, Any]] = {}
+    # each side's timings, keyed by the sides its process timed (one, or a pair interleaved)
+    timed: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
     total = rounds * len(jobs)
     for r in range(rounds):
-        for i, (backend, side) in enumerate(jobs):
-            _progress(r * len(jobs) + i, total, f"round {r + 1}: {backend}: {side}")
-            this = run_side(backend, side, shapes, budget, threads)
-            kept = timed.get((backend, side))
-            timed[(backend, side)] = this if kept is None else _fastest(kept, this)
+        for i, (backend, sides) in enumerate(jobs):
+            _progress(r * len(jobs) + i, total, f"round {r + 1}: {backend}: {' with '.join(sides)}")
+            if len(sides) == 1:
+                these: tuple[dict[str, Any], ...] = (run_side(backend, sides[0], shapes, budget, threads),)
+            else:
+                these = run_pair(backend, sides[0], sides[1], shapes, budget, threads)
+            for side, this in zip(sides, these):
+                kept = timed.get((backend, side, sides))
+                timed[(backend, side, sides)] = this if kept is None else _fastest(kept, this)
     _progress(total, total, "done")
     results = []
     for backend in backends:
         mine_side, natives = SIDES[backend]
-        mine = timed[(backend, mine_side)]
         for native_side in natives:
-            native = timed.get((backend, native_side))
-            if native is None:
+            pair = (mine_side, native_side)
+            interleaved = (backend, native_side, pair) in timed
+            if interleaved:
+                mine, native = timed[(backend, mine_side, pair)], timed[(backend, native_side, pair)]
+            elif (backend, native_side, (native_side,)) in timed:
+                mine, native = timed[(backend, mine_side, (mine_side,))], timed[(backend, native_side, (native_side,))]
+            else:
                 continue
             for k, shape in enumerate(shapes):
                 t_mine, t_native = mine["seconds"][k], native["seconds"][k]
@@ -69,6 +87,7 @@ def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 
                 strategies = (_strategy(mine, k), _strategy(native, k))
                 results.append({
                     "backend": backend, "shape": shape.name, "native": native_side,
+                    "timing": "interleaved" if interleaved else "alone",
                     "polyconv_s": t_mine, "native_s": t_native, "ratio": t_mine / t_native,
                     "polyconv_peak_extra_bytes": mine["peak_extra_bytes"][k],
                     "polyconv_gflops": flops / t_mine / 1e9, "native_gflops": flops / t_native / 1e9,
@@ -78,8 +97,14 @@ def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 
                     "polyconv_strategy": strategies[0], "native_strategy": strategies[1],
                     "spec": asdict(shape),
                 })
-    rates = {FRAMEWORK[side]: t["matmul_gflops"] for (_, side), t in timed.items()}
-    best = {FRAMEWORK[side]: t.get("matmul_best_gflops", t["matmul_gflops"]) for (_, side), t in timed.items()}
+    rates: dict[str, float] = {}
+    best: dict[str, float] = {}
+    for (_, side, _), t in timed.items():
+        framework = FRAMEWORK[side]
+        rates[framework] = max(rates.get(framework, 0.0), t["matmul_gflops"])
+        best[framework] = max(best.get(framework, 0.0), t.get("matmul_best_gflops", t["matmul_gflops"]))
+        if "machine_best_gflops" in t:  # NumPy's product in a CPU side's process, after its timings
+            best["numpy"] = max(best.get("numpy", 0.0), t["machine_best_gflops"])
     peak = _check_against_peak(results, best)
     return {"matmul_gflops": rates.get("numpy"), "matmul_gflops_by_framework": rates, "threads": threads,
             "isolated": True, "rounds": rounds, "results": results, "peak_gflops": peak,
@@ -99,7 +124,8 @@ FEWER_OPERATIONS = frozenset({"fft"})
 
 def _check_against_peak(results: list[dict[str, Any]], best: dict[str, float]) -> float | None:
     """The machine's float32 peak as this run measured it (the best matrix-product rate of
-    any side's framework, :func:`.timing.matmul_rates`), and each row's GFLOP/s as a
+    any side's framework, :func:`.timing.matmul_rates`, and of NumPy's BLAS in every CPU
+    side's process: MLX's CPU build multiplies matrices at a tenth of it), and each row's GFLOP/s as a
     fraction of it (``polyconv_of_peak``, ``native_of_peak``).  A direct computation
     cannot run faster than the peak: a fraction above 1.0 on a side whose strategy is
     not one of :data:`FEWER_OPERATIONS` (unknown strategies included) is a measurement
@@ -134,8 +160,9 @@ def _fastest(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     seconds = [x if y is None else y if x is None else min(x, y) for x, y in zip(a["seconds"], b["seconds"])]
     out = {"seconds": seconds, "peak_extra_bytes": a["peak_extra_bytes"],
            "matmul_gflops": max(a["matmul_gflops"], b["matmul_gflops"])}
-    if "matmul_best_gflops" in a:
-        out["matmul_best_gflops"] = max(a["matmul_best_gflops"], b["matmul_best_gflops"])
+    for key in ("matmul_best_gflops", "machine_best_gflops"):
+        if key in a:
+            out[key] = max(a[key], b[key])
     if "strategies" in a:
         out["strategies"] = a["strategies"]
     return out

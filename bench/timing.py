@@ -92,8 +92,9 @@ def matmul_rate(seconds: float = 1.0, framework: str = "numpy") -> float:
 def matmul_rates(seconds: float = 1.0, framework: str = "numpy") -> tuple[float, float]:
     """A framework's float32 matrix-product rates here, in GFLOP/s: a 1024 x 1024
     product with NumPy (``'numpy'``), ``torch.mm`` (``'torch'``, on the CPU;
-    ``'torch CUDA'``), jitted ``jnp.dot`` (``'jax'``) or CuPy (``'cupy'``),
-    waited for on a GPU, timed for about ``seconds``: ``(median, best)``.  The
+    ``'torch CUDA'``), jitted ``jnp.dot`` (``'jax'``), CuPy (``'cupy'``) or
+    MLX (``'mlx'``), waited for (a GPU) or evaluated (MLX is lazy), timed
+    for about ``seconds``: ``(median, best)``.  The
     best of every framework in a run is the bench's measure of the machine's
     float32 peak (a BLAS product reaches most of the FMA units' rate; no
     convolution computed directly can do more)."""
@@ -117,6 +118,11 @@ def matmul_rates(seconds: float = 1.0, framework: str = "numpy") -> tuple[float,
         j = jnp.asarray(a)
         dot: Any = jax.jit(jnp.dot)
         product = lambda: dot(j, j).block_until_ready()  # noqa: E731
+    elif framework == "mlx":
+        import mlx.core as mx
+
+        m = mx.array(a)
+        product = lambda: mx.eval(mx.matmul(m, m))  # noqa: E731
     elif framework == "cupy":
         import cupy
 

@@ -18,6 +18,7 @@ import array_api_compat
 
 from .algorithm import use_fft
 from .backend import Backend
+from .devices import device_of, on
 from .spec import LocalSpec, PatchesSpec, TransposeSpec, VjpLhsPlan, VjpRhsPlan, dtype_kind, dtype_name
 from .spec.dimension_numbers import inverse_permutation
 
@@ -43,7 +44,7 @@ def patches(be: Backend, lhs: Any, spec: PatchesSpec) -> Any:
     element or an exact zero (a tap over padding), which a transform would
     replace by rounding noise, and the gather is cheaper anyway."""
     xp = array_api_compat.array_namespace(lhs)
-    kernel = patches_kernel(xp, spec, lhs.dtype, array_api_compat.device(lhs))
+    kernel = patches_kernel(xp, spec, lhs.dtype, device_of(lhs))
     with use_fft("never"):
         return be.conv_general_dilated(lhs, kernel, spec.conv)
 
@@ -54,7 +55,7 @@ def patches_kernel(xp: Any, spec: PatchesSpec, dtype: Any, device: Any) -> Any:
     conv = spec.conv
     taps = math.prod(spec.filter_shape)
     channels = conv.in_features
-    eye = xp.eye(taps, dtype=dtype, device=device)
+    eye = xp.eye(taps, dtype=dtype, **on(device))
     kernel = xp.broadcast_to(eye, (channels, taps, taps))
     kernel = xp.reshape(kernel, (channels * taps, 1 if channels else 0, *spec.filter_shape))
     return xp.permute_dims(kernel, inverse_permutation(conv.dimension_numbers.rhs_spec))
@@ -112,7 +113,7 @@ def vjp_rhs(be: Backend, lhs: Any, rhs: Any, cotangent: Any, plan: VjpRhsPlan, r
     """Cotangent of the rhs: the lhs convolved with the cotangent as the kernel."""
     xp = array_api_compat.array_namespace(lhs, rhs, cotangent)
     if plan.conv is None:
-        return xp.zeros(rhs.shape, dtype=rhs_dtype, device=array_api_compat.device(rhs))
+        return xp.zeros(rhs.shape, dtype=rhs_dtype, **on(device_of(rhs)))
     out = be.conv_general_dilated(xp.astype(lhs, cotangent.dtype), cotangent, plan.conv)
     return xp.astype(out, rhs_dtype)
 

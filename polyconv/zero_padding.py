@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .devices import on
+
 __all__ = ["pad_axis", "pad_spatial"]
 
 
 def pad_axis(xp: Any, x: Any, axis: int, before: int, after: int, device: Any = None) -> Any:
     """``x`` with ``before`` zeros ahead of it and ``after`` zeros behind it
-    along ``axis`` (both non-negative), on ``device``.
+    along ``axis`` (both non-negative), on ``device`` (``None``: the
+    framework's default placement, for frameworks without devices).
 
     >>> import numpy as np
     >>> pad_axis(np, np.array([[1, 2]]), 1, 1, 2).tolist()
@@ -29,7 +32,7 @@ def pad_axis(xp: Any, x: Any, axis: int, before: int, after: int, device: Any = 
             parts.append(x)
         elif count > 0:
             shape = (*x.shape[:axis], count, *x.shape[axis + 1:])
-            parts.append(xp.zeros(shape, dtype=x.dtype, device=device))
+            parts.append(xp.zeros(shape, dtype=x.dtype, **on(device)))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
 
 

@@ -36,11 +36,13 @@ def test_every_pair_computes_the_same_convolution(shape: bench.Shape) -> None:
     pytest.importorskip("torch", reason="the bench's native side for the NumPy and torch backends is PyTorch")
     small = _small(shape)
     rng = np.random.default_rng(0)
-    for backend in ("numpy", "torch", "jax"):
-        if backend == "jax":
-            pytest.importorskip("jax", reason="JAX is not installed")
+    for backend in ("numpy", "torch", "jax", "mlx"):
+        if backend in ("jax", "mlx"):
+            pytest.importorskip(backend, reason=f"{backend} is not installed")
         for _, mine, native in bench_calls.pairs(backend, small, rng):
-            got, want = np.asarray(mine()), np.asarray(native())
+            got, want = np.array(mine()), np.array(native())
+            if backend == "mlx":  # channels-last on both sides: MLX's layout
+                got, want = np.moveaxis(got, -1, 1), np.moveaxis(want, -1, 1)
             assert got.shape == want.shape == (1, *want.shape[1:2], *small.out_spatial())
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 

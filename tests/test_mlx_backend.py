@@ -433,8 +433,6 @@ def test_layers_on_mlx_arrays_equal_numpys(name: str) -> None:
     np.testing.assert_allclose(_n(out).astype(np.float64), expected.astype(np.float64), rtol=2e-3, atol=2e-3)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="core: polyconv.layers.padding asks array_api_compat.device(x), which MLX arrays lack")
 @pytest.mark.parametrize("padding", ["CIRCULAR", "REFLECT"])
 def test_layers_periodic_padding_on_mlx_arrays(padding: str) -> None:
     from polyconv import layers
@@ -443,7 +441,8 @@ def test_layers_periodic_padding_on_mlx_arrays(padding: str) -> None:
     x = _rand((2, 9, 8, 3), 28)
     params = layer.init(0, _m(x))
     out = layer.apply(params, _m(x))
-    np.testing.assert_allclose(_n(out), layer.apply({k: _n(v) for k, v in params.items()}, x), rtol=1e-5)
+    # float32 sums of 27 taps in two summation orders (MLX, NumPy): roundoff, not the padding, differs
+    np.testing.assert_allclose(_n(out), layer.apply({k: _n(v) for k, v in params.items()}, x), rtol=1e-4, atol=1e-5)
 
 
 # -- FFT ------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import array_api_compat
 import numpy as np
 
 from ..backend import Backend, is_neutral
+from ..devices import device_of, on
 from ..dispatch import check_operands, owner_of
 from ..errors import ConvTypeError, UnsupportedDtypeError
 from ..registry import registry
@@ -87,7 +88,7 @@ def place(value: Any, like: Any, op: str, param: str) -> Any:
     array = to_numpy(value, op, param)
     if be.manifest.fallback:
         xp = array_api_compat.array_namespace(like)
-        return xp.asarray(array, device=array_api_compat.device(like))
+        return xp.asarray(array, **on(device_of(like)))
     device: str | None = be.device(like)
     if device == _NO_DEVICE:  # the framework places it (a tracer, an uncommitted JAX array)
         device = None

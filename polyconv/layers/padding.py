@@ -20,6 +20,7 @@ from typing import Any
 
 import array_api_compat
 
+from ..devices import device_of, on
 from ..spec.padding import explicit_pairs
 from ..zero_padding import pad_spatial
 
@@ -89,11 +90,11 @@ def pad_periodic(x: Any, pads: Sequence[tuple[int, int]], mode: str) -> Any:
     array([2., 0., 1., 2., 0., 1.])
     """
     xp = array_api_compat.array_namespace(x)
-    device = array_api_compat.device(x)
+    device = device_of(x)
     for axis, (low, high) in enumerate(pads, start=1):
         if low == high == 0:
             continue
-        index = xp.asarray(periodic_indices(x.shape[axis], low, high, mode), device=device)
+        index = xp.asarray(periodic_indices(x.shape[axis], low, high, mode), **on(device))
         x = xp.take(x, index, axis=axis)
     return x
 
@@ -101,7 +102,7 @@ def pad_periodic(x: Any, pads: Sequence[tuple[int, int]], mode: str) -> Any:
 def pad_zeros(x: Any, pads: Sequence[tuple[int, int]]) -> Any:
     """``x`` (``(N, *spatial, C)``) with zeros added to its spatial axes
     (non-negative ``pads``), in ``x``'s own framework."""
-    return pad_spatial(array_api_compat.array_namespace(x), x, pads, array_api_compat.device(x))
+    return pad_spatial(array_api_compat.array_namespace(x), x, pads, device_of(x))
 
 
 def fold_pads(out_spatial: Sequence[int], periods: Sequence[int], transpose_kernel: bool) -> list[tuple[int, int]]:
