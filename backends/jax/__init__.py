@@ -128,13 +128,16 @@ class JaxBackend(Backend):
                 "first: XLA:CPU would accumulate them in complex64",
                 "patches and local convolutions without channels (which JAX refuses) go through "
                 "polyconv.derive",
+                "large kernels go by FFT (jnp.fft, float64 transforms) where the FFT decision says so, "
+                "with the error rule computed under jit and lax.cond taking the direct path where it fails",
                 "pads, strides and dilations past 2**31, or a padded input far larger than the input and "
                 "output (a padding of 2**62 cropped back), are computed tap by tap: one strided slice and "
                 "one 1x1 jax.lax convolution per kernel tap that reaches the input",
             ),
         )
         # runners per spec object (specs come from polyconv's parse cache: equal calls share one)
-        self._conv: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.conv", lambda s: _always(
+        self._conv: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.conv", self._conv_runner)
+        self.direct: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.direct", lambda s: _always(
             make_runner(lax_conv_args(s), s.preferred_element_type, "conv_general_dilated")))
         self._transpose: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.transpose", lambda s: _always(
             make_runner(transpose_args(s), s.conv.preferred_element_type, "conv_transpose")))
@@ -240,16 +243,30 @@ class JaxBackend(Backend):
             return Strategy("taps", "parameters XLA should not be handed as they are (a stride, dilation or pad "
                             "past 2**31, or a padded input far larger than the input and the output): "
                             "tap by tap, with jax.lax operations")
-        from . import cpu_lowering
+        from . import cpu_lowering, fft_lowering
 
+        decisions: tuple[Any, ...] = ()
+        if op in ("conv_general_dilated", "conv_general_dilated_vjp"):
+            compute = fft_lowering.compute_dtype(conv)
+            if compute is not None:
+                from polyconv.backends.fft import whole
+
+                from polyconv.algorithm import fft_mode
+
+                decision = whole.decision(conv, compute, fft_mode(), "jax")
+                decisions = (decision,)
+                if fft_lowering.prepared(conv, fft_mode()) is not None:
+                    return Strategy("fft", f"{decision.why}: jnp.fft in float64, the error rule computed with it "
+                                    "(under jit, lax.cond takes the direct path where it fails)", decisions)
         fast = cpu_lowering.lowering(conv, jax_modules()[0].default_backend()) \
             if op in ("conv_general_dilated", "conv_general_dilated_vjp") else None
         if fast == "depthwise":
             return Strategy("depthwise", "on the CPU, a depthwise convolution as shifted multiply-adds "
-                            "(lax.pad, one strided lax.slice per tap), which XLA fuses into one loop")
+                            "(lax.pad, one strided lax.slice per tap), which XLA fuses into one loop", decisions)
         if fast == "pointwise":
-            return Strategy("pointwise", "on the CPU, single-tap windows as one lax.dot_general over the channels")
-        return Strategy("lax", f"jax.lax.{op} (XLA, cuDNN on GPU), the parameters as parsed")
+            return Strategy("pointwise", "on the CPU, single-tap windows as one lax.dot_general over the channels",
+                            decisions)
+        return Strategy("lax", f"jax.lax.{op} (XLA, cuDNN on GPU), the parameters as parsed", decisions)
 
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:
         """The ``jax.lax`` call of ``op`` for ``spec``, as a function of the operands alone."""
@@ -299,6 +316,23 @@ class JaxBackend(Backend):
         dtypes :func:`polyconv.conv_general_dilated_vjp` documents."""
         result: tuple[Any, Any] = self._vjp(spec)(lhs, rhs, cotangent)
         return result
+
+    def _conv_runner(self, spec: ConvSpec) -> Run:
+        """``conv_general_dilated`` of ``spec``: by FFT where the FFT decision says so
+        when it is called or traced (:mod:`.fft_lowering`), else the direct lowering."""
+        direct = self.direct(spec)
+        if self.beyond_xla(spec):
+            return direct
+        from .fft_lowering import fft_runner
+
+        return fft_runner(spec, direct, self) or direct
+
+    @staticmethod
+    def beyond_xla(spec: ConvSpec) -> bool:
+        """Whether ``spec`` is computed tap by tap (:func:`._lowering.beyond_xla`)."""
+        from ._lowering import beyond_xla
+
+        return beyond_xla(spec)
 
     def _vjp_runner(self, spec: ConvSpec) -> Callable[..., tuple[Any, Any]]:
         forward = self._conv(spec)
