@@ -22,6 +22,10 @@ from polyconv.spec import conv_spec
 jax = pytest.importorskip("jax", reason="JAX is not installed: pip install jax -c constraints.txt")
 import jax.numpy as jnp  # noqa: E402
 
+if not hasattr(jax, "enable_x64"):
+    pytest.skip(f"JAX {jax.__version__} has no jax.enable_x64: without x64 the JAX backend keeps the direct path "
+                "(fft_lowering.available)", allow_module_level=True)
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _x32() -> Any:

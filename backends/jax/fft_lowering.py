@@ -12,7 +12,9 @@ convolution with ``jnp.fft`` on its spectral plan:
   padding), converted to float64 (complex128): the transforms run in double
   precision, as on every backend, which is what makes the error rule hold;
   JAX without ``jax_enable_x64`` computes them inside ``jax.enable_x64``,
-  the result leaving it in the operands' dtype;
+  the result leaving it in the operands' dtype (releases without that
+  public context, such as JAX 0.5, take the FFT path with x64 on only:
+  :func:`available`);
 * the read slice of the input and the dilated, flipped kernel transformed
   at the plan's lengths (``rfftn``, or ``fftn`` for complex operands), one
   product per frequency and group (a broadcast product for one channel per
@@ -59,6 +61,7 @@ would take the batch in chunks) stay on the direct path.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -75,7 +78,7 @@ from polyconv.spec.dimension_numbers import inverse_permutation
 
 from ._lowering import jax_modules
 
-__all__ = ["compute_dtype", "fft_runner", "prepared"]
+__all__ = ["available", "compute_dtype", "fft_runner", "prepared"]
 
 Run = Callable[..., Any]
 
@@ -99,10 +102,20 @@ def compute_dtype(spec: ConvSpec) -> str | None:
     return None
 
 
+def available() -> bool:
+    """Whether this JAX can compute the float64 transforms: with ``jax_enable_x64`` on,
+    or inside the public ``jax.enable_x64`` context of recent releases.  JAX 0.5's
+    ``jax.experimental.enable_x64`` inside ``jit`` lowers to invalid IR (a 64-bit index
+    passed where the 32-bit one is expected), so older releases without x64 keep the
+    direct path."""
+    jax = jax_modules()[0]
+    return bool(jax.config.jax_enable_x64) or hasattr(jax, "enable_x64")
+
+
 def prepared(spec: ConvSpec, mode: str) -> whole.Prepared | None:
     """The FFT plan ``spec`` takes on the JAX backend in ``mode``, or None (the direct path)."""
     compute = compute_dtype(spec)
-    if compute is None or mode == "never":
+    if compute is None or mode == "never" or not available():
         return None
     p = whole.prepare(spec, compute, mode, "jax")
     if p is None or p.chunk < p.plan.batch:  # the whole batch at once, within the workspace
@@ -224,14 +237,11 @@ def _forward(spec: ConvSpec, p: whole.Prepared, direct: Run, lhs: Any, rhs: Any)
 
 
 def _x64(jax: Any) -> Any:
-    """A context in which JAX computes in 64 bits (``jax.enable_x64``, or
-    ``jax.experimental.enable_x64`` before JAX 0.8)."""
-    enable = getattr(jax, "enable_x64", None)
-    if enable is not None:
-        return enable(True)
-    from jax.experimental import enable_x64  # type: ignore[attr-defined]
-
-    return enable_x64()
+    """A context in which JAX computes in 64 bits: none needed with ``jax_enable_x64``
+    on, else ``jax.enable_x64`` (:func:`available`)."""
+    if jax.config.jax_enable_x64:
+        return contextlib.nullcontext()
+    return jax.enable_x64(True)
 
 
 def _by_fft(spec: ConvSpec, sp: SpectralPlan, complex_: bool, lhs: Any, rhs: Any, count: Any = None) -> Any:
