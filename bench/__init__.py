@@ -23,7 +23,8 @@ the ratios (:mod:`.plot`).
 
 The work is split by job: :mod:`.shapes` (:class:`Shape`, :data:`SUITE`),
 :mod:`.calls` (the sides of each comparison, as calls), :mod:`.timing`
-(timing, peak memory, matrix-product rates), :mod:`.isolated` (one side in
+(timing, peak memory, matrix-product rates), :mod:`.gemm` (the NumPy
+backend's matrix products timed alone), :mod:`.isolated` (one side in
 a process of its own), :mod:`.runner` (:func:`run`: the whole suite into one
 report), :mod:`.report` (:func:`format_report`: the report as a text
 table), :mod:`.plot` (the chart), :mod:`.cluster` (``--backend dask``: one

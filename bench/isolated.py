@@ -75,6 +75,7 @@ def _run(backend: str, sides: tuple[str, ...], shapes: tuple[Shape, ...], budget
 
 def _main() -> None:
     from .calls import FRAMEWORK, side_call, strategy
+    from .gemm import in_gemm
     from .timing import matmul_rates, numpy_peak, time_one, time_pair
 
     request = json.loads(sys.stdin.read())
@@ -86,7 +87,8 @@ def _main() -> None:
         import torch
 
         torch.set_num_threads(request["threads"])
-    results: list[dict[str, Any]] = [{"seconds": [], "peak_extra_bytes": [], "strategies": []} for _ in sides]
+    results: list[dict[str, Any]] = [{"seconds": [], "peak_extra_bytes": [], "strategies": [], "in_gemm": []}
+                                     for _ in sides]
     for fields in request["shapes"]:
         kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
         shape = Shape(**kwargs)
@@ -105,6 +107,8 @@ def _main() -> None:
             result["seconds"].append(t)
             # tracemalloc sees NumPy's allocations only: the NumPy backend's peak memory
             result["peak_extra_bytes"].append(numpy_peak(call) if side == "polyconv numpy" else None)
+            # and its matrix products alone, on operands of the same sizes (what BLAS takes of its time)
+            result["in_gemm"].append(in_gemm(shape, call, request["budget"]) if side == "polyconv numpy" else None)
     rate, best = matmul_rates(framework=framework)
     # the machine's peak is NumPy's BLAS product's too, measured here after the timings: a
     # framework whose own product is slow (MLX's CPU build) must not lower the bar

@@ -62,6 +62,11 @@ def format_report(report: dict[str, Any]) -> str:
     for (backend, native), ratios in groups.items():
         lines.append(f"median ratio {backend} / {native}: {statistics.median(ratios):.3f} "
                      f"(max {max(ratios):.3f}, {len(ratios)} shapes)")
+    shares = {r["shape"]: r["polyconv_in_gemm"] for r in report["results"] if r.get("polyconv_in_gemm") is not None}
+    if shares:
+        lines.append("numpy backend, time in GEMM (its matrix products timed alone on operands of the same sizes, "
+                     "over the call's time; 1.0 is NumPy's own rate for those products): "
+                     + ", ".join(f"{name} {share:.2f}" for name, share in shares.items()))
     errors = report.get("above_peak") or []
     for r in errors:
         sides = [s for s in ("polyconv", "native") if r.get(f"{s}_above_peak")]

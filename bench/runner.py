@@ -95,6 +95,7 @@ def run(backends: list[str], shapes: tuple[Shape, ...] = SUITE, budget: float = 
                     "polyconv_of_matmul": flops / t_mine / 1e9 / mine["matmul_gflops"],
                     "native_of_matmul": flops / t_native / 1e9 / native["matmul_gflops"],
                     "polyconv_strategy": strategies[0], "native_strategy": strategies[1],
+                    "polyconv_in_gemm": (mine.get("in_gemm") or [None] * len(shapes))[k],
                     "spec": asdict(shape),
                 })
     rates: dict[str, float] = {}
@@ -165,4 +166,7 @@ def _fastest(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             out[key] = max(a[key], b[key])
     if "strategies" in a:
         out["strategies"] = a["strategies"]
+    if "in_gemm" in a:  # the share, from the round with the faster call
+        out["in_gemm"] = [y if (t_b is not None and (t_a is None or t_b < t_a)) else x
+                          for x, y, t_a, t_b in zip(a["in_gemm"], b["in_gemm"], a["seconds"], b["seconds"])]
     return out

@@ -202,3 +202,44 @@ def test_the_fixed_cost_compares_the_same_tiny_convolution(backend: str) -> None
     assert row["backend"] == backend and row["polyconv_us"] > 0 and row["native_us"] > 0
     assert row["over_us"] == pytest.approx(row["polyconv_us"] - row["native_us"])
     assert f"{backend}: polyconv" in overhead.format_overhead([row])
+
+
+def test_gemm_products_are_the_numpy_backends_own() -> None:
+    """The products the bench times alone are those the NumPy backend makes: for the ResNet 3x3
+    they hold every multiply-add of the convolution (and the padded columns' few more)."""
+    from polyconv.backends.numpy import offsets
+    from polyconv.bench import gemm
+
+    resnet = bench.SUITE[0]
+    sizes = gemm.products(resnet)
+    assert sizes is not None
+    macs = resnet.flops() / 2
+    total = sum(g * m * k * n for g, m, k, n in sizes)
+    assert macs <= total <= 1.1 * macs
+    calls: list[tuple[int, ...]] = []
+    run = offsets.run
+
+    def spy(plan: Any, x: Any, w: Any, y: Any, compute: Any) -> None:
+        calls.append(tuple(offsets.products(plan)))
+        run(plan, x, w, y, compute)
+
+    smaller = dataclasses.replace(resnet, lhs=(1, 64, 24, 24))
+    import unittest.mock
+
+    with unittest.mock.patch.object(offsets, "run", spy):
+        x, w = np.ones(smaller.lhs, np.float32), np.ones(smaller.rhs, np.float32)
+        polyconv_call = bench_calls.side_call("numpy", "polyconv numpy", smaller, x, w)
+        assert polyconv_call is not None
+        polyconv_call()
+    assert calls == [tuple(gemm.products(smaller) or ())] and len(calls[0]) >= 3
+    assert gemm.products(bench.SUITE[3]) is None  # depthwise: no GEMM
+    share = gemm.in_gemm(smaller, polyconv_call, 0.05)
+    assert share is not None and share > 0
+
+
+def test_report_gives_the_numpy_backends_time_in_gemm() -> None:
+    row = {"backend": "numpy", "shape": "s", "native": "torch CPU", "polyconv_s": 2.0, "native_s": 1.0, "ratio": 2.0,
+           "polyconv_gflops": 1.0, "native_gflops": 2.0, "polyconv_of_matmul": 0.1, "native_of_matmul": 0.2,
+           "polyconv_in_gemm": 0.75}
+    text = bench.format_report({"matmul_gflops": 10.0, "threads": None, "results": [row]})
+    assert "time in GEMM" in text and "s 0.75" in text
