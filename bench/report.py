@@ -23,6 +23,8 @@ def _of_peak(r: dict[str, Any], side: str) -> str:
         return "-"
     if r.get(f"{side}_above_peak"):
         return "ERROR>peak"
+    if r.get(f"{side}_within_spread"):
+        return f"{r[f'{side}_of_peak']:.2f}~"
     return f"{r[f'{side}_of_peak']:.2f}" + ("*" if r[f"{side}_of_peak"] > 1.0 else "")
 
 
@@ -32,7 +34,9 @@ def format_report(report: dict[str, Any]) -> str:
     Each side's GFLOP/s is also given as a fraction of the machine's float32 peak
     measured in the same run (the best matrix product of any side's framework); a
     figure above the peak on a direct computation is a measurement error and is
-    printed as ``ERROR>peak`` (with the rows listed at the end), never as a result;
+    printed as ``ERROR>peak`` (with the rows listed at the end), never as a result,
+    unless it is within the spread of the peak's measurement between the run's
+    processes (marked ``~``);
     FFT's effective rate may exceed it (marked ``*``: it does fewer operations)."""
     rates = report.get("matmul_gflops_by_framework") or {"numpy": report["matmul_gflops"]}
     peak = report.get("peak_gflops")
@@ -43,7 +47,8 @@ def format_report(report: dict[str, Any]) -> str:
              + f" (PyTorch threads: {report['threads'] or 'default'})"
              + (f"; each side's fastest of {report['rounds']} rounds" if report.get("rounds", 1) > 1 else "")]
     if peak:
-        lines.append(f"the machine's float32 peak as measured in this run: {peak:.1f} GFLOP/s (the best "
+        lines.append(f"the machine's float32 peak as measured in this run: {peak:.1f} GFLOP/s, "
+                     f"{100 * report.get('peak_spread', 0.0):.1f}% between its processes (the best "
                      "1024x1024 matrix product of any side's framework, and of NumPy in every CPU side's process); "
                      "'of peak' is each side's GFLOP/s over it")
     header = ["backend", "shape", "vs", "polyconv", "native", "ratio", "GFLOP/s", "of matmul", "of peak", "peak extra"]
@@ -74,7 +79,10 @@ def format_report(report: dict[str, Any]) -> str:
                      + ", ".join(f"{s} at {r[f'{s}_of_peak']:.2f} of the peak" for s in sides)
                      + " (a direct computation cannot beat the machine's peak: the run is not a result; rerun it "
                      "with --rounds, on a quiet machine)")
-    if any(r.get(f"{s}_of_peak", 0) > 1.0 and not r.get(f"{s}_above_peak")
+    if any(r.get(f"{s}_within_spread") for r in report["results"] for s in ("polyconv", "native")):
+        lines.append("~ above the run's best matrix product, by less than the spread of that product's rate "
+                     "between the run's processes: within the peak's own uncertainty, not by itself an error")
+    if any(r.get(f"{s}_of_peak", 0) > 1.0 and not r.get(f"{s}_above_peak") and not r.get(f"{s}_within_spread")
            for r in report["results"] for s in ("polyconv", "native")):
         lines.append("* above the peak by FFT: its effective GFLOP/s counts the direct convolution's operations")
     return "\n".join(lines)

@@ -243,3 +243,32 @@ def test_report_gives_the_numpy_backends_time_in_gemm() -> None:
            "polyconv_in_gemm": 0.75}
     text = bench.format_report({"matmul_gflops": 10.0, "threads": None, "results": [row]})
     assert "time in GEMM" in text and "s 0.75" in text
+
+
+def test_a_figure_within_the_peaks_spread_between_processes_is_marked_not_flagged(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each CPU process measures the same product; how far their best rates differ is the
+    peak's own uncertainty: a direct figure above the peak by less is marked '~', by more flagged."""
+    from polyconv.bench import runner
+
+    shapes = bench.SUITE[:2]
+    flops = [s.flops() for s in shapes]
+
+    def fake_side(backend: str, side: str, shapes_: Any, budget: float, threads: Any) -> dict[str, Any]:
+        if side == "polyconv numpy":  # its product at 100 GFLOP/s, the other process's at 96: a 4% spread
+            return {"seconds": [flops[0] / 50e9, flops[1] / 50e9], "peak_extra_bytes": [0, 0], "matmul_gflops": 99.0,
+                    "matmul_best_gflops": 100.0, "machine_best_gflops": 100.0, "strategies": ["offsets"] * 2}
+        return {"seconds": [flops[0] / 103e9, flops[1] / 110e9], "peak_extra_bytes": [None, None],
+                "matmul_gflops": 90.0, "matmul_best_gflops": 92.0, "machine_best_gflops": 96.0,
+                "strategies": ["direct", "direct"]}
+
+    monkeypatch.setattr(runner, "run_side", fake_side)
+    monkeypatch.setattr(runner, "importable", lambda name: name == "torch")
+    report = runner.run(["numpy"], shapes)
+    assert report["peak_gflops"] == 100.0 and report["peak_spread"] == pytest.approx(100 / 96 - 1)
+    within, beyond = report["results"]
+    assert within["native_within_spread"] and not within["native_above_peak"]
+    assert beyond["native_above_peak"] and not beyond["native_within_spread"]
+    text = bench.format_report(report)
+    assert "1.03~" in text and "within the peak's own uncertainty" in text and "4.2% between its processes" in text
+    assert "MEASUREMENT ERROR" in text and "1.10 of the peak" in text
