@@ -226,3 +226,24 @@ def test_x64_on_computes_the_same() -> None:
         jax.config.update("jax_enable_x64", False)
     assert after.dtype == np.float32
     np.testing.assert_array_equal(before, after)
+
+
+def test_a_spec_that_stays_direct_is_decided_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decision is cached per spec and mode, a 'no' included: a repeated small call
+    does not plan an FFT again (it cost about 100 us per eager call)."""
+    from polyconv.backends.fft import whole
+
+    decided: list[str] = []
+    decision = whole.decision
+
+    def spy(spec: Any, compute: str, mode: str, backend: str) -> Any:
+        decided.append(mode)
+        return decision(spec, compute, mode, backend)
+
+    monkeypatch.setattr(whole, "decision", spy)
+    x, w = jnp.asarray(_rand((1, 1, 9), 7)), jnp.asarray(_rand((1, 1, 3), 8))
+    polyconv.conv_general_dilated(x, w, (1,), "VALID")
+    first = len(decided)
+    for _ in range(5):
+        polyconv.conv_general_dilated(x, w, (1,), "VALID")
+    assert len(decided) == first

@@ -132,9 +132,18 @@ def fft_runner(spec: ConvSpec, direct: Run, be: Any) -> Run | None:
     if compute is None or whole.decision(spec, compute, "always", "jax").plan is None:
         return None
     built: dict[whole.Prepared, Run] = {}
+    # the decision per mode and x64 setting, None included (polyconv.caching.memoize keeps only
+    # results that are not None: a spec that never goes by FFT would be decided at every call);
+    # the runner itself is cached per spec and cleared with every cache (polyconv.caching.clear)
+    decided: dict[tuple[str, bool], whole.Prepared | None] = {}
+    config = jax_modules()[0].config
 
     def run(lhs: Any, rhs: Any) -> Any:
-        p = prepared(spec, fft_mode())
+        key = (fft_mode(), config.jax_enable_x64)
+        try:
+            p = decided[key]
+        except KeyError:
+            p = decided[key] = prepared(spec, key[0])
         if p is None:
             return direct(lhs, rhs)
         fn = built.get(p)
