@@ -26,7 +26,7 @@ from .decision import Decision, decide
 from .geometry import SpectralPlan
 from .transforms import convolve
 
-__all__ = ["Prepared", "prepare", "decision", "run"]
+__all__ = ["Prepared", "prepare", "decision", "run", "canonical_views"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,23 @@ def decision(spec: ConvSpec, compute: str, mode: str, backend: str) -> Decision:
     return decide(stuffed_problem(spec), compute, mode, backend)
 
 
+def canonical_views(xp: Any, x: Any, rhs: Any, spec: ConvSpec, sp: SpectralPlan) -> tuple[Any, Any]:
+    """The input ``(N', G, C_g, *S)`` from ``x`` ``(N, C, *S)`` (already stuffed by the
+    lhs dilation: batch groups split the batch, feature groups the channels) and the
+    kernel ``(G, O_g, C_g, *K)`` from ``rhs`` in its own layout, with ``xp``'s
+    ``reshape`` and ``permute_dims`` (views where the layouts allow)."""
+    n = spec.nspatial
+    sizes = tuple(x.shape[2:])
+    if spec.batch_group_count > 1:  # (B, N', C, *S) -> (N', B, C, *S)
+        b = spec.batch_group_count
+        x = xp.reshape(x, (b, spec.batch // b, spec.in_features, *sizes))
+        x = xp.permute_dims(x, (1, 0, *range(2, n + 3)))
+    else:
+        x = xp.reshape(x, (spec.batch, sp.groups, sp.cg, *sizes))
+    w = xp.permute_dims(rhs, spec.dimension_numbers.rhs_spec)  # (O, I, *K)
+    return x, xp.reshape(w, (sp.groups, sp.og, *w.shape[1:]))
+
+
 def run(xp: Any, lhs: Any, rhs: Any, p: Prepared, device: Any = None) -> Any:
     """The convolution of ``lhs`` and ``rhs`` (the caller's layouts) by FFT, in
     ``p.spec``'s output layout and dtype, or None where the direct path must
@@ -73,7 +90,6 @@ def run(xp: Any, lhs: Any, rhs: Any, p: Prepared, device: Any = None) -> Any:
     if not p.checked and not finite(xp, lhs, rhs):
         return None
     dn = spec.dimension_numbers
-    n = spec.nspatial
     x = xp.permute_dims(lhs, dn.lhs_spec)  # (N, C, *S)
     if any(d != 1 for d in spec.lhs_dilation):
         dilated = tuple((s - 1) * d + 1 for s, d in zip(spec.lhs_spatial, spec.lhs_dilation))
@@ -81,15 +97,7 @@ def run(xp: Any, lhs: Any, rhs: Any, p: Prepared, device: Any = None) -> Any:
         every = (slice(None), slice(None), *(slice(None, None, d) for d in spec.lhs_dilation))
         stuffed[every] = x
         x = stuffed
-    sizes = tuple(x.shape[2:])
-    if spec.batch_group_count > 1:  # (B, N', C, *S) -> (N', B, C, *S)
-        b = spec.batch_group_count
-        x = xp.reshape(x, (b, spec.batch // b, spec.in_features, *sizes))
-        x = xp.permute_dims(x, (1, 0, *range(2, n + 3)))
-    else:
-        x = xp.reshape(x, (spec.batch, sp.groups, sp.cg, *sizes))
-    w = xp.permute_dims(rhs, dn.rhs_spec)  # (O, I, *K)
-    w = xp.reshape(w, (sp.groups, sp.og, *w.shape[1:]))
+    x, w = canonical_views(xp, x, rhs, spec, sp)
     if p.checked and not fits(xp, x, w, sp, spec.out_dtype, p.chunk, device):
         return None
     transforms = xp.complex128 if p.complex_ else xp.float64

@@ -275,20 +275,10 @@ def _canonical(spec: ConvSpec, sp: SpectralPlan, lhs: Any, rhs: Any) -> tuple[An
     """Input ``(N', G, C_g, *S)`` (zero-stuffed by the lhs dilation) and kernel ``(G, O_g, C_g, *K)``."""
     _, lax, jnp = jax_modules()
     dn = spec.dimension_numbers
-    n = spec.nspatial
     x = lax.transpose(lhs, dn.lhs_spec)  # (N, C, *S)
     if any(d != 1 for d in spec.lhs_dilation):
         x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *((0, 0, d - 1) for d in spec.lhs_dilation)])
-    sizes = tuple(x.shape[2:])
-    if spec.batch_group_count > 1:  # (B, N', C, *S) -> (N', B, C, *S)
-        b = spec.batch_group_count
-        x = lax.reshape(x, (b, spec.batch // b, spec.in_features, *sizes))
-        x = lax.transpose(x, (1, 0, *range(2, n + 3)))
-    else:
-        x = lax.reshape(x, (spec.batch, sp.groups, sp.cg, *sizes))
-    w = lax.transpose(rhs, dn.rhs_spec)  # (O, I, *K)
-    w = lax.reshape(w, (sp.groups, sp.og, sp.cg, *w.shape[2:]))
-    return x, w
+    return whole.canonical_views(jnp, x, rhs, spec, sp)
 
 
 def _convolve(sp: SpectralPlan, x: Any, w: Any, complex_: bool) -> Any:
