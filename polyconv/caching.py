@@ -39,7 +39,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 __all__ = ["BoundedCache", "IdentityCache", "memoize", "lru_cache", "typed_key", "clear", "environment"]
 
@@ -136,12 +136,16 @@ class IdentityCache(_Clearable, Generic[T]):
         return value
 
 
+#: What :func:`memoize` stores for a None result (None is a :class:`BoundedCache`'s miss).
+_NONE: Any = object()
+
+
 class _Memoized(_Clearable, Generic[T]):
     def __init__(self, fn: Callable[..., T], name: str, maxsize: int, key: Callable[..., Hashable] | None) -> None:
         self.name = name
         self._fn = fn
         self._key = key
-        self._entries: BoundedCache[Hashable, T] = BoundedCache(name, maxsize, register=False)
+        self._entries: BoundedCache[Hashable, Any] = BoundedCache(name, maxsize, register=False)
         functools.update_wrapper(self, fn)
         _register(self)
 
@@ -152,9 +156,10 @@ class _Memoized(_Clearable, Generic[T]):
         except TypeError:  # an unhashable argument: compute without caching
             return self._fn(*args)
         if hit is None:
-            hit = self._fn(*args)
-            self._entries.put(key, hit)
-        return hit
+            value = self._fn(*args)
+            self._entries.put(key, _NONE if value is None else value)
+            return value
+        return cast(T, None) if hit is _NONE else hit
 
 
 def memoize(
@@ -163,8 +168,8 @@ def memoize(
     """Cache a function of positional arguments on ``key(*args)`` (the
     arguments themselves by default), keeping at most ``maxsize`` results.
 
-    Arguments that cannot be hashed are computed without caching; only
-    results that are not None are kept.  The cache is registered under
+    Arguments that cannot be hashed are computed without caching; None
+    results are kept like any other.  The cache is registered under
     ``name`` (default: the function's module and name) and emptied by
     :func:`clear`.
 
@@ -207,8 +212,8 @@ def lru_cache(
 
     For the hottest functions of hashable arguments (a call costs what
     ``functools.lru_cache`` costs, a third of :func:`memoize`'s): unlike
-    :func:`memoize`, it keeps None results and raises ``TypeError`` for an
-    unhashable argument; ``maxsize=None`` keeps every result (for a function
+    :func:`memoize`, it raises ``TypeError`` for an unhashable argument;
+    ``maxsize=None`` keeps every result (for a function
     of no or few arguments).
 
     Examples

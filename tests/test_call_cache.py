@@ -99,3 +99,20 @@ def test_the_environment_is_read_at_each_call_with_or_without_os_environs_dict(
     assert read() == (None, "x")
     caching.os.environ["POLYCONV_BACKEND"] = "numpy"
     assert read() == ("numpy", "x")
+
+
+def test_memoize_keeps_none_results_and_forgets_them_on_clear() -> None:
+    """A None answer ("no FFT for this spec") is an answer: computed once, like any other."""
+    from polyconv import caching
+
+    calls: list[int] = []
+
+    @caching.memoize(4, name="tests.none_or_zero")
+    def none_or_zero(x: int) -> int | None:
+        calls.append(x)
+        return None if x else 0
+
+    assert [none_or_zero(1), none_or_zero(1), none_or_zero(0), none_or_zero(0)] == [None, None, 0, 0]
+    assert calls == [1, 0]
+    caching.clear()
+    assert none_or_zero(1) is None and calls == [1, 0, 1]

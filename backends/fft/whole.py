@@ -40,21 +40,16 @@ class Prepared:
     checked: bool = True  # the error rule of .accuracy applies (auto); else only finiteness (always)
 
 
+@caching.memoize(256)
 def prepare(spec: ConvSpec, compute: str, mode: str, backend: str) -> Prepared | None:
     """The FFT plan of ``spec`` accumulated in ``compute`` on ``backend`` (whose
     calibration applies) in FFT ``mode``, or None where the direct path runs
     (cached, None included: most specs never go by FFT, and their calls ask
     every time)."""
-    return _prepared(spec, compute, mode, backend)[0]
-
-
-@caching.memoize(256)
-def _prepared(spec: ConvSpec, compute: str, mode: str, backend: str) -> tuple[Prepared | None]:
-    # a 1-tuple: polyconv.caching.memoize keeps only results that are not None
     d = decision(spec, compute, mode, backend)
     if not d.use or d.plan is None:
-        return (None,)
-    return (Prepared(spec, d.plan, d.chunk, compute == "complex64", d.checked),)
+        return None
+    return Prepared(spec, d.plan, d.chunk, compute == "complex64", d.checked)
 
 
 def decision(spec: ConvSpec, compute: str, mode: str, backend: str) -> Decision:
