@@ -62,6 +62,7 @@ would take the batch in chunks) stay on the direct path.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -132,9 +133,9 @@ def fft_runner(spec: ConvSpec, direct: Run, be: Any) -> Run | None:
     if compute is None or whole.decision(spec, compute, "always", "jax").plan is None:
         return None
     built: dict[whole.Prepared, Run] = {}
-    # the decision per mode and x64 setting, None included (polyconv.caching.memoize keeps only
-    # results that are not None: a spec that never goes by FFT would be decided at every call);
-    # the runner itself is cached per spec and cleared with every cache (polyconv.caching.clear)
+    # the decision per mode and x64 setting, kept here: asking prepared() again hashes the spec
+    # (4.4 us of a repeated eager call); the runner itself is cached per spec and cleared with
+    # every cache (polyconv.caching.clear)
     decided: dict[tuple[str, bool], whole.Prepared | None] = {}
     config = jax_modules()[0].config
 
@@ -203,12 +204,10 @@ class _Backward:
         return run(lhs, rhs)
 
     def _run(self, spec: ConvSpec) -> Run:
-        compute = compute_dtype(spec)
-        d = whole.decision(spec, compute, "always", "jax") if compute is not None else None
-        if d is None or not d.use or d.plan is None or d.chunk < d.plan.batch or self.be.beyond_xla(spec):
+        p = None if self.be.beyond_xla(spec) else prepared(spec, "always")
+        if p is None:
             return lambda lhs, rhs: self.be.conv_general_dilated(lhs, rhs, spec)
-        p = whole.Prepared(spec, d.plan, d.chunk, compute == "complex64", self.checked)
-        return _differentiable(spec, p, self.be.direct(spec), self.be)
+        return _differentiable(spec, dataclasses.replace(p, checked=self.checked), self.be.direct(spec), self.be)
 
 
 def _branch(pred: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
@@ -287,7 +286,7 @@ def _convolve(sp: SpectralPlan, x: Any, w: Any, complex_: bool) -> Any:
     n = len(sp.axes)
     spatial = tuple(range(3, 3 + n))
     lengths = sp.lengths
-    xr = lax.slice(x, (0, 0, 0, *(a.read[0] for a in sp.axes)), (*x.shape[:3], *(a.read[1] for a in sp.axes)))
+    xr = _read(sp, x)
     if any(a.dilation != 1 for a in sp.axes):
         w = lax.pad(w, jnp.zeros((), w.dtype), [(0, 0, 0)] * 3 + [(0, 0, a.dilation - 1) for a in sp.axes])
     w = lax.rev(w, spatial)
@@ -329,12 +328,30 @@ def _placed(spec: ConvSpec, sp: SpectralPlan, hull: Any) -> Any:
     return lax.transpose(y, tuple(inverse_permutation(spec.dimension_numbers.out_spec)))
 
 
-def _error(sp: SpectralPlan, peak: Any, b: Any, out_dtype: str) -> tuple[Any, Any, float, float]:
+def _read(sp: SpectralPlan, x: Any) -> Any:
+    """The slice of canonical ``x`` that the plan transforms (what the windows read)."""
+    lax = jax_modules()[1]
+    return lax.slice(x, (0, 0, 0, *(a.read[0] for a in sp.axes)), (*x.shape[:3], *(a.read[1] for a in sp.axes)))
+
+
+def _exact_operands(spec: ConvSpec, sp: SpectralPlan, lhs: Any, rhs: Any) -> tuple[Any, Any, Any, Any]:
+    """What both stages of the rule start from: the canonical ``x`` and ``w`` in a
+    dtype whose magnitudes are exact (complex64 widened: its ``|z|`` would round;
+    real operands as they are), ``|x|`` over the read slice, and ``|w|`` in float64."""
+    _, lax, jnp = jax_modules()
+    if jnp.iscomplexobj(lhs):
+        lhs, rhs = lax.convert_element_type(lhs, jnp.complex128), lax.convert_element_type(rhs, jnp.complex128)
+    x, w = _canonical(spec, sp, lhs, rhs)
+    return x, w, jnp.abs(_read(sp, x)), lax.convert_element_type(jnp.abs(w), jnp.float64)
+
+
+def _error(sp: SpectralPlan, read: Any, b: Any, out_dtype: str) -> tuple[Any, Any, float, float]:
     """``(E, finite, coef, tiny)``: the transform's error bound per ``(N', G, O_g)``
-    from the input's largest magnitudes ``peak`` ``(N', G, C_g)`` and the kernel's
+    from the input's magnitudes over the read slice ``read`` and the kernel's
     magnitudes ``b`` (float64), whether both are finite, and the bound's factors."""
-    _, _, jnp = jax_modules()
+    _, lax, jnp = jax_modules()
     spatial = tuple(range(3, 3 + len(sp.axes)))
+    peak = lax.convert_element_type(jnp.max(read, axis=spatial), jnp.float64)  # (N', G, C_g): NaN and inf stay
     finite = jnp.logical_and(jnp.all(jnp.isfinite(peak)), jnp.all(jnp.isfinite(b)))
     n = math.prod(hi - lo for lo, hi in (a.read for a in sp.axes))
     kernel_norm = jnp.sqrt(jnp.sum(b * b, axis=spatial))  # (G, O_g, C_g)
@@ -348,19 +365,12 @@ def _cheap_rule(spec: ConvSpec, sp: SpectralPlan, lhs: Any, rhs: Any) -> Any:
     """Stage 1 (see the module docstring): True where it proves the rule and every
     output has a nonzero product, else False (then stage 2 decides); a constant
     False where it cannot apply (a dilated kernel, a window without grid points)."""
-    _, lax, jnp = jax_modules()
-    if jnp.iscomplexobj(lhs):  # |z| of complex64 would round
-        lhs, rhs = lax.convert_element_type(lhs, jnp.complex128), lax.convert_element_type(rhs, jnp.complex128)
-    x, w = _canonical(spec, sp, lhs, rhs)  # real operands keep their dtype: magnitudes and maxima are exact
-    spatial = tuple(range(3, 3 + len(sp.axes)))
-    xr = lax.slice(x, (0, 0, 0, *(a.read[0] for a in sp.axes)), (*x.shape[:3], *(a.read[1] for a in sp.axes)))
-    ax = jnp.abs(xr)
-    least = _least_window_sums(sp, ax)
+    _, _, jnp = jax_modules()
+    _, _, read, b = _exact_operands(spec, sp, lhs, rhs)
+    least = _least_window_sums(sp, read)
     if least is None:
         return False
-    peak = lax.convert_element_type(jnp.max(ax, axis=spatial), jnp.float64)  # a NaN or infinity stays
-    b = lax.convert_element_type(jnp.abs(w), jnp.float64)
-    error, finite, coef, tiny = _error(sp, peak, b, spec.out_dtype)
+    error, finite, coef, tiny = _error(sp, read, b, spec.out_dtype)
     floor = jnp.max((error - tiny) / coef, axis=2)  # (N', G): every output's M_j must reach this
     smallest = jnp.min(jnp.reshape(b, (sp.groups, -1)), axis=1)  # (G,)
     cheap = jnp.logical_and(finite, jnp.logical_and(jnp.all(smallest > 0), jnp.all(least > 0)))
@@ -371,17 +381,10 @@ def _rule(spec: ConvSpec, sp: SpectralPlan, lhs: Any, rhs: Any) -> tuple[Any, An
     """Stage 2 (see the module docstring): ``(ok, count)``, whether every output
     with a nonzero product meets the bound, and the count of those products."""
     _, lax, jnp = jax_modules()
-    n_axes = len(sp.axes)
-    spatial = tuple(range(3, 3 + n_axes))
-    if jnp.iscomplexobj(lhs):  # |z| of complex64 would round
-        lhs, rhs = lax.convert_element_type(lhs, jnp.complex128), lax.convert_element_type(rhs, jnp.complex128)
-    x, w = _canonical(spec, sp, lhs, rhs)
-    xr = lax.slice(x, (0, 0, 0, *(a.read[0] for a in sp.axes)), (*x.shape[:3], *(a.read[1] for a in sp.axes)))
+    x, w, read, b = _exact_operands(spec, sp, lhs, rhs)
+    error, finite, coef, tiny = _error(sp, read, b, spec.out_dtype)
+    expand = (*error.shape, *(1,) * len(sp.axes))
     ax = lax.convert_element_type(jnp.abs(x), jnp.float64)
-    b = lax.convert_element_type(jnp.abs(w), jnp.float64)
-    peak = lax.convert_element_type(jnp.max(jnp.abs(xr), axis=spatial), jnp.float64)
-    error, finite, coef, tiny = _error(sp, peak, b, spec.out_dtype)
-    expand = (*error.shape, *(1,) * n_axes)
     magnitude = _convolve(sp, ax, b, False) - jnp.reshape(error, expand)  # M_j >= computed - E
     count = _convolve(sp, (x != 0).astype(jnp.float64), (w != 0).astype(jnp.float64), False)
     short = magnitude * coef + tiny < jnp.reshape(error, expand)
