@@ -14,7 +14,7 @@ from typing import Any
 from .shapes import Shape
 
 __all__ = ["pairs", "side_call", "SIDES", "FRAMEWORK", "lax_style_call", "lax_style_args", "channels_last_operands",
-           "strategy", "importable"]
+           "synced", "strategy", "importable"]
 
 
 def lax_style_args(shape: Shape, channels_last: bool = False) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
@@ -54,9 +54,10 @@ def channels_last_operands(x: Any, w: Any) -> tuple[Any, Any]:
     return (np.ascontiguousarray(np.moveaxis(x, 1, -1)), np.ascontiguousarray(np.moveaxis(w, 1, -1)))
 
 
-def lax_style_call(ops: Any, shape: Shape, lhs: Any, rhs: Any) -> Callable[[], Any]:
-    """The shape's convolution through ``ops``: polyconv or ``jax.lax``, which take the same arguments."""
-    name, args, kwargs = lax_style_args(shape)
+def lax_style_call(ops: Any, shape: Shape, lhs: Any, rhs: Any, channels_last: bool = False) -> Callable[[], Any]:
+    """The shape's convolution through ``ops``: polyconv or ``jax.lax``, which take the same arguments
+    (``channels_last``: see :func:`lax_style_args`)."""
+    name, args, kwargs = lax_style_args(shape, channels_last)
     op = getattr(ops, name)
     return lambda: op(lhs, rhs, *args, **kwargs)
 
@@ -93,9 +94,7 @@ def strategy(side: str, shape: Shape, x: Any, w: Any) -> str | None:
 def _polyconv_call(shape: Shape, lhs: Any, rhs: Any, channels_last: bool = False) -> Callable[[], Any]:
     import polyconv
 
-    name, args, kwargs = lax_style_args(shape, channels_last)
-    op = getattr(polyconv, name)
-    return lambda: op(lhs, rhs, *args, **kwargs)
+    return lax_style_call(polyconv, shape, lhs, rhs, channels_last)
 
 
 def _mlx_calls(shape: Shape, x: Any, w: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -104,37 +103,23 @@ def _mlx_calls(shape: Shape, x: Any, w: Any) -> tuple[Callable[[], Any], Callabl
     import mlx.core as mx
 
     cx, cw = channels_last_operands(x, w)
-    mine = _polyconv_call(shape, mx.array(cx), mx.array(cw), channels_last=True)
-    n, mx_x = shape.nspatial, mx.array(cx)
+    mx_x = mx.array(cx)
+    mine = _polyconv_call(shape, mx_x, mx.array(cw), channels_last=True)
+    n, g = shape.nspatial, shape.groups
+    args: tuple[Any, ...]
     if shape.transpose:  # cw is (C_in, *k, C_out / g); conv_general's weight is (C_out, *k, C_in / g)
-        g = shape.groups
         k = cw.shape[1:-1]
         grouped = cw.reshape(g, cw.shape[0] // g, *k, cw.shape[-1])
         mx_w = mx.array(grouped.transpose(0, n + 2, *range(2, n + 2), 1).reshape(-1, *k, cw.shape[0] // g).copy())
         pads = _transpose_pads(shape)
-        low, high = [p[0] for p in pads], [p[1] for p in pads]
-        conv_general = mx.conv_general
-
-        def native() -> Any:
-            out = conv_general(mx_x, mx_w, 1, (low, high), shape.dilation, shape.stride, g, True)
-            mx.eval(out)
-            return out
+        # stride 1 over the input dilated by the stride, flipped kernel
+        args = (1, ([p[0] for p in pads], [p[1] for p in pads]), shape.dilation, shape.stride, g, True)
     else:
         mx_w = mx.array(cw)
-        conv_general = mx.conv_general
-        p = [shape.padding] * n
-
-        def native() -> Any:
-            out = conv_general(mx_x, mx_w, shape.stride, (p, p), shape.dilation, 1, shape.groups)
-            mx.eval(out)
-            return out
-
-    def evaluated() -> Any:
-        out = mine()
-        mx.eval(out)
-        return out
-
-    return evaluated, native
+        side = [shape.padding] * n
+        args = (shape.stride, (side, side), shape.dilation, 1, g, False)
+    conv_general = mx.conv_general
+    return synced(mine, mx.eval), synced(lambda: conv_general(mx_x, mx_w, *args), mx.eval)
 
 
 def _torch_call(shape: Shape, x: Any, w: Any) -> Callable[[], Any]:
@@ -202,15 +187,16 @@ def side_call(backend: str, side: str, shape: Shape, x: Any, w: Any) -> Callable
         import cupy
 
         cx, cw = cupy.asarray(x), cupy.asarray(w)
-        sync = cupy.cuda.Device().synchronize
+        device = cupy.cuda.Device()
+        sync = lambda _: device.synchronize()  # noqa: E731
         if side == "polyconv cupy":
-            return _synced(_polyconv_call(shape, cx, cw), sync)
+            return synced(_polyconv_call(shape, cx, cw), sync)
         import torch
         from torch.utils.dlpack import from_dlpack  # torch.from_dlpack itself, which torch's stubs do not export
 
         if not torch.cuda.is_available():
             return None
-        return _synced(_torch_call(shape, from_dlpack(cx), from_dlpack(cw)), sync)
+        return synced(_torch_call(shape, from_dlpack(cx), from_dlpack(cw)), sync)
     if side in ("polyconv mlx", "mlx.core.conv_general"):  # channels-last on both sides: MLX's layout
         mine, native = _mlx_calls(shape, x, w)
         return mine if side == "polyconv mlx" else native
@@ -239,11 +225,12 @@ def pairs(backend: str, shape: Shape, rng: Any) -> list[tuple[str, Callable[[], 
     return out
 
 
-def _synced(call: Callable[[], Any], sync: Callable[[], Any]) -> Callable[[], Any]:
-    """``call`` that waits for the device to finish before returning (GPU timings)."""
+def synced(call: Callable[[], Any], wait: Callable[[Any], Any]) -> Callable[[], Any]:
+    """``call`` that returns only once its result is computed: ``wait(result)``
+    (a GPU's synchronization, MLX's ``mx.eval``)."""
     def synced() -> Any:
         out = call()
-        sync()
+        wait(out)
         return out
 
     return synced

@@ -66,21 +66,12 @@ def calls(backend: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
     if backend == "mlx":
         import mlx.core as mx
 
+        from .calls import synced
+
         mx_x, mx_w = mx.array(x.reshape(1, 8, 1)), mx.array(w.reshape(1, 3, 1))  # NWC, OWI
-        conv_general, evaluate = mx.conv_general, mx.eval
-        dn = ("NWC", "OWI", "NWC")
-
-        def mine() -> Any:
-            out = polyconv.conv_general_dilated(mx_x, mx_w, (1,), "VALID", dimension_numbers=dn)
-            evaluate(out)
-            return out
-
-        def native() -> Any:
-            out = conv_general(mx_x, mx_w)
-            evaluate(out)
-            return out
-
-        return mine, native
+        conv_general, dn = mx.conv_general, ("NWC", "OWI", "NWC")
+        return (synced(lambda: polyconv.conv_general_dilated(mx_x, mx_w, (1,), "VALID", dimension_numbers=dn), mx.eval),
+                synced(lambda: conv_general(mx_x, mx_w), mx.eval))
     raise ValueError(f"no fixed-cost measurement for backend {backend!r} (have: {', '.join(BACKENDS)})")
 
 
