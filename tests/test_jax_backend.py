@@ -774,6 +774,23 @@ _CPU_CASES = [
      {"window_strides": (1, 1), "padding": "VALID", "feature_group_count": 2, "dimension_numbers": NHWC,
       "precision": "highest"}),
     ("pointwise-size-1-axis", (2, 4, 7, 1), (3, 4, 1, 1), "float32", {"window_strides": (1, 1), "padding": "SAME"}),
+    ("stacked-grouped-strided-dilated", (2, 6, 11, 10), (9, 2, 3, 2), "float32",
+     {"window_strides": (2, 3), "padding": ((1, 2), (-1, 1)), "rhs_dilation": (2, 1), "feature_group_count": 3}),
+    ("stacked-grouped-nhwc", (2, 7, 8, 8), (3, 3, 2, 8), "float32",
+     {"window_strides": (1, 1), "padding": "SAME", "feature_group_count": 4, "dimension_numbers": NHWC,
+      "precision": "highest"}),
+    ("stacked-3d", (2, 3, 6, 5, 7), (4, 3, 3, 2, 3), "float32",
+     {"window_strides": (1, 2, 1), "padding": ((1, 1), (0, 1), (2, -1)), "rhs_dilation": (2, 1, 1)}),
+    ("stacked-3d-ndhwc", (1, 5, 6, 4, 3), (2, 2, 2, 3, 4), "float32",
+     {"window_strides": (1, 1, 1), "padding": "VALID", "dimension_numbers": ("NDHWC", "DHWIO", "NDHWC")}),
+    ("stacked-depthwise-multiplier-8", (2, 2, 7, 6), (16, 1, 3, 3), "float32",
+     {"window_strides": (1, 1), "padding": "SAME", "feature_group_count": 2}),
+    ("stacked-depthwise-9x9", (1, 3, 12, 11), (3, 1, 9, 9), "float32",
+     {"window_strides": (1, 1), "padding": "SAME", "feature_group_count": 3}),
+    ("stacked-grouped-bf16", (2, 4, 6, 6), (4, 2, 3, 3), "bfloat16",
+     {"window_strides": (1, 1), "padding": "SAME", "feature_group_count": 2}),
+    ("stacked-3d-f16-to-f32", (1, 2, 5, 5, 5), (3, 2, 3, 3, 3), "float16",
+     {"window_strides": (1, 1, 1), "padding": "SAME", "preferred_element_type": "float32"}),
 ]
 
 
@@ -807,3 +824,9 @@ def test_cpu_lowerings_match_the_reference_in_value_gradient_and_batching(
     np.testing.assert_allclose(_n(mapped)[1], 2 * _n(mapped)[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(_n(mapped)[0], reference.cast_result(reference.conv_from_spec(x, w, spec), dtype),
                                rtol=1e-4, atol=1e-4)
+    # forward mode, and the transpose of the linear map lhs -> conv(lhs, rhs): JAX's rules of the operations
+    dx = _rand(lhs, 4, dtype)
+    _, tangent = jax.jvp(lambda a: polyconv.conv_general_dilated(a, _j(w), **kw), (_j(x),), (_j(dx),))
+    np.testing.assert_allclose(_n(tangent), _n(f(_j(dx), _j(w))), rtol=1e-5, atol=1e-5)
+    (transposed,) = jax.linear_transpose(lambda a: polyconv.conv_general_dilated(a, _j(w), **kw), _j(x))(_j(g))
+    np.testing.assert_allclose(_n(transposed), _n(lhs_ct), rtol=1e-5, atol=1e-5)

@@ -266,6 +266,10 @@ class JaxBackend(Backend):
         if fast == "pointwise":
             return Strategy("pointwise", "on the CPU, single-tap windows as one lax.dot_general over the channels",
                             decisions)
+        if fast == "stacked":
+            return Strategy("stacked", "on the CPU, one lax.dot_general per group: the windows of the inner axes' taps "
+                            "stacked into the contraction, the first axis' taps into the product's rows, "
+                            "summed shifted", decisions)
         return Strategy("lax", f"jax.lax.{op} (XLA, cuDNN on GPU), the parameters as parsed", decisions)
 
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:

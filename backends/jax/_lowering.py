@@ -230,6 +230,8 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
         return cpu_lowering.depthwise, (spec,), False
     if fast == "pointwise":
         return cpu_lowering.pointwise, (spec, _precision(lax, spec.precision)), False
+    if fast == "stacked":
+        return cpu_lowering.stacked, (spec, _precision(lax, spec.precision)), False
     if spec.nspatial == 0 and spec.groups > 1 and \
             dtype_kind(spec.dtype) != "b":
         return _widened(lax, grouped_matmul, spec), (spec,), _needs_x64(spec.preferred_element_type)

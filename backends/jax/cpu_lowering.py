@@ -15,6 +15,24 @@ On the CPU platform, the JAX backend writes these specs with other
 * **pointwise** (every window a single tap: a 1x1 kernel, or any kernel on a
   size-1 axis; no lhs dilation, no batch groups): the strided, cropped input
   and one ``lax.dot_general`` over the channels (batched over the groups).
+* **stacked** (grouped convolutions of two or more spatial axes, and
+  ungrouped ones of three or more whose first axis has stride 1; no lhs
+  dilation, no batch groups; while its buffers stay within
+  :data:`MAX_STACKED_BYTES`, or :data:`STACKED_GROWTH` times the input's and
+  the output's bytes): one ``lax.dot_general`` per group (batched over the
+  groups).  The windows of the taps of every axis but the first are stacked
+  into the contraction (im2col over those axes, written tap by tap with
+  ``lax.dynamic_update_slice``: XLA:CPU copies a concatenation's operands
+  element by element, several times slower); the first axis' taps become
+  the product's rows, over every position of that axis any tap reads, and
+  the result is the sum of those row blocks, each shifted by its tap.  With
+  a stride on the first axis the product computes the skipped positions
+  too, which is why ungrouped convolutions need stride 1 there.  XLA:CPU's
+  grouped and 3-d convolutions, and their gradients, are far slower: on a
+  2-core AVX2 machine, a grouped 3x3 (32 groups of 8 channels) 2.5 times
+  faster and its gradient 100 times, a 3x3x3 16->32 convolution 1.7 times
+  and its gradient 2 times (``docs/jax-backend.md``).  The gradients are
+  JAX's own, of these operations.
 
 Everything else, and every spec on GPU and TPU (where cuDNN's kernels are
 fast), stays ``jax.lax.conv_general_dilated``.  The choice depends on the
@@ -41,18 +59,23 @@ from polyconv.spec import ConvSpec
 from polyconv.spec.canonical import problem
 from polyconv.spec.dimension_numbers import inverse_permutation
 
-__all__ = ["lowering", "depthwise", "pointwise", "MAX_TAPS", "MAX_MULTIPLIER"]
+__all__ = ["lowering", "depthwise", "pointwise", "stacked", "MAX_TAPS", "MAX_MULTIPLIER", "MAX_STACKED_BYTES",
+           "STACKED_GROWTH"]
 
 #: Depthwise kernels up to this many taps are written as shifted multiply-adds
 #: (larger ones are for the FFT decision, or stay with XLA).
 MAX_TAPS = 49
 #: Outputs per group of a depthwise convolution written as shifted multiply-adds.
 MAX_MULTIPLIER = 4
+#: :func:`stacked` is taken while its buffers need at most this many bytes, or
+#: :data:`STACKED_GROWTH` times the input's and the output's, whichever is more.
+MAX_STACKED_BYTES = 256 << 20
+STACKED_GROWTH = 16
 _FLOATS = ("float32", "float16", "bfloat16")
 
 
 def lowering(spec: ConvSpec, platform: str) -> str | None:
-    """``'depthwise'``, ``'pointwise'`` or None (``jax.lax.conv_general_dilated``)
+    """``'depthwise'``, ``'pointwise'``, ``'stacked'`` or None (``jax.lax.conv_general_dilated``)
     for ``spec`` on ``platform`` (``jax.default_backend()``).
 
     >>> from polyconv.spec import conv_spec
@@ -62,6 +85,9 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
     ('depthwise', None)
     >>> lowering(conv_spec((8, 256, 56, 56), (64, 256, 1, 1), "float32", "float32", (1, 1), "VALID"), "cpu")
     'pointwise'
+    >>> lowering(conv_spec((8, 256, 28, 28), (256, 8, 3, 3), "float32", "float32", (1, 1), "SAME",
+    ...                    feature_group_count=32), "cpu")
+    'stacked'
     """
     if platform != "cpu" or spec.dtype not in _FLOATS or spec.nspatial == 0 or 0 in spec.out_shape \
             or 0 in spec.lhs_shape or 0 in spec.rhs_shape or any(d != 1 for d in spec.lhs_dilation):
@@ -74,7 +100,26 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
         return "depthwise"
     if spec.batch_group_count == 1 and p.taps == 1:
         return "pointwise"
+    if spec.batch_group_count == 1 and spec.nspatial >= 2 and \
+            (p.groups > 1 or (spec.nspatial >= 3 and p.strides[0] == 1)) \
+            and _stacked_bytes(spec) <= max(MAX_STACKED_BYTES, STACKED_GROWTH * _operand_bytes(spec)):
+        return "stacked"
     return None
+
+
+def _stacked_bytes(spec: ConvSpec) -> int:
+    """Bytes of the two buffers :func:`stacked` makes: the stacked windows and the product."""
+    p = problem(spec)
+    batch = spec.lhs_shape[spec.dimension_numbers.lhs_spec[0]]
+    reach = (p.window[0] - 1) * p.dilation[0] + (p.out[0] - 1) * p.strides[0] + 1
+    columns = batch * reach * math.prod(p.out[1:])
+    inner = math.prod(p.window[1:])
+    return 4 * p.groups * columns * (inner * p.cg + p.window[0] * p.og)
+
+
+def _operand_bytes(spec: ConvSpec) -> int:
+    """Bytes (4 per element) of the input and the output."""
+    return 4 * (math.prod(spec.lhs_shape) + math.prod(spec.out_shape))
 
 
 def _accumulation(jnp: Any, spec: ConvSpec) -> Any:
@@ -137,3 +182,56 @@ def pointwise(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
     y = lax.transpose(y, (2, 0, 1, 3))  # (N, G, O_g, P)
     y = lax.reshape(lax.convert_element_type(y, jnp.dtype(spec.out_dtype)), (batch, p.groups * p.og, *p.out))
     return lax.transpose(y, tuple(inverse_permutation(dn.out_spec)))
+
+
+def stacked(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None, level: int = 1) -> Any:
+    """A convolution as one ``lax.dot_general`` per group: the taps of the axes from
+    ``level`` on stacked into the contraction, those of the axes before it into the
+    product's rows (see the module docstring)."""
+    from ._lowering import jax_modules
+
+    _, lax, jnp = jax_modules()
+    dn = spec.dimension_numbers
+    p = problem(spec)
+    acc = _accumulation(jnp, spec)
+    groups, cg, og = p.groups, p.cg, p.og
+    x = lax.transpose(lhs, (dn.lhs_spec[1], dn.lhs_spec[0], *dn.lhs_spec[2:]))  # (C, N, *S)
+    x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding)])
+    batch = x.shape[1]
+    x = lax.reshape(x, (groups, cg, batch, *x.shape[2:]))  # (G, C_g, N, *S_padded)
+    wide = range(level)
+    # the wide axes: every position any tap reads; the stacked axes: the outputs
+    reach = tuple((p.window[i] - 1) * p.dilation[i] + (p.out[i] - 1) * p.strides[i] + 1 for i in wide)
+    extent = (*reach, *p.out[level:])
+    columns = batch * math.prod(extent)
+    taps = list(product(*(range(k) for k in p.window[level:])))
+    pieces = []
+    for tap in taps:  # (G, 1, C_g, M): the stacked axes' windows of this tap
+        start = (0, 0, 0, *(0 for _ in wide), *(t * d for t, d in zip(tap, p.dilation[level:])))
+        limit = (groups, cg, batch, *reach,
+                 *(t * d + (y - 1) * s + 1 for t, d, y, s in zip(tap, p.dilation[level:], p.out[level:],
+                                                                p.strides[level:])))
+        piece = lax.slice(x, start, limit, (1, 1, 1, *(1 for _ in wide), *p.strides[level:]))
+        pieces.append(lax.reshape(piece, (groups, 1, cg, columns)))
+    # stacked in place, one copy per tap: XLA:CPU copies a concatenation's operands
+    # element by element, several times slower
+    cols = lax.pad(pieces[0], jnp.zeros((), x.dtype), [(0, 0, 0), (0, len(taps) - 1, 0), (0, 0, 0), (0, 0, 0)])
+    for i, piece in enumerate(pieces[1:], 1):
+        cols = lax.dynamic_update_slice(cols, piece, (0, i, 0, 0))
+    cols = lax.reshape(cols, (groups, len(taps) * cg, columns))  # (G, T * C_g, M)
+    rows = math.prod(p.window[:level])
+    w = lax.reshape(lax.transpose(rhs, dn.rhs_spec), (groups, og, cg, rows, len(taps)))
+    w = lax.reshape(lax.transpose(w, (0, 3, 1, 4, 2)), (groups, rows * og, len(taps) * cg))  # (G, R * O_g, T * C_g)
+    z = lax.dot_general(w, cols, (((2,), (1,)), ((0,), (0,))), precision, acc)  # (G, R * O_g, M)
+    z = lax.reshape(z, (groups, rows, og, batch, *extent))
+    total = None
+    for r, tap in enumerate(product(*(range(p.window[i]) for i in wide))):  # the wide axes' taps: shifted row blocks
+        start = (0, r, 0, 0, *(t * p.dilation[i] for i, t in enumerate(tap)), *(0 for _ in p.out[level:]))
+        limit = (groups, r + 1, og, batch, *(t * p.dilation[i] + (p.out[i] - 1) * p.strides[i] + 1
+                                             for i, t in enumerate(tap)), *p.out[level:])
+        term = lax.slice(z, start, limit, (1, 1, 1, 1, *p.strides[:level], *(1 for _ in p.out[level:])))
+        total = term if total is None else total + term
+    assert total is not None  # at least one tap
+    y = lax.reshape(total, (groups * og, batch, *p.out))  # (O, N, *Y)
+    y = lax.convert_element_type(y, jnp.dtype(spec.out_dtype))
+    return lax.transpose(y, tuple(inverse_permutation((dn.out_spec[1], dn.out_spec[0], *dn.out_spec[2:]))))
