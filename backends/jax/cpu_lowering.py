@@ -9,7 +9,7 @@ On the CPU platform, the JAX backend writes these specs with other
 * **depthwise** (one input channel per group, at most
   :data:`MAX_MULTIPLIER` outputs per group, at most :data:`MAX_TAPS` taps,
   floating operands, no lhs dilation): the input padded once (``lax.pad``,
-  whose negative pads crop), then one strided ``lax.slice`` per tap times the
+  and a ``lax.slice`` for negative pads), then one strided ``lax.slice`` per tap times the
   tap's weights, summed: XLA fuses the whole sum into one loop over the
   output.
 * **pointwise** (every window a single tap: a 1x1 kernel, or any kernel on a
@@ -122,6 +122,20 @@ def _operand_bytes(spec: ConvSpec) -> int:
     return 4 * (math.prod(spec.lhs_shape) + math.prod(spec.out_shape))
 
 
+def _spatial_pad(lax: Any, jnp: Any, x: Any, padding: tuple[tuple[int, int], ...]) -> Any:
+    """``x`` (``(A, B, *S)``) padded with zeros on its spatial axes, negative pads cropping:
+    the crop as a ``lax.slice``, never a negative ``lax.pad`` (XLA:CPU in jaxlib 0.5
+    compiles a negative pad that it has not rewritten as a slice to an error)."""
+    grown = [(max(lo, 0), max(hi, 0), 0) for lo, hi in padding]
+    if any(lo or hi for lo, hi, _ in grown):
+        x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *grown])
+    if any(lo < 0 or hi < 0 for lo, hi in padding):
+        start = (0, 0, *(max(-lo, 0) for lo, _ in padding))
+        limit = (x.shape[0], x.shape[1], *(size - max(-hi, 0) for size, (_, hi) in zip(x.shape[2:], padding)))
+        x = lax.slice(x, start, limit)
+    return x
+
+
 def _accumulation(jnp: Any, spec: ConvSpec) -> Any:
     """The dtype products are summed in: float32 for 16-bit floats, else the result's."""
     return jnp.dtype("float32") if spec.out_dtype in ("float16", "bfloat16") or \
@@ -139,7 +153,7 @@ def depthwise(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     acc = _accumulation(jnp, spec)
     x = lax.convert_element_type(lax.transpose(lhs, dn.lhs_spec), acc)  # (N, C, *S)
     w = lax.convert_element_type(lax.transpose(rhs, dn.rhs_spec), acc)  # (O, 1, *K)
-    x = lax.pad(x, jnp.zeros((), acc), [(0, 0, 0), (0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding)])
+    x = _spatial_pad(lax, jnp, x, spec.padding)
     w = lax.reshape(w, (p.groups, p.og, *p.window))  # (G, O_g, *K)
     batch, out = x.shape[0], p.out
     total = None
@@ -171,7 +185,7 @@ def pointwise(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
     acc = _accumulation(jnp, spec)
     x = lax.transpose(lhs, dn.lhs_spec)  # (N, C, *S)
     if any(lo or hi for lo, hi in spec.padding) or any(s != 1 for s in p.strides):
-        x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding)])
+        x = _spatial_pad(lax, jnp, x, spec.padding)
         limit = (x.shape[0], x.shape[1], *((y - 1) * s + 1 for y, s in zip(p.out, p.strides)))
         x = lax.slice(x, (0,) * (n + 2), limit, (1, 1, *p.strides))  # (N, C, *Y)
     w = lax.reshape(lax.transpose(rhs, dn.rhs_spec), (p.groups, p.og, p.cg))  # (G, O_g, C_g)
@@ -196,7 +210,7 @@ def stacked(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None, level: in
     acc = _accumulation(jnp, spec)
     groups, cg, og = p.groups, p.cg, p.og
     x = lax.transpose(lhs, (dn.lhs_spec[1], dn.lhs_spec[0], *dn.lhs_spec[2:]))  # (C, N, *S)
-    x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding)])
+    x = _spatial_pad(lax, jnp, x, spec.padding)
     batch = x.shape[1]
     x = lax.reshape(x, (groups, cg, batch, *x.shape[2:]))  # (G, C_g, N, *S_padded)
     wide = range(level)
@@ -215,8 +229,8 @@ def stacked(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None, level: in
         pieces.append(lax.reshape(piece, (groups, 1, cg, columns)))
     # stacked in place, one copy per tap: XLA:CPU copies a concatenation's operands
     # element by element, several times slower
-    cols = lax.pad(pieces[0], jnp.zeros((), x.dtype), [(0, 0, 0), (0, len(taps) - 1, 0), (0, 0, 0), (0, 0, 0)])
-    for i, piece in enumerate(pieces[1:], 1):
+    cols = jnp.zeros((groups, len(taps), cg, columns), x.dtype)
+    for i, piece in enumerate(pieces):
         cols = lax.dynamic_update_slice(cols, piece, (0, i, 0, 0))
     cols = lax.reshape(cols, (groups, len(taps) * cg, columns))  # (G, T * C_g, M)
     rows = math.prod(p.window[:level])
