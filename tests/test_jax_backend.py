@@ -794,6 +794,33 @@ _CPU_CASES = [
 ]
 
 
+def test_cpu_lowerings_are_one_jitted_function_for_eager_calls() -> None:
+    """An eager call of a CPU lowering runs one compiled computation (op by op, the 3-d stacked
+    lowering took 235 ms against 61 ms jitted here, and jaxlib 0.5.1 failed to compile the
+    negative pads of its eager second derivatives)."""
+    from polyconv.backends.jax._lowering import lax_conv_args
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the CPU lowerings apply on the CPU platform only")
+    for _, lhs, rhs, dtype, kw in _CPU_CASES:
+        fn, args, _ = lax_conv_args(conv_spec(lhs, rhs, dtype, dtype, **kw))
+        assert args == () and callable(getattr(fn, "lower", None))  # a jax.jit function
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3])
+def test_stacked_lowering_at_every_level_matches_the_reference(level: int) -> None:
+    """cpu_lowering.stacked with the taps of the first ``level`` axes as the product's rows
+    and the others stacked into the contraction (the lowering takes level 1): every split
+    gives the convolution, strides, dilations, negative pads and groups included."""
+    kw = {"window_strides": (1, 2, 1), "padding": ((1, 1), (0, 1), (2, -1)), "rhs_dilation": (2, 1, 1),
+          "feature_group_count": 2}
+    lhs, rhs = (2, 4, 6, 5, 7), (6, 2, 3, 2, 3)
+    spec = conv_spec(lhs, rhs, "float32", "float32", **kw)
+    x, w = _rand(lhs, 1, "float32"), _rand(rhs, 2, "float32")
+    out = jax.jit(lambda a, b: cpu_lowering.stacked(a, b, spec, level=level))(_j(x), _j(w))
+    assert _conv_problem(out, x, w, kw) is None
+
+
 @pytest.mark.parametrize("name, lhs, rhs, dtype, kw", _CPU_CASES, ids=[c[0] for c in _CPU_CASES])
 def test_cpu_lowerings_match_the_reference_in_value_gradient_and_batching(
         name: str, lhs: tuple, rhs: tuple, dtype: str, kw: dict) -> None:

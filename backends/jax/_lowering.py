@@ -216,6 +216,22 @@ def grouped_matmul(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     return lax.transpose(y, tuple(inverse_permutation(dn.out_spec)))
 
 
+def _compiled(jax: Any, fn: Callable[..., Any], *args: Any) -> Callable[[Any, Any], Any]:
+    """``fn(lhs, rhs, *args)`` as one ``jax.jit`` function of the operands.
+
+    A CPU lowering is tens of ``jax.lax`` operations: called eagerly one by
+    one, each would be dispatched alone, unfused, its intermediates copied
+    (every ``dynamic_update_slice`` of the stacked windows a copy of the
+    whole buffer); jitted, an eager call runs one compiled computation.
+    Under an outer ``jit`` it is inlined; ``grad``, ``vmap`` and
+    ``linear_transpose`` see through it.  The runner caches keep one per spec,
+    so it is traced once per spec."""
+    def lowered(lhs: Any, rhs: Any) -> Any:
+        return fn(lhs, rhs, *args)
+
+    return jax.jit(lowered)
+
+
 def lax_conv_args(spec: ConvSpec) -> Entry:
     """``jax.lax.conv_general_dilated`` and its arguments after the operands
     (:func:`conv_by_taps` where :func:`beyond_xla`; on the CPU platform, the
@@ -227,11 +243,11 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
         return _widened(lax, conv_by_taps, spec), (spec,), _needs_x64(spec.preferred_element_type)
     fast = cpu_lowering.lowering(spec, jax.default_backend())
     if fast == "depthwise":
-        return cpu_lowering.depthwise, (spec,), False
+        return _compiled(jax, cpu_lowering.depthwise, spec), (), False
     if fast == "pointwise":
-        return cpu_lowering.pointwise, (spec, _precision(lax, spec.precision)), False
+        return _compiled(jax, cpu_lowering.pointwise, spec, _precision(lax, spec.precision)), (), False
     if fast == "stacked":
-        return cpu_lowering.stacked, (spec, _precision(lax, spec.precision)), False
+        return _compiled(jax, cpu_lowering.stacked, spec, _precision(lax, spec.precision)), (), False
     if spec.nspatial == 0 and spec.groups > 1 and \
             dtype_kind(spec.dtype) != "b":
         return _widened(lax, grouped_matmul, spec), (spec,), _needs_x64(spec.preferred_element_type)
