@@ -229,7 +229,8 @@ def _compiled(jax: Any, fn: Callable[..., Any], *args: Any) -> Callable[[Any, An
     def lowered(lhs: Any, rhs: Any) -> Any:
         return fn(lhs, rhs, *args)
 
-    return jax.jit(lowered)
+    jitted: Callable[[Any, Any], Any] = jax.jit(lowered)
+    return jitted
 
 
 def lax_conv_args(spec: ConvSpec) -> Entry:
