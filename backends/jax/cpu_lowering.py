@@ -56,7 +56,7 @@ from itertools import product
 from typing import Any
 
 from polyconv.spec import ConvSpec
-from polyconv.spec.canonical import problem
+from polyconv.spec.canonical import Problem, problem
 from polyconv.spec.dimension_numbers import inverse_permutation
 
 __all__ = ["lowering", "depthwise", "pointwise", "stacked", "MAX_TAPS", "MAX_MULTIPLIER", "MAX_STACKED_BYTES",
@@ -107,14 +107,25 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
     return None
 
 
-def _stacked_bytes(spec: ConvSpec) -> int:
-    """Bytes of the two buffers :func:`stacked` makes: the stacked windows and the product."""
+def _limit(tap: int, dilation: int, out: int, stride: int) -> int:
+    """One past the last padded position that tap ``tap`` reads for ``out`` outputs
+    (from ``tap * dilation``, every ``stride``-th)."""
+    return tap * dilation + (out - 1) * stride + 1
+
+
+def _extent(p: Problem, level: int) -> tuple[int, ...]:
+    """Per spatial axis, the positions of :func:`stacked`'s product split at ``level``: on
+    the first ``level`` axes every padded position a tap reads, on the others the outputs."""
+    wide = (_limit(p.window[i] - 1, p.dilation[i], p.out[i], p.strides[i]) for i in range(level))
+    return (*wide, *p.out[level:])
+
+
+def _stacked_bytes(spec: ConvSpec, level: int = 1) -> int:
+    """Bytes (4 per element) of the two buffers :func:`stacked` makes: the stacked windows
+    ``(G, T * C_g, M)`` and the product ``(G, R * O_g, M)``."""
     p = problem(spec)
-    batch = spec.lhs_shape[spec.dimension_numbers.lhs_spec[0]]
-    reach = (p.window[0] - 1) * p.dilation[0] + (p.out[0] - 1) * p.strides[0] + 1
-    columns = batch * reach * math.prod(p.out[1:])
-    inner = math.prod(p.window[1:])
-    return 4 * p.groups * columns * (inner * p.cg + p.window[0] * p.og)
+    columns = p.batch * math.prod(_extent(p, level))
+    return 4 * p.groups * columns * (math.prod(p.window[level:]) * p.cg + math.prod(p.window[:level]) * p.og)
 
 
 def _operand_bytes(spec: ConvSpec) -> int:
@@ -159,7 +170,7 @@ def depthwise(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     total = None
     for tap in product(*(range(k) for k in p.window)):
         start = (0, 0, *(t * d for t, d in zip(tap, p.dilation)))
-        limit = (batch, p.groups, *(t * d + (y - 1) * s + 1 for t, d, y, s in zip(tap, p.dilation, out, p.strides)))
+        limit = (batch, p.groups, *(_limit(t, d, y, s) for t, d, y, s in zip(tap, p.dilation, out, p.strides)))
         xs = lax.slice(x, start, limit, (1, 1, *p.strides))  # (N, G, *Y)
         wk = lax.slice(w, (0, 0, *tap), (p.groups, p.og, *(t + 1 for t in tap)))  # (G, O_g, 1...)
         if p.og == 1:
@@ -186,7 +197,7 @@ def pointwise(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
     x = lax.transpose(lhs, dn.lhs_spec)  # (N, C, *S)
     if any(lo or hi for lo, hi in spec.padding) or any(s != 1 for s in p.strides):
         x = _spatial_pad(lax, jnp, x, spec.padding)
-        limit = (x.shape[0], x.shape[1], *((y - 1) * s + 1 for y, s in zip(p.out, p.strides)))
+        limit = (x.shape[0], x.shape[1], *(_limit(0, 1, y, s) for y, s in zip(p.out, p.strides)))
         x = lax.slice(x, (0,) * (n + 2), limit, (1, 1, *p.strides))  # (N, C, *Y)
     w = lax.reshape(lax.transpose(rhs, dn.rhs_spec), (p.groups, p.og, p.cg))  # (G, O_g, C_g)
     batch, positions = x.shape[0], math.prod(p.out)
@@ -213,25 +224,20 @@ def stacked(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None, level: in
     x = _spatial_pad(lax, jnp, x, spec.padding)
     batch = x.shape[1]
     x = lax.reshape(x, (groups, cg, batch, *x.shape[2:]))  # (G, C_g, N, *S_padded)
-    wide = range(level)
-    # the wide axes: every position any tap reads; the stacked axes: the outputs
-    reach = tuple((p.window[i] - 1) * p.dilation[i] + (p.out[i] - 1) * p.strides[i] + 1 for i in wide)
-    extent = (*reach, *p.out[level:])
+    extent = _extent(p, level)  # the wide axes' reach, then the stacked axes' outputs
+    reach, ones = extent[:level], (1,) * level
     columns = batch * math.prod(extent)
     taps = list(product(*(range(k) for k in p.window[level:])))
-    pieces = []
-    for tap in taps:  # (G, 1, C_g, M): the stacked axes' windows of this tap
-        start = (0, 0, 0, *(0 for _ in wide), *(t * d for t, d in zip(tap, p.dilation[level:])))
-        limit = (groups, cg, batch, *reach,
-                 *(t * d + (y - 1) * s + 1 for t, d, y, s in zip(tap, p.dilation[level:], p.out[level:],
-                                                                p.strides[level:])))
-        piece = lax.slice(x, start, limit, (1, 1, 1, *(1 for _ in wide), *p.strides[level:]))
-        pieces.append(lax.reshape(piece, (groups, 1, cg, columns)))
-    # stacked in place, one copy per tap: XLA:CPU copies a concatenation's operands
-    # element by element, several times slower
+    # the windows written in place, one copy per tap: XLA:CPU copies a concatenation's
+    # operands element by element, several times slower
     cols = jnp.zeros((groups, len(taps), cg, columns), x.dtype)
-    for i, piece in enumerate(pieces):
-        cols = lax.dynamic_update_slice(cols, piece, (0, i, 0, 0))
+    for i, tap in enumerate(taps):  # (G, 1, C_g, M): the stacked axes' windows of this tap
+        start = (0, 0, 0, *(0 for _ in reach), *(t * d for t, d in zip(tap, p.dilation[level:])))
+        limit = (groups, cg, batch, *reach,
+                 *(_limit(t, d, y, s) for t, d, y, s in zip(tap, p.dilation[level:], p.out[level:],
+                                                            p.strides[level:])))
+        piece = lax.slice(x, start, limit, (1, 1, 1, *ones, *p.strides[level:]))
+        cols = lax.dynamic_update_slice(cols, lax.reshape(piece, (groups, 1, cg, columns)), (0, i, 0, 0))
     cols = lax.reshape(cols, (groups, len(taps) * cg, columns))  # (G, T * C_g, M)
     rows = math.prod(p.window[:level])
     w = lax.reshape(lax.transpose(rhs, dn.rhs_spec), (groups, og, cg, rows, len(taps)))
@@ -239,11 +245,12 @@ def stacked(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None, level: in
     z = lax.dot_general(w, cols, (((2,), (1,)), ((0,), (0,))), precision, acc)  # (G, R * O_g, M)
     z = lax.reshape(z, (groups, rows, og, batch, *extent))
     total = None
-    for r, tap in enumerate(product(*(range(p.window[i]) for i in wide))):  # the wide axes' taps: shifted row blocks
-        start = (0, r, 0, 0, *(t * p.dilation[i] for i, t in enumerate(tap)), *(0 for _ in p.out[level:]))
-        limit = (groups, r + 1, og, batch, *(t * p.dilation[i] + (p.out[i] - 1) * p.strides[i] + 1
-                                             for i, t in enumerate(tap)), *p.out[level:])
-        term = lax.slice(z, start, limit, (1, 1, 1, 1, *p.strides[:level], *(1 for _ in p.out[level:])))
+    inner = p.out[level:]
+    for r, tap in enumerate(product(*(range(k) for k in p.window[:level]))):  # the wide axes' taps: shifted row blocks
+        start = (0, r, 0, 0, *(t * d for t, d in zip(tap, p.dilation)), *(0 for _ in inner))
+        limit = (groups, r + 1, og, batch, *(_limit(t, d, y, s) for t, d, y, s in zip(tap, p.dilation, p.out,
+                                                                                     p.strides)), *inner)
+        term = lax.slice(z, start, limit, (1, 1, 1, 1, *p.strides[:level], *(1 for _ in inner)))
         total = term if total is None else total + term
     assert total is not None  # at least one tap
     y = lax.reshape(total, (groups * og, batch, *p.out))  # (O, N, *Y)
