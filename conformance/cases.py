@@ -549,7 +549,8 @@ def large_grid() -> list[ConvCase]:
     """Sizes past common tiles and chunks (64, 128, 256, 512 and not multiples of
     them) on one axis at a time, the others small: a batch of 130, a 1-d extent of
     300 and of 1030 with stride 2 (515 outputs), a 70x65 image, 257 input and 129
-    output features, 130 depthwise groups.  A backend that drops or misplaces its
+    output features, 130 depthwise groups, 40 input features under a stride and a
+    dilation.  A backend that drops or misplaces its
     last partial tile fails."""
     return [
         ConvCase("large-batch-130", (130, 2, 7), (3, 2, 3), (1,), "SAME", seed=11),
@@ -559,6 +560,11 @@ def large_grid() -> list[ConvCase]:
                  dimension_numbers=channels_last("HW"), seed=14),
         ConvCase("large-features-257-129", (1, 257, 3), (129, 257, 2), (1,), "VALID", seed=15),
         ConvCase("large-depthwise-130", (1, 130, 5), (130, 1, 3), (1,), "SAME", feature_group_count=130, seed=16),
+        # 40 channels times 3 taps: products long enough that a backend may loop over the first axis' taps
+        # alone; with stride 2 and dilation 3 there, the second tap's first window starts at input row 3,
+        # past a stride: a loop that assumes each tap starts within the first stride drops or misplaces it
+        ConvCase("large-features-40-strided-dilated", (2, 40, 11, 9), (4, 40, 2, 3), (2, 1), [(1, 2), (0, 1)],
+                 rhs_dilation=(3, 1), seed=17),
     ]
 
 

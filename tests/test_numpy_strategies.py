@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 from polyconv.backends.numpy import depthwise, offsets, small, strategy
+from polyconv.backends.numpy.views import input_view, kernel_view, output_view
 from polyconv.bench import calls as bench_calls
 from polyconv.conformance import cases, reference, tolerances
 
 import polyconv
 from polyconv import bench, ops
 from polyconv.spec import conv_spec
+from polyconv.spec.canonical import problem as canonical_problem
 
 _SPATIAL = "DHW"
 _FLOAT_DTYPES = ["float32", "float64", "float16", "complex64", "complex128"] + (
@@ -172,6 +174,34 @@ def test_each_strategy_matches_the_reference_on_its_family(family: str, workspac
         case = _family(rng, family)
         choice = _check(case, i)
         assert choice.name == family, (case, choice.name)
+
+
+def test_every_level_of_the_shifted_window_plan_matches_the_reference(workspace: str) -> None:
+    """:func:`offsets.plan` at each level, not only the one its rule picks (which,
+    on these small channel counts, is nearly always the deepest): strided, dilated
+    axes whose phases start past shift 0 among the slid ones included."""
+    rng = np.random.default_rng(21)
+    budget = 1500 if workspace == "tiny" else None
+    slid_start = 0
+    for i in range(60):
+        case = _family(rng, "offsets")
+        spec = case.spec()
+        operands = case.operands(i)
+        wide = np.dtype(np.complex128 if any(np.iscomplexobj(a) for a in operands) else np.float64)
+        lhs, rhs = (a.astype(wide) for a in operands)
+        kwargs = {k: v for k, v in case.kwargs.items() if k != "preferred_element_type"}
+        want = reference.conv_general_dilated(lhs, rhs, **kwargs)
+        p = canonical_problem(spec)
+        if p.empty:
+            continue
+        for level in range(p.nspatial + 1):
+            plan = offsets.plan(p, wide.itemsize, level, budget)
+            slid_start += any(ph.q0 > 0 for plane in plan.geo.planes for ph in plane[:level])
+            out = np.full(spec.out_shape, np.nan, wide)
+            offsets.run(plan, input_view(lhs, spec), kernel_view(rhs, spec), output_view(out, spec), wide)
+            np.testing.assert_allclose(out, want, rtol=1e-10, atol=1e-10 * max(1.0, float(np.abs(want).max())),
+                                       err_msg=f"level {level} of {case}")
+    assert slid_start >= 3  # the case of a slid phase starting past shift 0 was drawn
 
 
 def test_polyphase_matches_the_reference(workspace: str) -> None:

@@ -150,7 +150,9 @@ def plan(problem: Problem, itemsize: int, level: int | None = None, budget: int 
             steps = tuple(ph.qstep * f for ph, f in zip(inner, geo.flat[level:]))
             start = geo.offset((0,) * level + tuple(ph.q0 for ph in inner))
             copies.append(Copy(p, start, tuple(ph.count for ph in inner), steps, k0))
-            extra = max(extra, sum((ph.count - 1) * ph.qstep * f for ph, f in zip(outer, geo.flat)))
+            # the slid taps' farthest shift, first shift included: a strided, dilated axis's
+            # phase can start past shift 0 (tap k0 reads shift (k0 * dilation) // stride)
+            extra = max(extra, sum((ph.q0 + (ph.count - 1) * ph.qstep) * f for ph, f in zip(outer, geo.flat)))
         for slid in product(*(range(ph.count) for ph in outer)):
             shifts = tuple(ph.q0 + t * ph.qstep for ph, t in zip(outer, slid))
             w0 = len(index)
