@@ -550,7 +550,9 @@ def large_grid() -> list[ConvCase]:
     them) on one axis at a time, the others small: a batch of 130, a 1-d extent of
     300 and of 1030 with stride 2 (515 outputs), a 70x65 image, 257 input and 129
     output features, 130 depthwise groups, 40 input features under a stride and a
-    dilation.  A backend that drops or misplaces its
+    dilation; and float32 pads that cross (negative low, positive high) or reach
+    past the window (as much the cases of this group as large sizes: the
+    others' groups are float64).  A backend that drops or misplaces its
     last partial tile fails."""
     return [
         ConvCase("large-batch-130", (130, 2, 7), (3, 2, 3), (1,), "SAME", seed=11),
@@ -565,6 +567,15 @@ def large_grid() -> list[ConvCase]:
         # past a stride: a loop that assumes each tap starts within the first stride drops or misplaces it
         ConvCase("large-features-40-strided-dilated", (2, 40, 11, 9), (4, 40, 2, 3), (2, 1), [(1, 2), (0, 1)],
                  rhs_dilation=(3, 1), seed=17),
+        # float32 pads that XLA:CPU computes wrongly (JAX 0.10; float64 is right): a negative low pad
+        # with a positive high one (the values, and the kernel's cotangent), and a low pad past the
+        # window's reach (the input's cotangent, whose transposed convolution gets the negative pad)
+        ConvCase("pad-crossing-1d-float32", (2, 4, 9), (6, 4, 4), (1,), [(-1, 1)], dtype="float32", seed=18),
+        ConvCase("pad-crossing-2d-float32", (2, 4, 7, 6), (6, 4, 3, 2), (1, 1), [(-1, 1), (-1, 1)],
+                 dtype="float32", seed=19),
+        ConvCase("pad-past-window-1d-float32", (2, 4, 7), (6, 4, 3), (1,), [(5, 0)], dtype="float32", seed=20),
+        ConvCase("pad-past-window-2d-float32", (2, 4, 7, 6), (6, 4, 3, 2), (1, 1), [(5, 0), (5, 0)],
+                 dtype="float32", seed=21),
     ]
 
 

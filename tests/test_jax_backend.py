@@ -706,6 +706,97 @@ def test_xla_cpu_grouped_convolutions_still_make_nan_of_another_groups_inf() -> 
                           got, equal_nan=True)
 
 
+def test_xla_cpu_still_miscomputes_crossing_pads() -> None:
+    """A known bug of ``jax.lax`` on the CPU in float32, which the backend works
+    around (:func:`polyconv.backends.jax._lowering.tight`): a negative low pad
+    with a positive high one on an axis gives wrong values.  When this test
+    fails, XLA has fixed it: the rewrite may be kept for older releases."""
+    x = np.arange(1, 13, dtype=np.float32).reshape(1, 6, 2, 1)
+    w = np.ones((4, 2, 1, 1), np.float32)
+    kw: dict[str, Any] = dict(window_strides=(1, 1), padding=[(0, 0), (-1, 1)],
+                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    expected = reference.conv_general_dilated(x, w, **kw)
+    np.testing.assert_array_equal(expected.ravel(), [20, 28, 36])
+    assert not np.allclose(np.asarray(lax.conv_general_dilated(_j(x), _j(w), **kw)), expected)
+    np.testing.assert_array_equal(_n(polyconv.conv_general_dilated(_j(x), _j(w), **kw)), expected)
+
+
+# (lhs shape, rhs shape, padding): pads XLA:CPU computes wrongly in float32 (values, or a cotangent)
+_PAD_CASES = [
+    ((1, 6, 2, 1), (4, 2, 1, 1), [(0, 0), (-1, 1)], ("NHWC", "HWIO", "NHWC")),
+    ((2, 4, 9), (6, 4, 4), [(-1, 1)], None),
+    ((2, 4, 7, 6), (6, 4, 3, 2), [(-1, 1), (-1, 1)], None),
+    ((2, 4, 7), (6, 4, 3), [(5, 0)], None),
+    ((2, 4, 7, 6), (6, 4, 3, 2), [(5, 0), (5, 0)], None),
+    ((2, 4, 7, 6), (6, 4, 3, 2), [(-3, 4), (6, -1)], None),
+    ((2, 3, 9), (4, 3, 3), [(-4, 6)], None),  # crops into the lhs dilation's holes (below)
+    ((1, 2, 5), (2, 2, 2), [(30, 1)], None),  # every output reads padding alone
+]
+
+
+@pytest.mark.parametrize("lhs_dilation", [1, 2])
+@pytest.mark.parametrize("index", range(len(_PAD_CASES)))
+def test_crossing_and_far_pads_give_the_reference_values_and_cotangents(index: int, lhs_dilation: int) -> None:
+    """Those pads, through the backend (eager and jitted), first and second
+    order: the rewrite of :func:`polyconv.backends.jax._lowering.tight` keeps
+    XLA off them, in the forward convolution and in the ones JAX's rules make."""
+    shape, kshape, padding, dn = _PAD_CASES[index]
+    rng = np.random.default_rng(index)
+    x, w = rng.standard_normal(shape), rng.standard_normal(kshape)
+    nd = len(shape) - 2
+    kw: dict[str, Any] = dict(window_strides=(1,) * nd, padding=padding, lhs_dilation=(lhs_dilation,) * nd,
+                              dimension_numbers=dn)
+    expected = reference.conv_general_dilated(x, w, **kw)
+    conv = lambda a, b: polyconv.conv_general_dilated(a, b, **kw)  # noqa: E731
+    xj, wj = _j(x.astype(np.float32)), _j(w.astype(np.float32))
+    scale = 1e-5 * (1 + np.abs(expected).max())
+    np.testing.assert_allclose(_n(conv(xj, wj)), expected, atol=scale, rtol=0)
+    np.testing.assert_allclose(_n(jax.jit(conv)(xj, wj)), expected, atol=scale, rtol=0)
+    ct = rng.standard_normal(expected.shape)
+    _, vjp = jax.vjp(conv, xj, wj)
+    gx, gw = vjp(_j(ct.astype(np.float32)))
+    rx, rw = reference.conv_general_dilated_vjp(x, w, ct, **kw)
+    np.testing.assert_allclose(_n(gx), rx, atol=1e-5 * (1 + np.abs(rx).max()), rtol=0)
+    np.testing.assert_allclose(_n(gw), rw, atol=1e-5 * (1 + np.abs(rw).max()), rtol=0)
+    # second order: <dW(x, ct), v> = <ct, conv(x, v)>, so its gradient in x is the input's cotangent with kernel v
+    v = rng.standard_normal(kshape)
+    ctj, vj = _j(ct.astype(np.float32)), _j(v.astype(np.float32))
+    second = jax.grad(lambda a: jnp.sum(jax.vjp(lambda b: conv(a, b), wj)[1](ctj)[0] * vj))(xj)
+    r2 = reference.conv_general_dilated_vjp(x, v, ct, **kw)[0]
+    np.testing.assert_allclose(_n(second), r2, atol=1e-5 * (1 + np.abs(r2).max()), rtol=0)
+
+
+@pytest.mark.parametrize("index", [1, 2, 3, 4, 5])
+def test_crossing_and_far_pads_in_transposed_patches_and_local(index: int) -> None:
+    """The same pads in the other ops that hand XLA a padding: ``conv_transpose``
+    (its padding is the forward convolution's: the rewrite), patches and local
+    convolutions (``jax.lax``'s own, which computes these right)."""
+    shape, kshape, padding, _ = _PAD_CASES[index]
+    rng = np.random.default_rng(index)
+    nd = len(shape) - 2
+    sp = "HW"[2 - nd :]
+    dn = ("NC" + sp, sp + "IO", "NC" + sp)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filter_shape = tuple(kshape[2:])
+    kw_p: dict[str, Any] = dict(filter_shape=filter_shape, window_strides=(1,) * nd, padding=padding)
+    patches = reference.conv_general_dilated_patches(x, **kw_p)  # (N, C * taps, *out)
+    np.testing.assert_allclose(_n(polyconv.conv_general_dilated_patches(_j(x), **kw_p)), patches, atol=1e-6)
+    local_kernel = rng.standard_normal((*patches.shape[2:], patches.shape[1], 3)).astype(np.float32)
+    kw_l: dict[str, Any] = dict(window_strides=(1,) * nd, padding=padding, filter_shape=filter_shape,
+                                dimension_numbers=dn)
+    local = reference.conv_general_dilated_local(x, local_kernel, **kw_l)
+    np.testing.assert_allclose(_n(polyconv.conv_general_dilated_local(_j(x), _j(local_kernel), **kw_l)), local,
+                               atol=1e-5 * (1 + np.abs(local).max()), rtol=0)
+    kernel = rng.standard_normal((*filter_shape, shape[1], 5)).astype(np.float32)  # (*K, I, O)
+    for transpose_kernel in (False, True):
+        k = np.swapaxes(kernel, -1, -2).copy() if transpose_kernel else kernel
+        kw_t: dict[str, Any] = dict(strides=(2,) * nd, padding=padding, dimension_numbers=dn,
+                                    transpose_kernel=transpose_kernel)
+        transposed = reference.conv_transpose(x, k, **kw_t)
+        np.testing.assert_allclose(_n(polyconv.conv_transpose(_j(x), _j(k), **kw_t)), transposed,
+                                   atol=1e-5 * (1 + np.abs(transposed).max()), rtol=0)
+
+
 def test_jax_lax_complex_patches_are_still_rounded_in_complex64() -> None:
     """A known deviation of ``jax.lax`` on the CPU, which the suite works around
     (its patches dtype grid has no complex ``preferred_element_type``):

@@ -235,7 +235,7 @@ class JaxBackend(Backend):
     def explain(self, op: str, spec: Any) -> Any:
         from polyconv.explanation import Strategy
 
-        from ._lowering import beyond_xla
+        from ._lowering import beyond_xla, tight
 
         conv = {"conv_transpose": lambda s: s.conv, "conv_general_dilated_patches": lambda s: s.conv,
                 "conv_general_dilated_local": lambda s: s.patches.conv}.get(op, lambda s: s)(spec)
@@ -270,6 +270,12 @@ class JaxBackend(Backend):
             return Strategy("stacked", "on the CPU, one lax.dot_general per group: the windows of the inner axes' taps "
                             "stacked into the contraction, the first axis' taps into the product's rows, "
                             "summed shifted", decisions)
+        if tight(conv) is not None:
+            return Strategy("lax", "jax.lax.conv_general_dilated (XLA, cuDNN on GPU) on the input cropped where the "
+                            "first output that reads it starts, the outputs that read padding alone left out and "
+                            "put back as zeros: XLA:CPU computes a negative low pad with a positive high one "
+                            "wrongly, and JAX's gradients make such pads from low pads past the window",
+                            decisions)
         return Strategy("lax", f"jax.lax.{op} (XLA, cuDNN on GPU), the parameters as parsed", decisions)
 
     def runner(self, op: str, spec: Any) -> Callable[..., Any] | None:

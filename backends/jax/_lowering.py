@@ -14,26 +14,31 @@ the input and the output: :func:`polyconv.spec.canonical.beyond_native`)
 are computed tap by tap instead (:func:`conv_by_taps`), with ``jax.lax``
 operations still, so ``jit``, ``grad`` and ``vmap`` work as before; patches
 and local convolutions of such specs then go through :mod:`polyconv.derive`
-onto it (their builders give no function).
+onto it (their builders give no function).  Convolutions and transposed
+convolutions with a pad that XLA:CPU, or the convolutions of JAX's gradient
+rules, compute wrongly are rewritten (:func:`tight`: the input cropped, the
+outputs that read padding alone added back as zeros); XLA's patches, and so
+its local convolutions, compute those pads right.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import product
 from typing import Any, TypeVar
 
 from polyconv import caching
 from polyconv.errors import UnsupportedDtypeError
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec, dtype_kind
-from polyconv.spec.canonical import axis_reads, beyond_native
+from polyconv.spec.canonical import axis_reach, axis_reads, beyond_native
 from polyconv.spec.dimension_numbers import inverse_permutation
 
 from . import cpu_lowering
 
 __all__ = [
     "jax_modules", "lax_conv_args", "transpose_args", "patches_args", "local_args", "make_runner",
-    "require_x64", "beyond_xla", "conv_by_taps",
+    "require_x64", "beyond_xla", "conv_by_taps", "tight", "tight_conv", "Tight",
 ]
 
 Entry = tuple[Any, tuple[Any, ...], bool]
@@ -216,6 +221,120 @@ def grouped_matmul(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     return lax.transpose(y, tuple(inverse_permutation(dn.out_spec)))
 
 
+@dataclass(frozen=True)
+class Tight:
+    """A convolution rewritten so that XLA sees no negative low pad and no
+    output that reads padding alone (see :func:`tight`).
+
+    Attributes
+    ----------
+    empty
+        No output reads an input element: the result is zeros.
+    crop
+        Per spatial axis, the input elements cut off at its start.
+    padding
+        Per spatial axis, the ``(low, high)`` pads of the rewritten convolution.
+    outputs
+        Per spatial axis, ``(before, after)``: the outputs that read padding
+        alone, restored as zeros around the rewritten convolution's.
+    """
+
+    empty: bool
+    crop: tuple[int, ...] = ()
+    padding: tuple[tuple[int, int], ...] = ()
+    outputs: tuple[tuple[int, int], ...] = ()
+
+
+@caching.lru_cache(1024, name="polyconv.backends.jax.tight")
+def tight(spec: ConvSpec) -> Tight | None:
+    """``spec`` as XLA computes it right, or None where it is already so.
+
+    XLA:CPU (JAX 0.10, and earlier) computes a convolution with a negative low
+    pad and a positive high one on the same axis wrongly, reading memory past
+    the input: ``jax.lax.conv_general_dilated`` itself returns values off by
+    the size of the results, or of 1e21 (float32; float64 is right).  Its
+    gradients meet the same case wherever JAX's transposition rules make one:
+    the input's cotangent (low pad ``reach - 1 - low``) of a convolution
+    whose low pad is the window's reach or more (outputs that read padding
+    alone), the kernel's (low pad ``low``) of one whose low pad is negative.
+    So, on every axis whose low pad is negative or the window's reach or
+    more, the input is cropped to where the first output that reads an
+    element of it starts (``lax.slice``; what remains of the crop inside a
+    hole of the lhs dilation becomes a low pad), the outputs before it and
+    after the last such one are left out, and ``lax.pad`` puts them back as
+    zeros: the low pad is then between 0 and the window's reach, and so are
+    the rules' (high pads, negative ones included, XLA computes right).
+
+    >>> from polyconv.spec import conv_spec
+    >>> tight(conv_spec((1, 1, 9), (1, 1, 4), "float32", "float32", (1,), [(-1, 1)]))
+    Tight(empty=False, crop=(1,), padding=((0, 1),), outputs=((0, 0),))
+    >>> tight(conv_spec((1, 1, 9), (1, 1, 3), "float32", "float32", (1,), [(5, 0)]))
+    Tight(empty=False, crop=(0,), padding=((2, 0),), outputs=((3, 0),))
+    >>> tight(conv_spec((1, 1, 9), (1, 1, 3), "float32", "float32", (1,), "SAME")) is None
+    True
+    """
+    crop, padding, outputs = [], [], []
+    rewrite = False
+    for size, out, k, s, ld, d, (lo, hi) in zip(spec.lhs_spatial, spec.out_spatial, spec.window,
+                                                 spec.window_strides, spec.lhs_dilation, spec.rhs_dilation,
+                                                 spec.padding):
+        reach = axis_reach(size, out, k, s, ld, d, lo) if out > 0 else None
+        if reach is None:
+            if out > 0:
+                return Tight(True)
+            crop.append(0), padding.append((lo, hi)), outputs.append((0, 0))  # no output: nothing to compute
+            continue
+        extent = (k - 1) * d + 1  # the window's reach
+        if 0 <= lo < extent:  # the pads JAX's rules make then have nonnegative low pads too
+            crop.append(0), padding.append((lo, hi)), outputs.append((0, 0))
+            continue
+        rewrite = True
+        y0, y1 = reach.outputs
+        first = y0 * s - lo  # where output y0's window starts, on the dilated input
+        c = -(-first // ld) if first > 0 else 0  # the first input element at or after it
+        low = c * ld - first  # below the reach: output y0's window holds an element
+        dilated = (size - c - 1) * ld + 1
+        crop.append(c)
+        padding.append((low, (y1 - y0 - 1) * s + extent - low - dilated))
+        outputs.append((y0, out - y1))
+    return Tight(False, tuple(crop), tuple(padding), tuple(outputs)) if rewrite else None
+
+
+def tight_conv(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
+    """``jax.lax.conv_general_dilated`` of ``spec`` in its :func:`tight` form."""
+    _, lax, jnp = jax_modules()
+    t = tight(spec)
+    assert t is not None  # only called for specs that need it
+    if t.empty:
+        return jnp.zeros(spec.out_shape, jnp.dtype(spec.out_dtype))
+    dn = spec.dimension_numbers
+    start, limit = [0] * lhs.ndim, list(lhs.shape)
+    for axis, c in zip(dn.lhs_spec[2:], t.crop):
+        start[axis] = c
+    x = lax.slice(lhs, start, limit) if any(t.crop) else lhs
+    y = lax.conv_general_dilated(
+        x, rhs, spec.window_strides, t.padding, spec.lhs_dilation, spec.rhs_dilation,
+        lax.ConvDimensionNumbers(*dn), spec.feature_group_count, spec.batch_group_count,
+        _precision(lax, spec.precision), _dtype(jnp, spec.preferred_element_type),
+    )
+    if not any(b or a for b, a in t.outputs):
+        return y
+    config = [(0, 0, 0)] * y.ndim
+    for axis, (before, after) in zip(dn.out_spec[2:], t.outputs):
+        config[axis] = (before, after, 0)
+    return lax.pad(y, jnp.zeros((), y.dtype), config)
+
+
+def _transpose_tight(lhs: Any, rhs: Any, tspec: TransposeSpec) -> Any:
+    """``conv_transpose`` by :func:`tight_conv` (the kernel flipped and its I and O
+    axes swapped first when ``transpose_kernel``, as :func:`polyconv.derive.conv_transpose`)."""
+    _, lax, jnp = jax_modules()
+    dn = tspec.conv.dimension_numbers
+    if tspec.transpose_kernel:
+        rhs = jnp.swapaxes(lax.rev(rhs, tuple(dn.rhs_spec[2:])), dn.rhs_spec[0], dn.rhs_spec[1])
+    return tight_conv(lhs, rhs, tspec.conv)
+
+
 def _compiled(jax: Any, fn: Callable[..., Any], *args: Any) -> Callable[[Any, Any], Any]:
     """``fn(lhs, rhs, *args)`` as one ``jax.jit`` function of the operands.
 
@@ -252,6 +371,8 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
     if spec.nspatial == 0 and spec.groups > 1 and \
             dtype_kind(spec.dtype) != "b":
         return _widened(lax, grouped_matmul, spec), (spec,), _needs_x64(spec.preferred_element_type)
+    if tight(spec) is not None:
+        return _widened(lax, tight_conv, spec), (spec,), _needs_x64(spec.preferred_element_type)
     args = (
         spec.window_strides,
         spec.padding,
@@ -274,6 +395,8 @@ def transpose_args(tspec: TransposeSpec) -> Entry:
     conv = tspec.conv
     if beyond_xla(conv):  # the forward convolution of the dilated lhs, tap by tap
         return _widened(lax, _transpose_by_taps, conv), (tspec,), _needs_x64(conv.preferred_element_type)
+    if tight(conv) is not None:
+        return _widened(lax, _transpose_tight, conv), (tspec,), _needs_x64(conv.preferred_element_type)
     args = (
         conv.lhs_dilation,
         conv.padding,
