@@ -262,8 +262,9 @@ def tight(spec: ConvSpec) -> Tight | None:
     element of it starts (``lax.slice``; what remains of the crop inside a
     hole of the lhs dilation becomes a low pad), the outputs before it and
     after the last such one are left out, and ``lax.pad`` puts them back as
-    zeros: the low pad is then between 0 and the window's reach, and so are
-    the rules' (high pads, negative ones included, XLA computes right).
+    zeros (``lax.dynamic_update_slice``): the low pad is then between 0 and
+    the window's reach, and so are the rules' (high pads, negative ones
+    included, XLA computes right).
 
     >>> from polyconv.spec import conv_spec
     >>> tight(conv_spec((1, 1, 9), (1, 1, 4), "float32", "float32", (1,), [(-1, 1)]))
@@ -319,10 +320,12 @@ def tight_conv(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     )
     if not any(b or a for b, a in t.outputs):
         return y
-    config = [(0, 0, 0)] * y.ndim
-    for axis, (before, after) in zip(dn.out_spec[2:], t.outputs):
-        config[axis] = (before, after, 0)
-    return lax.pad(y, jnp.zeros((), y.dtype), config)
+    # placed into zeros, not padded: the transposition of a pad is a negative pad, which
+    # jaxlib 0.5's XLA:CPU does not compile; that of dynamic_update_slice is a slice
+    starts = [0] * y.ndim
+    for axis, (before, _) in zip(dn.out_spec[2:], t.outputs):
+        starts[axis] = before
+    return lax.dynamic_update_slice(jnp.zeros(spec.out_shape, y.dtype), y, starts)
 
 
 def _transpose_tight(lhs: Any, rhs: Any, tspec: TransposeSpec) -> Any:
