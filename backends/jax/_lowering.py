@@ -283,11 +283,15 @@ def tight(spec: ConvSpec) -> Tight | None:
         if reach is None:
             if out > 0:
                 return Tight(True)
-            crop.append(0), padding.append((lo, hi)), outputs.append((0, 0))  # no output: nothing to compute
+            crop.append(0)  # no output: nothing to compute
+            padding.append((lo, hi))
+            outputs.append((0, 0))
             continue
         extent = (k - 1) * d + 1  # the window's reach
         if 0 <= lo < extent:  # the pads JAX's rules make then have nonnegative low pads too
-            crop.append(0), padding.append((lo, hi)), outputs.append((0, 0))
+            crop.append(0)
+            padding.append((lo, hi))
+            outputs.append((0, 0))
             continue
         rewrite = True
         y0, y1 = reach.outputs
