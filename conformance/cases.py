@@ -551,8 +551,8 @@ def large_grid() -> list[ConvCase]:
     300 and of 1030 with stride 2 (515 outputs), a 70x65 image, 257 input and 129
     output features, 130 depthwise groups, 40 input features under a stride and a
     dilation; and float32 pads that cross (negative low, positive high) or reach
-    past the window (as much the cases of this group as large sizes: the
-    others' groups are float64).  A backend that drops or misplaces its
+    past the window, which the float64 grid does not catch (here because every
+    op checks this group, unsampled).  A backend that drops or misplaces its
     last partial tile fails."""
     return [
         ConvCase("large-batch-130", (130, 2, 7), (3, 2, 3), (1,), "SAME", seed=11),
