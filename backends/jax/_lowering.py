@@ -261,8 +261,8 @@ def tight(spec: ConvSpec) -> Tight | None:
     more, the input is cropped to where the first output that reads an
     element of it starts (``lax.slice``; what remains of the crop inside a
     hole of the lhs dilation becomes a low pad), the outputs before it and
-    after the last such one are left out, and ``lax.pad`` puts them back as
-    zeros (``lax.dynamic_update_slice``): the low pad is then between 0 and
+    after the last such one are left out and put back as zeros
+    (``lax.dynamic_update_slice``): the low pad is then between 0 and
     the window's reach, and so are the rules' (high pads, negative ones
     included, XLA computes right).
 
@@ -280,15 +280,10 @@ def tight(spec: ConvSpec) -> Tight | None:
                                                  spec.window_strides, spec.lhs_dilation, spec.rhs_dilation,
                                                  spec.padding):
         reach = axis_reach(size, out, k, s, ld, d, lo) if out > 0 else None
-        if reach is None:
-            if out > 0:
-                return Tight(True)
-            crop.append(0)  # no output: nothing to compute
-            padding.append((lo, hi))
-            outputs.append((0, 0))
-            continue
+        if reach is None and out > 0:
+            return Tight(True)
         extent = (k - 1) * d + 1  # the window's reach
-        if 0 <= lo < extent:  # the pads JAX's rules make then have nonnegative low pads too
+        if reach is None or 0 <= lo < extent:  # no output, or the rules' low pads are nonnegative too
             crop.append(0)
             padding.append((lo, hi))
             outputs.append((0, 0))
@@ -333,13 +328,8 @@ def tight_conv(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
 
 
 def _transpose_tight(lhs: Any, rhs: Any, tspec: TransposeSpec) -> Any:
-    """``conv_transpose`` by :func:`tight_conv` (the kernel flipped and its I and O
-    axes swapped first when ``transpose_kernel``, as :func:`polyconv.derive.conv_transpose`)."""
-    _, lax, jnp = jax_modules()
-    dn = tspec.conv.dimension_numbers
-    if tspec.transpose_kernel:
-        rhs = jnp.swapaxes(lax.rev(rhs, tuple(dn.rhs_spec[2:])), dn.rhs_spec[0], dn.rhs_spec[1])
-    return tight_conv(lhs, rhs, tspec.conv)
+    """``conv_transpose`` by :func:`tight_conv` (the kernel as :func:`_forward_kernel` makes it)."""
+    return tight_conv(lhs, _forward_kernel(rhs, tspec), tspec.conv)
 
 
 def _compiled(jax: Any, fn: Callable[..., Any], *args: Any) -> Callable[[Any, Any], Any]:
@@ -416,15 +406,19 @@ def transpose_args(tspec: TransposeSpec) -> Entry:
     return _widened(lax, lax.conv_transpose, conv), args, _needs_x64(conv.preferred_element_type)
 
 
-def _transpose_by_taps(lhs: Any, rhs: Any, tspec: TransposeSpec) -> Any:
-    """``conv_transpose`` by :func:`conv_by_taps`: the kernel flipped and its I
-    and O axes swapped first when ``transpose_kernel`` (as
-    :func:`polyconv.derive.conv_transpose`)."""
+def _forward_kernel(rhs: Any, tspec: TransposeSpec) -> Any:
+    """The kernel of ``tspec``'s forward convolution: flipped and its I and O axes
+    swapped when ``transpose_kernel`` (as :func:`polyconv.derive.conv_transpose`)."""
+    if not tspec.transpose_kernel:
+        return rhs
     _, lax, jnp = jax_modules()
     dn = tspec.conv.dimension_numbers
-    if tspec.transpose_kernel:
-        rhs = jnp.swapaxes(lax.rev(rhs, tuple(dn.rhs_spec[2:])), dn.rhs_spec[0], dn.rhs_spec[1])
-    return conv_by_taps(lhs, rhs, tspec.conv)
+    return jnp.swapaxes(lax.rev(rhs, tuple(dn.rhs_spec[2:])), dn.rhs_spec[0], dn.rhs_spec[1])
+
+
+def _transpose_by_taps(lhs: Any, rhs: Any, tspec: TransposeSpec) -> Any:
+    """``conv_transpose`` by :func:`conv_by_taps` (the kernel as :func:`_forward_kernel` makes it)."""
+    return conv_by_taps(lhs, _forward_kernel(rhs, tspec), tspec.conv)
 
 
 def patches_args(pspec: PatchesSpec) -> Entry:
