@@ -61,11 +61,13 @@ def patches_kernel(xp: Any, spec: PatchesSpec, dtype: Any, device: Any) -> Any:
     return xp.permute_dims(kernel, inverse_permutation(conv.dimension_numbers.rhs_spec))
 
 
-def local(be: Backend, lhs: Any, rhs: Any, spec: LocalSpec, patches_of: Any = None) -> Any:
+def local(be: Backend, lhs: Any, rhs: Any, spec: LocalSpec, patches_of: Any = None, product: Any = None) -> Any:
     """``conv_general_dilated_local``: patches, then one matrix product per output position.
 
     ``patches_of(lhs, patches_spec)`` computes the patches (the backend's
-    native path, or :func:`patches`).
+    native path, or :func:`patches`); ``product(a, b)`` the batched matrix
+    product of ``(*Y, N, I)`` by ``(*Y, I, O)`` (the namespace's ``matmul``,
+    or the backend's own).
     """
     xp = array_api_compat.array_namespace(lhs, rhs)
     dn = spec.dimension_numbers
@@ -77,7 +79,7 @@ def local(be: Backend, lhs: Any, rhs: Any, spec: LocalSpec, patches_of: Any = No
     ker = xp.permute_dims(rhs, tuple(dn.rhs_spec[a] for a in (*spatial, 1, 0)))
     if pat.dtype == xp.bool:  # the standard's matmul is numeric: count the true products instead
         pat, ker = xp.astype(pat, xp.int32), xp.astype(ker, xp.int32)
-    out = xp.matmul(pat, ker)  # (*Y, N, O)
+    out = (xp.matmul if product is None else product)(pat, ker)  # (*Y, N, O)
     if out.dtype != lhs.dtype:  # NumPy's matmul promotes bfloat16 to float32
         out = xp.astype(out, lhs.dtype)
     # (*Y, N, O) -> canonical (N, O, *Y) -> output layout

@@ -102,3 +102,23 @@ def test_the_derived_ops_are_silent_too(op: str) -> None:
         warnings.simplefilter("error")
         result = call()
     assert any(np.isnan(np.asarray(r)).any() for r in (result if isinstance(result, tuple) else (result,)))
+
+
+def test_a_dask_local_convolution_is_silent_at_compute() -> None:
+    # its per-position products run at compute(), after the call has returned: the chunks' own task is quiet
+    da = pytest.importorskip("dask.array", reason="dask is not installed")
+    x = np.random.default_rng(0).standard_normal((2, 2, 12)).astype(np.float32)
+    x[:, :, ::3] = 0.0
+    w = np.random.default_rng(1).standard_normal((3, 6, 10)).astype(np.float32)
+    w[0, 0], w[1, 4, ::2], w[1, 5, ::4], w[2, 3, 5] = np.inf, np.inf, -np.inf, np.nan  # inf * 0, inf - inf
+    args = ((1,), "VALID", (3,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lazy = polyconv.conv_general_dilated_local(da.from_array(x, chunks=(1, 1, 5)), w, *args)
+        y = lazy.compute()
+    expected = reference.conv_general_dilated_local(x.astype(np.float64), w.astype(np.float64), *args)
+    assert np.isnan(expected).any() and np.isinf(expected).any()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(y[~finite & ~np.isnan(expected)], expected[~finite & ~np.isnan(expected)])
+    np.testing.assert_allclose(y[finite], expected[finite], rtol=1e-5, atol=1e-5)

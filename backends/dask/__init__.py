@@ -203,7 +203,7 @@ class DaskBackend(Backend):
         kernel = graph.as_dask(rhs, lhs).rechunk(
             {dn.rhs_spec[0]: -1, dn.rhs_spec[1]: -1,
              **{r: pat.chunks[o] for r, o in zip(dn.rhs_spec[2:], dn.out_spec[2:])}})
-        return derive.local(self, lhs, kernel, spec, lambda x, patches_spec: pat)
+        return derive.local(self, lhs, kernel, spec, lambda x, patches_spec: pat, graph.position_products)
 
     def conv_general_dilated_vjp(self, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> tuple[Any, Any]:
         from . import graph

@@ -125,6 +125,19 @@ def conv(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     return parts[0].transpose(inverse_permutation(dn.out_spec))
 
 
+def position_products(a: Any, b: Any) -> Any:
+    """The batched matrix product of the dask arrays ``a`` ``(*Y, N, I)`` and
+    ``b`` ``(*Y, I, O)``, block by block (``I`` is one chunk in both; ``*Y``
+    are aligned): a local convolution's products, each chunk's by
+    :func:`tasks.matmul`, which keeps NumPy's warnings on ``inf * 0`` out of
+    the user's ``compute()``."""
+    batch = tuple(range(3, a.ndim + 1))
+    meta = tasks.matmul(a._meta, b._meta)  # empty chunks: the product's type and dtype
+    out: Any = _da().blockwise(tasks.matmul, (*batch, 0, 2), a, (*batch, 0, 1), b, (*batch, 1, 2), meta=meta,
+                               concatenate=True)
+    return out
+
+
 def kernel_grad(lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec, dtype: str) -> Any:
     """The cotangent of the kernel, in ``dtype``, as a one-chunk dask array in
     the kernel's layout: each block's share computed where the block is

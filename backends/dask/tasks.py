@@ -18,7 +18,7 @@ from polyconv.quiet import quiet
 from polyconv.spec import ConvSpec
 from polyconv.spec.dtypes import namespace_dtype
 
-__all__ = ["assemble", "block_conv", "block_kernel_grad", "cast", "join", "total", "zeros"]
+__all__ = ["assemble", "block_conv", "block_kernel_grad", "cast", "join", "matmul", "total", "zeros"]
 
 
 def chunk_backend(x: Any) -> Backend:
@@ -80,6 +80,12 @@ def total(a: Any, b: Any) -> Any:
 @quiet  # inf + -inf is NaN by definition, without NumPy's warning (polyconv.quiet)
 def _add(a: Any, b: Any) -> Any:
     return a + b
+
+
+@quiet  # inf * 0 is NaN by definition, without NumPy's warning at compute time (polyconv.quiet)
+def matmul(a: Any, b: Any) -> Any:
+    """The batched matrix product of two chunks (a local convolution's per-position products)."""
+    return array_api_compat.array_namespace(a, b).matmul(a, b)
 
 
 def cast(x: Any, dtype: str) -> Any:
