@@ -83,7 +83,7 @@ def measure(backend: str, budget: float = 2.0) -> dict[str, Any]:
     a, b = mine(), native()  # the same values on both sides
     import numpy as np
 
-    np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
     t_mine, t_native = time_pair(mine, native, budget)
     return {"backend": backend, "native": BACKENDS[backend], "polyconv_us": t_mine * 1e6,
             "native_us": t_native * 1e6, "over_us": (t_mine - t_native) * 1e6, "ratio": t_mine / t_native}

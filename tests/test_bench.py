@@ -40,7 +40,7 @@ def test_every_pair_computes_the_same_convolution(shape: bench.Shape) -> None:
         if backend in ("jax", "mlx"):
             pytest.importorskip(backend, reason=f"{backend} is not installed")
         for _, mine, native in bench_calls.pairs(backend, small, rng):
-            got, want = np.array(mine()), np.array(native())
+            got, want = np.asarray(mine()), np.asarray(native())
             if backend == "mlx":  # channels-last on both sides: MLX's layout
                 got, want = np.moveaxis(got, -1, 1), np.moveaxis(want, -1, 1)
             assert got.shape == want.shape == (1, *want.shape[1:2], *small.out_spatial())
