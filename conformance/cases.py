@@ -739,6 +739,7 @@ class PatchesCase(_SeededCase):
     preferred_element_type: str | None = None
     dtype: str = "float64"
     seed: int = 0
+    values: str = "random"
     tags: frozenset[str] = field(default=frozenset(), compare=False)
 
 
@@ -1009,13 +1010,7 @@ def random_local_cases(count: int, seed: int = 0, dtype: str = "float64", max_sp
 # -- the forward grid, reused for patches and local ----------------------------------
 
 def patches_case_of(case: ConvCase) -> PatchesCase:
-    """The patches of a forward case's geometry (its kernel's window as ``filter_shape``).
-
-    The suite does not take the complex ``preferred_element_type`` pairs of the
-    dtype grid for patches: ``jax.lax`` computes complex64 patches with an
-    identity-kernel convolution in complex64 arithmetic, so its complex128
-    patches are off by float32 roundings (``tests/test_jax_backend.py``
-    keeps watch on it)."""
+    """The patches of a forward case's geometry (its kernel's window as ``filter_shape``)."""
     lhs, rhs = case.lhs_shape, case.rhs_shape
     window = conv_spec(lhs, rhs, "float64", "float64",
                        **{**case.kwargs(), "precision": None, "preferred_element_type": None}).window

@@ -12,9 +12,9 @@
     again on strided (non-contiguous) operands, an eighth on read-only
     operands and an eighth on stride-0 broadcasts; non-finite operands
     (:func:`.cases.nonfinite_grid`, judged by the rule of :mod:`.tolerances`)
-    for ``conv_general_dilated`` and ``conv_transpose``, and non-finite
-    kernels for ``local`` (patches of non-finite inputs are not judged:
-    ``jax.lax`` computes them with an identity kernel, ``inf * 0``); extreme
+    for every op (patches are copies: an infinite or NaN input must not
+    spread to its neighbours, as ``jax.lax``'s identity-kernel convolution
+    makes it, ``inf * 0``); extreme
     integer operands and long reductions (:func:`.cases.extremes_grid`);
     state across calls on a sample of each curated grid (two calls on the
     same arrays are bit-identical; after the operands change in place, the
@@ -221,8 +221,9 @@ def items(be: Backend, thorough: bool = False, sample: int = 1) -> list[Item]:
         ("conv_transpose", "large", checks.transpose_check, cases.large_transpose_grid()),
         ("conv_transpose", "precision", checks.transpose_check, transposes_precise),
         ("patches", "grid", checks.patches_check, [cases.patches_case_of(c) for c in grid]),
-        ("patches", "dtypes", checks.patches_check,  # complex preferred types: see cases.patches_case_of
-         [cases.patches_case_of(c) for c in dtype_grid if not str(c.preferred_element_type).startswith("complex")]),
+        ("patches", "dtypes", checks.patches_check, [cases.patches_case_of(c) for c in dtype_grid]),
+        ("patches", "nonfinite", checks.patches_check,
+         [replace(cases.patches_case_of(c), values="nonfinite") for c in nonfinite[::2]]),
         ("patches", "random", checks.patches_check, cases.random_patches_cases(n["patches_local"], seed=41)),
         ("patches", "large", checks.patches_check, [cases.patches_case_of(c) for c in large]),
         ("patches", "precision", checks.patches_check,
@@ -230,7 +231,9 @@ def items(be: Backend, thorough: bool = False, sample: int = 1) -> list[Item]:
         ("local", "grid", checks.local_check, [cases.local_case_of(c) for c in grid]),
         ("local", "dtypes", checks.local_check, [cases.local_case_of(c) for c in plain_dtype_grid]),
         ("local", "nonfinite", checks.local_check,
-         [replace(cases.local_case_of(c), values="nonfinite-kernel") for c in nonfinite[1::2]]),
+         [replace(cases.local_case_of(c), values="nonfinite-kernel") for c in nonfinite[1::2]]
+         + [replace(cases.local_case_of(c), values="nonfinite", name=f"local-{c.name}-both")
+            for c in nonfinite[::4]]),
         ("local", "random", checks.local_check, cases.random_local_cases(n["patches_local"], seed=43)),
         ("local", "large", checks.local_check, [cases.local_case_of(c) for c in large if c.feature_group_count == 1]),
         ("local", "precision", checks.local_check,

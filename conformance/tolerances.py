@@ -314,8 +314,10 @@ def check_transpose_close(
 
 
 def check_patches_close(actual: Any, lhs: Any, pspec: PatchesSpec, reduced_precision: Reduced = False) -> str | None:
-    """:func:`check_close` for ``conv_general_dilated_patches`` (a backend may compute the
-    patches as the identity-kernel convolution, so the convolution's bound applies)."""
+    """:func:`check_close` for ``conv_general_dilated_patches``.  Copies are exact; the
+    convolution's bound stays the allowance on finite values (a backend may compute the
+    patches as ``jax.lax`` does, an identity-kernel convolution, in reduced precision),
+    but the non-finite rule leaves it no NaN where the reference copies a value."""
     lhs = np.asarray(lhs)
     exact = reference.patches_from_spec(lhs, pspec)
     conv = pspec.conv

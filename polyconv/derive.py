@@ -2,8 +2,9 @@
 
 A backend that supplies only the primitive gets ``conv_transpose``,
 ``conv_general_dilated_patches``, ``conv_general_dilated_local`` and the
-gradients from here.  The few array manipulations around the primitive (flip,
-permute, reshape, an identity kernel, a batched matrix product) go through
+gradients from here (the patches by copying, :mod:`polyconv.gather`, never
+through the primitive).  The few array manipulations around the primitive (flip,
+permute, reshape, a batched matrix product) go through
 the operands' array-API namespace (``array_api_compat.array_namespace``), so
 they work on NumPy, CuPy, PyTorch, JAX and array-API arrays alike, stay on the
 operands' device, and are traced like any other operation under ``jax.jit``.
@@ -11,18 +12,17 @@ operands' device, and are traced like any other operation under ``jax.jit``.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import array_api_compat
 
-from .algorithm import use_fft
+from . import gather
 from .backend import Backend
 from .devices import device_of, on
 from .spec import LocalSpec, PatchesSpec, TransposeSpec, VjpLhsPlan, VjpRhsPlan, dtype_kind, dtype_name
 from .spec.dimension_numbers import inverse_permutation
 
-__all__ = ["conv_transpose", "patches", "patches_kernel", "local", "vjp_lhs", "vjp_rhs", "cotangent_dtype"]
+__all__ = ["conv_transpose", "patches", "local", "vjp_lhs", "vjp_rhs", "cotangent_dtype"]
 
 
 def conv_transpose(be: Backend, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
@@ -38,27 +38,13 @@ def conv_transpose(be: Backend, lhs: Any, rhs: Any, spec: TransposeSpec) -> Any:
 
 
 def patches(be: Backend, lhs: Any, spec: PatchesSpec) -> Any:
-    """``conv_general_dilated_patches``: one group per channel, identity kernel.
+    """``conv_general_dilated_patches``: a gather (:func:`polyconv.gather.patches`).
 
-    Never by FFT (:func:`polyconv.use_fft`): each output element is one input
-    element or an exact zero (a tap over padding), which a transform would
-    replace by rounding noise, and the gather is cheaper anyway."""
-    xp = array_api_compat.array_namespace(lhs)
-    kernel = patches_kernel(xp, spec, lhs.dtype, device_of(lhs))
-    with use_fft("never"):
-        return be.conv_general_dilated(lhs, kernel, spec.conv)
-
-
-def patches_kernel(xp: Any, spec: PatchesSpec, dtype: Any, device: Any) -> Any:
-    """The kernel of the patches convolution: an identity per channel (one
-    output feature per channel and tap), in ``spec.conv``'s rhs layout."""
-    conv = spec.conv
-    taps = math.prod(spec.filter_shape)
-    channels = conv.in_features
-    eye = xp.eye(taps, dtype=dtype, **on(device))
-    kernel = xp.broadcast_to(eye, (channels, taps, taps))
-    kernel = xp.reshape(kernel, (channels * taps, 1 if channels else 0, *spec.filter_shape))
-    return xp.permute_dims(kernel, inverse_permutation(conv.dimension_numbers.rhs_spec))
+    Not a convolution with an identity kernel (``jax.lax``'s way), whose
+    products ``inf * 0`` would turn the neighbours of an infinite or NaN input
+    into NaN, nor an FFT, whose rounding noise would replace the copies;
+    ``be`` is not called."""
+    return gather.patches(lhs, spec)
 
 
 def local(be: Backend, lhs: Any, rhs: Any, spec: LocalSpec, patches_of: Any = None, product: Any = None) -> Any:

@@ -718,5 +718,26 @@ class HalfSumsDeclared(HalfSumsInHalf):
         self.manifest = replace(self.manifest, features=self.manifest.features | {"half_accumulation"})
 
 
+class PatchesByIdentityKernel(Mutant):
+    """conv_general_dilated_patches is a convolution with an identity kernel (jax.lax's way): inf * 0 makes NaN
+    of an infinite input's neighbours."""
+
+    name = "mutant-patches-identity-kernel"
+    native_ops = frozenset({"conv_general_dilated_patches"})
+    caught_by = "patches"
+    also = frozenset({"local"})
+    reason = r"got np\.float64\(nan\).*the non-finite rule: the reference is finite here"
+    probe = (("patches", "nonfinite"), ("patches", "grid"), CONV_DTYPES, ERRORS)
+
+    def conv_general_dilated_patches(self, lhs: Any, spec: Any) -> Any:
+        conv = spec.conv
+        taps = math.prod(spec.filter_shape)
+        eye = np.broadcast_to(np.eye(taps, dtype=lhs.dtype), (conv.in_features, taps, taps))
+        kernel = eye.reshape(conv.in_features * taps, 1, *spec.filter_shape)
+        kernel = np.transpose(kernel, np.argsort(conv.dimension_numbers.rhs_spec))
+        return strategy.convolve(lhs, kernel, conv)
+
+
 MUTANTS = (*MUTANTS, ResultBufferReused, SharedScratch, NegativeStridesInMemoryOrder, BoolCountsInUint8,
-           HighestIgnored, LastPartialTileDropped, ZeroTapsSkipped, Bfloat16ThroughFloat16, HalfSumsInHalf)
+           HighestIgnored, LastPartialTileDropped, ZeroTapsSkipped, Bfloat16ThroughFloat16, HalfSumsInHalf,
+           PatchesByIdentityKernel)

@@ -261,6 +261,10 @@ _STANDARD: list[tuple[str, Any, Any, tuple[tuple[int, ...], ...], str, dict[str,
      ((2, 4, 5, 5), (4, 6, 3, 3)), "float32",
      {"strides": (2, 2), "padding": ((1, 1), (0, 1)), "dimension_numbers": ("NCHW", "OIHW", "NCHW"),
       "transpose_kernel": True, "use_consistent_padding": True}),
+]
+
+#: Patches and local convolutions: copies of the input (polyconv.gather), not XLA's identity-kernel convolution.
+_GATHERED = [
     ("patches-nchw", polyconv.conv_general_dilated_patches, lax.conv_general_dilated_patches,
      ((2, 3, 8, 8),), "float32", {"filter_shape": (3, 2), "window_strides": (1, 2), "padding": "SAME"}),
     ("patches-nhwc-dilated", polyconv.conv_general_dilated_patches, lax.conv_general_dilated_patches,
@@ -295,6 +299,22 @@ def test_lowers_to_the_direct_lax_call(name: str, ours: Any, theirs: Any, shapes
     # and the value, eagerly, is the reference's
     out = ours(*args, **kw)
     np.testing.assert_array_equal(_n(out), _n(theirs(*args, **kw)))
+
+
+@pytest.mark.parametrize("name, ours, theirs, shapes, dtype, kw", _GATHERED, ids=[s[0] for s in _GATHERED])
+def test_patches_are_copies_and_local_one_product(name: str, ours: Any, theirs: Any, shapes: tuple, dtype: str,
+                                                   kw: dict) -> None:
+    """No convolution in the HLO (the patches are slices, the local product one dot_general), and on finite
+    values the same results as jax.lax's own functions."""
+    args = [_j(_rand(s, i, dtype)) for i, s in enumerate(shapes)]
+    mine = _hlo(lambda *a: ours(*a, **kw), *args)
+    assert "stablehlo.convolution" not in mine
+    assert mine.count("stablehlo.dot_general") == (1 if name.startswith("local") else 0)
+    got, want = _n(ours(*args, **kw)), _n(theirs(*args, **kw))
+    if name.startswith("patches"):
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_transpose_padding_conventions_are_equivalent() -> None:
@@ -798,18 +818,6 @@ def test_crossing_and_far_pads_in_transposed_patches_and_local(index: int) -> No
         transposed = reference.conv_transpose(x, k, **kw_t)
         np.testing.assert_allclose(_n(polyconv.conv_transpose(_j(x), _j(k), **kw_t)), transposed,
                                    atol=1e-5 * (1 + np.abs(transposed).max()), rtol=0)
-
-
-def test_jax_lax_complex_patches_are_still_rounded_in_complex64() -> None:
-    """A known deviation of ``jax.lax`` on the CPU, which the suite works around
-    (its patches dtype grid has no complex ``preferred_element_type``):
-    complex64 patches asked for in complex128 are not an exact copy of the
-    input.  When this test fails, give those cases back to the suite."""
-    rng = np.random.default_rng(0)
-    x = (rng.standard_normal((1, 2, 5, 5)) + 1j * rng.standard_normal((1, 2, 5, 5))).astype(np.complex64)
-    got = np.asarray(lax.conv_general_dilated_patches(x, (2, 2), (1, 1), "VALID", preferred_element_type=np.complex128))
-    exact = reference.conv_general_dilated_patches(x, (2, 2), (1, 1), "VALID")
-    assert np.abs(got - exact).max() > 1e-9
 
 
 @pytest.mark.parametrize("limit", [0.0, float("inf")], ids=["optimised", "unoptimised"])

@@ -19,6 +19,7 @@ dilated by the chunk backend inside its own task.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from operator import getitem
@@ -28,7 +29,7 @@ import array_api_compat
 
 from polyconv.algorithm import fft_mode
 from polyconv.errors import MixedArraysError
-from polyconv.spec import ConvDimensionNumbers, ConvSpec, conv_spec
+from polyconv.spec import ConvDimensionNumbers, ConvSpec, PatchesSpec, conv_spec
 from polyconv.spec.dimension_numbers import inverse_permutation
 from polyconv.spec.dtypes import numpy_dtype
 
@@ -123,6 +124,24 @@ def conv(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     if len(parts) > 1:  # side by side along the output features, on the first group's batch chunks
         parts = [_da().concatenate([p.rechunk({0: parts[0].chunks[0]}) for p in parts], axis=1)]
     return parts[0].transpose(inverse_permutation(dn.out_spec))
+
+
+def patches(lhs: Any, spec: PatchesSpec) -> Any:
+    """``conv_general_dilated_patches`` of the dask array ``lhs``: one task per
+    block of batch and channels, the spatial axes whole in each block (rechunked
+    so), copying (:func:`tasks.block_patches`, :func:`polyconv.gather.patches`).
+    Patches keep the input's batch and channel chunks; a channel chunk of ``c``
+    gives ``c`` times the window's taps consecutive features (channel-major)."""
+    conv = spec.conv
+    dn = conv.dimension_numbers
+    rank = lhs.ndim
+    x = lhs.transpose(dn.lhs_spec).rechunk({a: -1 for a in range(2, rank)})
+    taps = math.prod(spec.filter_shape)
+    chunks = (x.chunks[0], tuple(c * taps for c in x.chunks[1]), *((y,) for y in conv.out_spatial))
+    out: Any = x.map_blocks(tasks.block_patches, conv.dtype, spec.filter_shape, conv.window_strides, conv.padding,
+                            conv.lhs_dilation, conv.rhs_dilation, conv.preferred_element_type, chunks=chunks,
+                            meta=_meta(x, rank, conv.out_dtype))
+    return out.transpose(inverse_permutation(dn.out_spec))
 
 
 def position_products(a: Any, b: Any) -> Any:

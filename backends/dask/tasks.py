@@ -18,7 +18,8 @@ from polyconv.quiet import quiet
 from polyconv.spec import ConvSpec
 from polyconv.spec.dtypes import namespace_dtype
 
-__all__ = ["assemble", "block_conv", "block_kernel_grad", "cast", "join", "matmul", "total", "zeros"]
+__all__ = ["assemble", "block_conv", "block_kernel_grad", "block_patches", "cast", "join", "matmul", "total",
+           "zeros"]
 
 
 def chunk_backend(x: Any) -> Backend:
@@ -67,6 +68,20 @@ def block_kernel_grad(spec: ConvSpec, pieces: Any, kernel: Any, cotangent: Any, 
     lhs, kernel, cotangent = (xp.astype(a, dtype, copy=False) for a in (lhs, kernel, cotangent))
     with use_fft(fft):
         return derive.vjp_rhs(be, lhs, kernel, cotangent, vjp_rhs_plan(spec), dtype)
+
+
+def block_patches(block: Any, dtype: str, filter_shape: tuple[int, ...], strides: tuple[int, ...],
+                  padding: tuple[tuple[int, int], ...], lhs_dilation: tuple[int, ...], rhs_dilation: tuple[int, ...],
+                  preferred: str | None) -> Any:
+    """The patches of one block (canonical layout, its spatial axes whole):
+    copies of its elements (:func:`polyconv.gather.patches`)."""
+    from polyconv import gather
+    from polyconv.spec import ConvDimensionNumbers, patches_spec
+
+    axes = tuple(range(block.ndim))
+    spec = patches_spec(block.shape, dtype, filter_shape, strides, padding, lhs_dilation, rhs_dilation,
+                        ConvDimensionNumbers(axes, axes, axes), None, preferred)
+    return gather.patches(block, spec)
 
 
 def total(a: Any, b: Any) -> Any:

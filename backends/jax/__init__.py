@@ -1,26 +1,30 @@
-"""The JAX backend: every op lowered to ``jax.lax``'s own function.
+"""The JAX backend: every op computed with ``jax.lax``.
 
 Registered as ``jax`` in the entry-point group ``polyconv.backends``.
 
-Each op calls the ``jax.lax`` function of the same name with the arguments
-polyconv has already parsed and validated (explicit padding pairs, canonical
+The convolutions call the ``jax.lax`` function of the same name with the
+arguments polyconv has already parsed and validated (explicit padding pairs, canonical
 strides and dilations, :class:`jax.lax.ConvDimensionNumbers`, precision and
 ``preferred_element_type`` mapped to JAX's), so every error is polyconv's and
 the computation is exactly JAX's.  Nothing converts to NumPy or branches on
 array values: the backend is transparent under ``jax.jit``, ``jax.grad``,
 ``jax.vmap``, ``jax.checkpoint`` and with sharded inputs.
 
-Four departures from a bare pass-through, each computing the documented
-result with ``jax.lax`` operations: integer and bool gradients (``jax.vjp``
-refuses them) and patches without channels (JAX asks XLA for zero groups) go
-through :mod:`polyconv.derive`; complex64 operands accumulated in complex128
-are converted first (XLA:CPU accumulates them in complex64); and parameters
-XLA should not be handed as they are (a pad, stride or dilation past 2**31,
-or a padded, dilated input far larger than the input and the output, such as
-a padding of 2**62 cropped back: JAX's shape arithmetic overflows int64) are
-computed tap by tap, one strided slice and one 1x1 convolution per kernel tap
-that reaches the input (:func:`._lowering.conv_by_taps`), patches and local
-convolutions of them through :mod:`polyconv.derive`.
+Departures from a bare pass-through, each computing the documented result
+with ``jax.lax`` operations: integer and bool gradients (``jax.vjp`` refuses
+them) go through :mod:`polyconv.derive`; complex64 operands accumulated in
+complex128 are converted first (XLA:CPU accumulates them in complex64);
+parameters XLA should not be handed as they are (a pad, stride or dilation
+past 2**31, or a padded, dilated input far larger than the input and the
+output, such as a padding of 2**62 cropped back: JAX's shape arithmetic
+overflows int64) are computed tap by tap, one strided slice and one 1x1
+convolution per kernel tap that reaches the input
+(:func:`._lowering.conv_by_taps`); patches are copies of the input
+(:func:`polyconv.gather.patches`: strided slices, zeros, a stack), not XLA's
+identity-kernel convolution, which turns the neighbours of an infinite or NaN
+input into NaN, and local convolutions are ``jax.lax``'s batched
+``dot_general`` on those patches; on the CPU, some convolutions take faster
+lowerings (``docs/jax-backend.md``).
 
 Importing this module does not import JAX; JAX is imported the first time a
 method needs it.
@@ -28,7 +32,6 @@ method needs it.
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import importlib.util
 import sys
@@ -126,8 +129,9 @@ class JaxBackend(Backend):
                 "more jax.lax convolutions (polyconv.derive)",
                 "complex64 operands with preferred_element_type complex128 are converted to complex128 "
                 "first: XLA:CPU would accumulate them in complex64",
-                "patches and local convolutions without channels (which JAX refuses) go through "
-                "polyconv.derive",
+                "patches are copies of the input (slices, polyconv.gather), not XLA's identity-kernel "
+                "convolution, which turns the neighbours of inf or NaN into NaN; local convolutions are "
+                "jax.lax's dot_general on them",
                 "large kernels go by FFT (jnp.fft, float64 transforms) where the FFT decision says so, "
                 "with the error rule computed under jit and lax.cond taking the direct path where it fails",
                 "pads, strides and dilations past 2**31, or a padded input far larger than the input and "
@@ -141,9 +145,9 @@ class JaxBackend(Backend):
             make_runner(lax_conv_args(s), s.preferred_element_type, "conv_general_dilated")))
         self._transpose: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.transpose", lambda s: _always(
             make_runner(transpose_args(s), s.conv.preferred_element_type, "conv_transpose")))
-        self._patches: IdentityCache[Run | None] = IdentityCache("polyconv.backends.jax.patches", lambda s: (
+        self._patches: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.patches", lambda s: _always(
             make_runner(patches_args(s), s.conv.preferred_element_type, "conv_general_dilated_patches")))
-        self._local: IdentityCache[Run | None] = IdentityCache("polyconv.backends.jax.local", lambda s: (
+        self._local: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.local", lambda s: _always(
             make_runner(local_args(s), None, "conv_general_dilated_local")))
         self._vjp: IdentityCache[Run] = IdentityCache("polyconv.backends.jax.vjp", self._vjp_runner)
         self._devices: BoundedCache[int, tuple[Any, str, AnyDevice]] = BoundedCache(
@@ -237,8 +241,13 @@ class JaxBackend(Backend):
 
         from ._lowering import beyond_xla, tight
 
-        conv = {"conv_transpose": lambda s: s.conv, "conv_general_dilated_patches": lambda s: s.conv,
-                "conv_general_dilated_local": lambda s: s.patches.conv}.get(op, lambda s: s)(spec)
+        if op in ("conv_general_dilated_patches", "conv_general_dilated_local"):
+            product = "" if op == "conv_general_dilated_patches" else \
+                ", then one lax.dot_general per output position over the patch axis"
+            return Strategy("gather", "the patches as copies of the input (strided lax slices spread and bordered "
+                            "by zeros, stacked; not XLA's identity-kernel convolution, which makes inf * 0)"
+                            + product)
+        conv = spec.conv if op == "conv_transpose" else spec
         if beyond_xla(conv):
             return Strategy("taps", "parameters XLA should not be handed as they are (a stride, dilation or pad "
                             "past 2**31, or a padded input far larger than the input and the output): "
@@ -285,9 +294,9 @@ class JaxBackend(Backend):
         if op == "conv_transpose":
             return self._transpose(spec)
         if op == "conv_general_dilated_patches":
-            return self._patches(spec) or functools.partial(derive.patches, self, spec=spec)
+            return self._patches(spec)
         if op == "conv_general_dilated_local":
-            return self._local(spec) or functools.partial(self.conv_general_dilated_local, spec=spec)
+            return self._local(spec)
         if op == "conv_general_dilated_vjp":
             return self._vjp(spec)
         return None
@@ -302,21 +311,15 @@ class JaxBackend(Backend):
         return self._transpose(spec)(lhs, rhs)
 
     def conv_general_dilated_patches(self, lhs: Any, spec: PatchesSpec) -> Any:
-        """``jax.lax.conv_general_dilated_patches`` with the parsed arguments.
-
-        Without channels (where JAX would ask XLA for zero feature groups) the
-        result, empty, comes from the identity-kernel convolution."""
-        run = self._patches(spec)
-        return run(lhs) if run is not None else derive.patches(self, lhs, spec)
+        """The patches as copies of the input (:func:`polyconv.gather.patches`,
+        with ``jax.lax`` slicing), not XLA's identity-kernel convolution, which
+        makes the neighbours of an infinite or NaN input NaN."""
+        return self._patches(spec)(lhs)
 
     def conv_general_dilated_local(self, lhs: Any, rhs: Any, spec: LocalSpec) -> Any:
-        """``jax.lax.conv_general_dilated_local`` with the parsed arguments
-        (without channels, patches and a batched product as in
-        :func:`polyconv.derive.local`)."""
-        run = self._local(spec)
-        if run is not None:
-            return run(lhs, rhs)
-        return derive.local(self, lhs, rhs, spec, self.conv_general_dilated_patches)
+        """``jax.lax.conv_general_dilated_local``'s batched ``lax.dot_general``
+        on the copied patches (:meth:`conv_general_dilated_patches`)."""
+        return self._local(spec)(lhs, rhs)
 
     def conv_general_dilated_vjp(self, lhs: Any, rhs: Any, cotangent: Any, spec: ConvSpec) -> tuple[Any, Any]:
         """Both cotangents from ``jax.vjp`` of ``jax.lax.conv_general_dilated``.

@@ -12,23 +12,23 @@ pad past 2**31, which overflow XLA's int64 shape arithmetic once added up
 and cuDNN's int32 ones sooner, or a padded, dilated input far larger than
 the input and the output: :func:`polyconv.spec.canonical.beyond_native`)
 are computed tap by tap instead (:func:`conv_by_taps`), with ``jax.lax``
-operations still, so ``jit``, ``grad`` and ``vmap`` work as before; patches
-and local convolutions of such specs then go through :mod:`polyconv.derive`
-onto it (their builders give no function).  Convolutions and transposed
-convolutions with a pad that XLA:CPU, or the convolutions of JAX's gradient
-rules, compute wrongly are rewritten (:func:`tight`: the input cropped, the
-outputs that read padding alone added back as zeros); XLA's patches, and so
-its local convolutions, compute those pads right.
+operations still, so ``jit``, ``grad`` and ``vmap`` work as before.
+Convolutions and transposed convolutions with a pad that XLA:CPU, or the
+convolutions of JAX's gradient rules, compute wrongly are rewritten
+(:func:`tight`: the input cropped, the outputs that read padding alone added
+back as zeros).  Patches, and so local convolutions, are copies of the input
+(:func:`polyconv.gather.patches`), never XLA's identity-kernel convolution.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
 from typing import Any, TypeVar
 
-from polyconv import caching
+from polyconv import caching, gather
 from polyconv.errors import UnsupportedDtypeError
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, TransposeSpec, dtype_kind
 from polyconv.spec.canonical import axis_reach, axis_reads, beyond_native
@@ -422,44 +422,32 @@ def _transpose_by_taps(lhs: Any, rhs: Any, tspec: TransposeSpec) -> Any:
 
 
 def patches_args(pspec: PatchesSpec) -> Entry:
-    """``jax.lax.conv_general_dilated_patches`` and its arguments; ``None`` as
-    the function when the lhs has no channels (JAX would ask for zero groups)
-    or when :func:`beyond_xla` (the identity-kernel convolution of
-    :func:`polyconv.derive.patches` then computes them)."""
-    _, lax, jnp = jax_modules()
-    conv = pspec.conv
-    x64 = _needs_x64(conv.preferred_element_type)
-    if conv.in_features == 0 or beyond_xla(conv):
-        return None, (), x64
-    precision = _precision(lax, conv.precision)
-    args = (
-        pspec.filter_shape,
-        conv.window_strides,
-        conv.padding,
-        conv.lhs_dilation,
-        conv.rhs_dilation,
-        lax.ConvDimensionNumbers(*conv.dimension_numbers),
-        None if precision is None else precision[0],  # JAX takes the lhs precision only
-        _dtype(jnp, conv.preferred_element_type),
-    )
-    return lax.conv_general_dilated_patches, args, x64
+    """The patches by copying (:func:`polyconv.gather.patches`: strided
+    slices spread and bordered by zeros, stacked), not
+    ``jax.lax.conv_general_dilated_patches``: XLA's identity-kernel
+    convolution turns the neighbours of an infinite or NaN input into NaN
+    (``inf * 0``), rounds complex128 patches to complex64, and on the CPU runs
+    3 to 50 times slower than the copies (``docs/jax-backend.md``).  Any
+    parameters, channels or none, and bounded memory whatever the padding.
+    Jitted, as the CPU lowerings are (:func:`_compiled`)."""
+    jitted = jax_modules()[0].jit(functools.partial(gather.patches, spec=pspec))
+    return jitted, (), _needs_x64(pspec.conv.preferred_element_type)
 
 
 def local_args(lspec: LocalSpec) -> Entry:
-    """``jax.lax.conv_general_dilated_local`` and its arguments; ``None`` as the
-    function when the lhs has no channels or when :func:`beyond_xla`
-    (:func:`polyconv.derive.local` then computes it)."""
-    _, lax, _ = jax_modules()
-    conv = lspec.patches.conv
-    if conv.in_features == 0 or beyond_xla(conv):
-        return None, (), False
-    args = (
-        conv.window_strides,
-        conv.padding,
-        lspec.patches.filter_shape,
-        conv.lhs_dilation,
-        conv.rhs_dilation,
-        lax.ConvDimensionNumbers(*conv.dimension_numbers),
-        _precision(lax, lspec.precision),
-    )
-    return lax.conv_general_dilated_local, args, False
+    """``jax.lax.conv_general_dilated_local``'s computation on the copied
+    patches (:func:`patches_args`): one ``lax.dot_general`` over the patch
+    axis, batched over the output positions, with the spec's precision;
+    jitted."""
+    return jax_modules()[0].jit(functools.partial(_local, lspec=lspec)), (), False
+
+
+def _local(lhs: Any, rhs: Any, lspec: LocalSpec) -> Any:
+    _, lax, jnp = jax_modules()
+    dn = lspec.dimension_numbers
+    patches = gather.patches(lhs, lspec.patches)
+    positions = sorted(range(len(dn.out_spec) - 2), key=lambda k: dn.out_spec[2 + k])  # the patches' axis order
+    batch = (tuple(dn.out_spec[2 + k] for k in positions), tuple(dn.rhs_spec[2 + k] for k in positions))
+    precision = _precision(lax, lspec.precision)
+    out = lax.dot_general(patches, rhs, (((dn.out_spec[1],), (dn.rhs_spec[1],)), batch), precision=precision)
+    return jnp.moveaxis(out, (-2, -1), (dn.out_spec[0], dn.out_spec[1]))  # (*Y, N, O) in the output's layout

@@ -215,8 +215,9 @@ def conv_runner(torch: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
 
 def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec, private: bool = False) -> Any:
     """``conv_general_dilated_patches`` as strided windows (``Tensor.unfold``)
-    of the padded input: a copy, no arithmetic.  lhs dilation goes through the
-    convolution with an identity kernel (:func:`polyconv.derive.patches`).
+    of the padded input: a copy, no arithmetic.  lhs dilation and parameters
+    PyTorch cannot be handed go through :func:`polyconv.gather.patches` (copies
+    too, into a zeroed tensor).
 
     The windows are views of the input until they are reshaped into the patch
     axis; that reshape copies except where the windows' memory already is
@@ -230,7 +231,7 @@ def patches(torch: Any, be: Any, lhs: Any, spec: PatchesSpec, private: bool = Fa
     if any(d != 1 for d in conv_spec.lhs_dilation) or lower.needs_taps(
         conv_spec.lhs_spatial, spec.filter_shape, conv_spec.window_strides, conv_spec.padding,
         conv_spec.lhs_dilation, conv_spec.rhs_dilation,
-    ):  # absurd pads or dilations: the convolution with an identity kernel computes them tap by tap
+    ):  # lhs dilation, or absurd pads or dilations: copied tap by tap
         return derive.patches(be, lhs, spec)
     out_dtype = getattr(torch, conv_spec.out_dtype)
     if 0 in conv_spec.out_shape:

@@ -2,8 +2,11 @@
 
 Patches: the output's feature axis holds each window's values, ordered
 ``"C" + rhs spatial letters`` (channel-major), of size ``C * prod(filter_shape)``.
-It is the feature-grouped convolution (one group per channel) with an
-identity kernel of shape ``(C * K, 1, *filter_shape)``.
+Its spec is the feature-grouped convolution (one group per channel) with an
+identity kernel of shape ``(C * K, 1, *filter_shape)``, which gives the
+shapes and validates the parameters; the values are copies of the input
+(:mod:`polyconv.gather`), not that convolution's products, which would make
+``inf * 0`` NaN around an infinite input.
 
 Local (unshared) convolution: the kernel's spatial axes are the *output*
 positions, and its I axis is the patch axis (size ``C * prod(filter_shape)``,
