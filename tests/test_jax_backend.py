@@ -493,7 +493,10 @@ def test_grad_through_each_op_is_jaxs(index: int) -> None:
     ours = jax.grad(lambda *a: jnp.sum(fn(*a) * weights), argnums)(*args)
     theirs = jax.grad(lambda *a: jnp.sum(direct(*a) * weights), argnums)(*args)
     for a, b in zip(ours, theirs):
-        np.testing.assert_array_equal(_n(a), _n(b), err_msg=name)
+        if "patches" in name:  # copies' cotangents add up in another order than lax's transposed convolution's
+            np.testing.assert_allclose(_n(a), _n(b), rtol=1e-13, atol=1e-13, err_msg=name)
+        else:
+            np.testing.assert_array_equal(_n(a), _n(b), err_msg=name)
 
 
 @pytest.mark.parametrize("dtype, preferred", [("int8", None), ("int16", "int32"), ("int8", "float32"),
