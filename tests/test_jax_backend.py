@@ -962,3 +962,29 @@ def test_cpu_lowerings_match_the_reference_in_value_gradient_and_batching(
     np.testing.assert_allclose(_n(tangent), _n(f(_j(dx), _j(w))), rtol=1e-5, atol=1e-5)
     (transposed,) = jax.linear_transpose(lambda a: polyconv.conv_general_dilated(a, _j(w), **kw), _j(x))(_j(g))
     np.testing.assert_allclose(_n(transposed), _n(lhs_ct), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("version, widened", [("0.5.1", True), ("0.7.1", True), ("0.7.2", False), ("0.10.2", False)])
+def test_float16_sums_in_float32_where_old_xla_cpu_would_not(monkeypatch: pytest.MonkeyPatch, version: str,
+                                                              widened: bool) -> None:
+    """XLA:CPU in JAX before 0.7.2 sums float16 convolutions in float16 on processors with AVX512-FP16
+    (measured on an Intel Sapphire Rapids VM: 0.5.1, 0.6.2, 0.7.0 and 0.7.1 do, 0.7.2 and 0.8.3 do not);
+    there the backend converts the operands to float32 and rounds the result once."""
+    from polyconv.backends.jax import _lowering
+
+    monkeypatch.setattr(jax, "__version__", version)
+    _lowering._widenings.cache_clear()
+    try:
+        assert (_lowering._widenings().get(("float16", "float16")) == "float32") is (
+            widened and jax.default_backend() == "cpu")
+        x, w = _rand((2, 16, 9, 9), 0, "float16"), _rand((8, 16, 3, 3), 1, "float16")
+        spec = conv_spec(x.shape, w.shape, x.dtype, w.dtype, (1, 1), "SAME")
+        run = _lowering.make_runner(_lowering.lax_conv_args(spec), None, "conv_general_dilated")
+        assert run is not None
+        got = run(_j(x), _j(w))
+        assert got.dtype == jnp.float16
+        # summed in float32 and rounded once, as jax.lax with a float32 preferred_element_type
+        once = lax.conv_general_dilated(_j(x), _j(w), (1, 1), "SAME", preferred_element_type=jnp.float32)
+        np.testing.assert_array_equal(_n(got), _n(once.astype(jnp.float16)))
+    finally:
+        _lowering._widenings.cache_clear()

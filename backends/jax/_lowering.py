@@ -107,33 +107,45 @@ def _needs_x64(name: str | None) -> bool:
 _WIDENED = {("complex64", "complex128"): "complex128"}
 _WIDENED_BEFORE_0_7 = {**_WIDENED, ("float32", "float64"): "float64", ("float16", "float32"): "float32",
                        ("bfloat16", "float32"): "float32"}
+#: float16 convolutions summed in float32 and rounded once, on the CPU with JAX before 0.7.2 (see _widened).
+_F16_SUMS_BEFORE_0_7_2 = {("float16", "float16"): "float32"}
 
 
 @caching.lru_cache(None, name="polyconv.backends.jax.widenings")
 def _widenings() -> dict[tuple[str, str], str]:
     jax = jax_modules()[0]
-    release = tuple(int(p) for p in jax.__version__.split(".")[:2] if p.isdigit())
-    return _WIDENED_BEFORE_0_7 if release < (0, 7) else _WIDENED
+    release = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
+    table = dict(_WIDENED_BEFORE_0_7 if release < (0, 7) else _WIDENED)
+    if release < (0, 7, 2) and jax.default_backend() == "cpu":
+        table.update(_F16_SUMS_BEFORE_0_7_2)
+    return table
 
 
 def _widened(lax: Any, fn: Any, spec: ConvSpec) -> Any:
     """``fn``, or, for operands accumulated in a wider dtype where that is
-    needed, ``fn`` on the operands converted to the wider dtype first.
+    needed, ``fn`` on the operands converted to the wider dtype first (and its
+    result rounded to the spec's dtype once, where that is narrower).
 
     XLA:CPU multiplies and sums complex64 operands in complex64 even when asked
     for a complex128 result (errors of 5e-7 where the documented accumulation
     in complex128 gives 1e-16): always.  JAX before 0.7 differentiates a
     convolution with a wider ``preferred_element_type`` (float16 or bfloat16
     to float32, float32 to float64) into a convolution of a wide cotangent
-    with a narrow operand, which it then refuses: on those versions.  The
-    conversion is exact (so are the products, in the wider dtype), so the
-    result is the documented one on every platform and version."""
+    with a narrow operand, which it then refuses: on those versions.  XLA:CPU
+    in JAX before 0.7.2 sums float16 convolutions in float16 on processors
+    with AVX512-FP16 (Intel Sapphire Rapids: errors 4.7 times float32
+    accumulation's, past the suite's tolerance; JAX 0.7.2 and later sum in
+    float32 there too): on those versions, on the CPU.  The conversion is exact
+    (so are the products, in the wider dtype), so the result is the documented
+    one on every platform and version."""
     wide = _widenings().get((spec.dtype, spec.preferred_element_type or spec.dtype))
     if wide is None:
         return fn
+    out_dtype = spec.out_dtype
 
     def widened(lhs: Any, rhs: Any, *args: Any) -> Any:
-        return fn(lax.convert_element_type(lhs, wide), lax.convert_element_type(rhs, wide), *args)
+        out = fn(lax.convert_element_type(lhs, wide), lax.convert_element_type(rhs, wide), *args)
+        return out if out.dtype == out_dtype else lax.convert_element_type(out, out_dtype)
 
     return widened
 
