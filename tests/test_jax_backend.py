@@ -968,8 +968,9 @@ def test_cpu_lowerings_match_the_reference_in_value_gradient_and_batching(
 def test_float16_sums_in_float32_where_old_xla_cpu_would_not(monkeypatch: pytest.MonkeyPatch, version: str,
                                                               widened: bool) -> None:
     """XLA:CPU in JAX before 0.7.2 sums float16 convolutions in float16 on processors with AVX512-FP16
-    (measured on an Intel Sapphire Rapids VM: 0.5.1, 0.6.2, 0.7.0 and 0.7.1 do, 0.7.2 and 0.8.3 do not);
-    there the backend converts the operands to float32 and rounds the result once."""
+    (measured on an Intel Xeon VM of the Sapphire Rapids generation or later: 0.5.1, 0.6.2, 0.7.0 and
+    0.7.1 do, 0.7.2 and 0.8.3 do not); there the backend converts the operands to float32 and rounds the
+    result once."""
     from polyconv.backends.jax import _lowering
 
     monkeypatch.setattr(jax, "__version__", version)

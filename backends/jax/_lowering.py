@@ -133,7 +133,7 @@ def _widened(lax: Any, fn: Any, spec: ConvSpec) -> Any:
     to float32, float32 to float64) into a convolution of a wide cotangent
     with a narrow operand, which it then refuses: on those versions.  XLA:CPU
     in JAX before 0.7.2 sums float16 convolutions in float16 on processors
-    with AVX512-FP16 (Intel Sapphire Rapids: errors 4.7 times float32
+    with AVX512-FP16 (Intel Xeon, Sapphire Rapids and later: errors 4.7 times float32
     accumulation's, past the suite's tolerance; JAX 0.7.2 and later sum in
     float32 there too): on those versions, on the CPU.  The conversion is exact
     (so are the products, in the wider dtype), so the result is the documented
