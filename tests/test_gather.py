@@ -79,6 +79,13 @@ def test_the_jax_backend_copies_under_jit_and_differentiates() -> None:
     ct = jnp.asarray(rng.standard_normal(ours.shape).astype(np.float32))
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
     np.testing.assert_allclose(np.asarray(pull(ct)[0]), np.asarray(lax_pull(ct)[0]), rtol=1e-6, atol=1e-6)
+    (transposed,) = jax.linear_transpose(lambda a: polyconv.conv_general_dilated_patches(a, **kw), x)(ct)
+    np.testing.assert_allclose(np.asarray(transposed), np.asarray(lax_pull(ct)[0]), rtol=1e-6, atol=1e-6)
+    # vmap: each example's patches, as the reference copies them
+    batch = rng.standard_normal((3, 2, 3, 7, 6)).astype(np.float32)
+    mapped = jax.vmap(lambda a: polyconv.conv_general_dilated_patches(a, **kw))(jnp.asarray(batch))
+    for example, got in zip(batch, np.asarray(mapped)):
+        np.testing.assert_array_equal(got, reference.conv_general_dilated_patches(example, **kw).astype(np.float32))
 
 
 def test_the_jax_backends_complex128_patches_of_complex64_are_exact(jax_x64: Any) -> None:
