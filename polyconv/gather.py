@@ -5,11 +5,11 @@ padding or a hole of the lhs dilation.  ``jax.lax`` computes patches as a
 convolution with an identity kernel, which multiplies every neighbour of an
 infinite or NaN input by zero and so turns it into NaN (``inf * 0``), and an FFT
 would replace the copies by rounding noise; the reference copies, and so does
-:func:`patches`, in any array-API namespace (NumPy, CuPy, PyTorch, JAX, dask,
-array-API libraries).  Where arrays take item assignment it writes each tap's
-elements into a zeroed result (one pass); JAX's (immutable, and traced under
-``jax.jit``) and dask's arrays get the same values from slicing, stacking and
-concatenation alone, one spatial axis at a time.
+:func:`patches`, in any array-API namespace (NumPy, CuPy, PyTorch, JAX,
+array-API libraries; the dask backend runs it on each block's chunk).  Where
+arrays take item assignment it writes each tap's elements into a zeroed result
+(one pass); JAX's, immutable and traced under ``jax.jit``, get the same values
+from slicing, stacking and concatenation alone, one spatial axis at a time.
 
 No padded copy of the input is ever made.  For each tap of the window and
 each spatial axis, the outputs that read an input element form an
@@ -54,15 +54,6 @@ def _axis_plans(size: int, outputs: int, window: int, stride: int, padding: tupl
     return [reads.get(k) for k in range(window)]
 
 
-def _zeros(xp: Any, shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
-    """Zeros; an empty shape as a slice of a non-empty one (dask's automatic
-    chunking divides by zero on shapes such as ``(2, 3, 0, 0)``)."""
-    if 0 not in shape:
-        return xp.zeros(shape, dtype=dtype, **on(device))
-    full = xp.zeros(tuple(n or 1 for n in shape), dtype=dtype, **on(device))
-    return full[tuple(slice(0, n) for n in shape)]
-
-
 def _place(xp: Any, part: Any, axis: int, reads: TapReads, outputs: int) -> Any:
     """``part`` (``reads.count`` elements along ``axis``) spread to ``outputs``
     elements: from ``reads.out_start``, every ``reads.out_step``-th, zeros elsewhere."""
@@ -71,11 +62,11 @@ def _place(xp: Any, part: Any, axis: int, reads: TapReads, outputs: int) -> Any:
     def zeros(n: int) -> Any:
         shape = list(part.shape)
         shape[axis] = n
-        return _zeros(xp, tuple(shape), part.dtype, device)
+        return xp.zeros(tuple(shape), dtype=part.dtype, **on(device))
 
     step = reads.out_step
     if step > 1:  # interleave step - 1 zeros after each element, then trim (count > 1: step <= outputs)
-        filler = _zeros(xp, part.shape, part.dtype, device)
+        filler = xp.zeros(part.shape, dtype=part.dtype, **on(device))
         spread = xp.stack([part] + [filler] * (step - 1), axis=axis + 1)
         shape = list(part.shape)
         shape[axis] = reads.count * step
@@ -96,7 +87,8 @@ def patches(lhs: Any, spec: PatchesSpec) -> Any:
     dtype = namespace_dtype(xp, conv.out_dtype, lhs)
     canonical = tuple(conv.out_shape[a] for a in dn.out_spec)
     if 0 in canonical:
-        return xp.permute_dims(_zeros(xp, canonical, dtype, device_of(lhs)), inverse_permutation(dn.out_spec))
+        empty = xp.zeros(canonical, dtype=dtype, **on(device_of(lhs)))
+        return xp.permute_dims(empty, inverse_permutation(dn.out_spec))
     x = xp.permute_dims(lhs, dn.lhs_spec)  # (N, C, *S)
     out_spatial = canonical[2:]
     plans = [_axis_plans(*axis) for axis in zip(conv.lhs_spatial, out_spatial, spec.filter_shape,
@@ -113,9 +105,8 @@ def patches(lhs: Any, spec: PatchesSpec) -> Any:
 
 
 def _assignable(x: Any) -> bool:
-    """Whether ``x``'s arrays take item assignment cheaply (not JAX's, which
-    are immutable, nor dask's, where it adds a graph layer per tap)."""
-    return not (array_api_compat.is_jax_array(x) or array_api_compat.is_dask_array(x))
+    """Whether ``x``'s arrays take item assignment (not JAX's, which are immutable)."""
+    return not array_api_compat.is_jax_array(x)
 
 
 def _out_slice(r: TapReads) -> slice:
@@ -158,7 +149,7 @@ def _by_stacking(xp: Any, x: Any, plans: Sequence[Sequence[TapReads | None]], ou
             if reads is None:
                 shape = list(x.shape)
                 shape[axis] = outputs
-                pieces.append(_zeros(xp, tuple(shape), x.dtype, device))
+                pieces.append(xp.zeros(tuple(shape), dtype=x.dtype, **on(device)))
             else:
                 part = x[(slice(None),) * axis + (_in_slice(reads),)]
                 pieces.append(_place(xp, part, axis, reads, outputs))

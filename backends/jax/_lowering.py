@@ -324,11 +324,7 @@ def tight_conv(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     for axis, c in zip(dn.lhs_spec[2:], t.crop):
         start[axis] = c
     x = lax.slice(lhs, start, limit) if any(t.crop) else lhs
-    y = lax.conv_general_dilated(
-        x, rhs, spec.window_strides, t.padding, spec.lhs_dilation, spec.rhs_dilation,
-        lax.ConvDimensionNumbers(*dn), spec.feature_group_count, spec.batch_group_count,
-        _precision(lax, spec.precision), _dtype(jnp, spec.preferred_element_type),
-    )
+    y = lax.conv_general_dilated(x, rhs, *_conv_args(spec, t.padding))
     if not any(b or a for b, a in t.outputs):
         return y
     # placed into zeros, not padded: the transposition of a pad is a negative pad, which
@@ -367,7 +363,7 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
     shifted multiply-adds or the matrix product of :mod:`.cpu_lowering` where
     it applies; :func:`grouped_matmul` for grouped convolutions without
     spatial axes)."""
-    jax, lax, jnp = jax_modules()
+    jax, lax, _ = jax_modules()
     if beyond_xla(spec):
         return _widened(lax, conv_by_taps, spec), (spec,), _needs_x64(spec.preferred_element_type)
     fast = cpu_lowering.lowering(spec, jax.default_backend())
@@ -382,9 +378,17 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
         return _widened(lax, grouped_matmul, spec), (spec,), _needs_x64(spec.preferred_element_type)
     if tight(spec) is not None:
         return _widened(lax, tight_conv, spec), (spec,), _needs_x64(spec.preferred_element_type)
-    args = (
+    return _widened(lax, lax.conv_general_dilated, spec), _conv_args(spec, spec.padding), \
+        _needs_x64(spec.preferred_element_type)
+
+
+def _conv_args(spec: ConvSpec, padding: tuple[tuple[int, int], ...]) -> tuple[Any, ...]:
+    """``jax.lax.conv_general_dilated``'s arguments after the operands, for
+    ``spec`` with ``padding`` (its own, or :func:`tight`'s)."""
+    _, lax, jnp = jax_modules()
+    return (
         spec.window_strides,
-        spec.padding,
+        padding,
         spec.lhs_dilation,
         spec.rhs_dilation,
         lax.ConvDimensionNumbers(*spec.dimension_numbers),
@@ -393,7 +397,6 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
         _precision(lax, spec.precision),
         _dtype(jnp, spec.preferred_element_type),
     )
-    return _widened(lax, lax.conv_general_dilated, spec), args, _needs_x64(spec.preferred_element_type)
 
 
 def transpose_args(tspec: TransposeSpec) -> Entry:
@@ -439,7 +442,7 @@ def patches_args(pspec: PatchesSpec) -> Entry:
     ``jax.lax.conv_general_dilated_patches``: XLA's identity-kernel
     convolution turns the neighbours of an infinite or NaN input into NaN
     (``inf * 0``), rounds complex128 patches to complex64, and on the CPU runs
-    3 to 50 times slower than the copies (``docs/jax-backend.md``).  Any
+    6 to 55 times slower than the copies (``docs/jax-backend.md``).  Any
     parameters, channels or none, and bounded memory whatever the padding.
     Jitted, as the CPU lowerings are (:func:`_compiled`)."""
     jitted = jax_modules()[0].jit(functools.partial(gather.patches, spec=pspec))
