@@ -371,6 +371,8 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
         return _compiled(jax, cpu_lowering.depthwise, spec), (), False
     if fast == "pointwise":
         return _compiled(jax, cpu_lowering.pointwise, spec, _precision(lax, spec.precision)), (), False
+    if fast == "shifted":
+        return _compiled(jax, cpu_lowering.shifted, spec, _precision(lax, spec.precision)), (), False
     if fast == "stacked":
         return _compiled(jax, cpu_lowering.stacked, spec, _precision(lax, spec.precision)), (), False
     if spec.nspatial == 0 and spec.groups > 1 and \

@@ -15,6 +15,18 @@ On the CPU platform, the JAX backend writes these specs with other
 * **pointwise** (every window a single tap: a 1x1 kernel, or any kernel on a
   size-1 axis; no lhs dilation, no batch groups): the strided, cropped input
   and one ``lax.dot_general`` over the channels (batched over the groups).
+* **shifted** (grouped convolutions of two or more spatial axes whose groups are small:
+  a group's input channels times its taps at most :data:`MAX_SHIFTED_TERMS`, its input
+  channels times its outputs at most :data:`MAX_SHIFTED_GROUP`, and :func:`stacked`'s
+  conditions below): the shifted multiply-adds of *depthwise*, one term per tap and
+  input channel of a group, which XLA fuses into one loop, 2 to 8 times faster than
+  :func:`stacked`'s products on such groups (32 groups of 8 channels: 16 against 34
+  ms).  Their derivatives are not: XLA's gradient of the sum is a reduction per term,
+  and where the cotangent is computed from the result XLA fuses the whole sum into its
+  consumers, several times over (270 ms against 75 for the same gradient through
+  :func:`stacked`).  So the convolution is a ``jax.custom_jvp`` whose rule computes
+  :func:`stacked` and its tangents: ``grad``, ``jvp`` and higher orders run as
+  :func:`stacked`'s, a plain or batched call runs the sum.
 * **stacked** (grouped convolutions of two or more spatial axes, and
   ungrouped ones of three or more whose first axis has stride 1; no lhs
   dilation, no batch groups; while its buffers stay within
@@ -32,7 +44,10 @@ On the CPU platform, the JAX backend writes these specs with other
   2-core AVX2 machine, a grouped 3x3 (32 groups of 8 channels) 2.5 times
   faster and its gradient 100 times, a 3x3x3 16->32 convolution 1.7 times
   and its gradient 2 times (``docs/jax-backend.md``).  The gradients are
-  JAX's own, of these operations.
+  JAX's own, of these operations.  Where the two buffers would pass
+  :data:`STACKED_BLOCK_BYTES`, the outputs of the first stacked axis are computed in
+  blocks, one after another (a ``lax.map`` over the blocks' overlapping inputs), so
+  that XLA's temporaries stay small (below).
 
 Everything else, and every spec on GPU and TPU (where cuDNN's kernels are
 fast), stays ``jax.lax.conv_general_dilated``.  The choice depends on the
@@ -40,6 +55,14 @@ spec and the default platform only, so it is made once per spec, under
 ``jit`` as well (shapes are static).  Both forms are ``jax.lax`` operations:
 ``jit``, ``grad`` (of any order), ``vmap`` and sharded arrays work as for the
 convolution, and :func:`polyconv.explain` names the lowering a spec takes.
+
+XLA:CPU allocates a computation's temporaries at every call, and glibc's ``malloc``
+maps every block above 32 MiB afresh, so pages of larger temporaries fault in again at
+every call: 1.5 us a page on the 2-core Intel VM the blocks were measured on, 29 ms of
+the whole 3-d stacked product's 73 (77 MB of temporaries, 19600 faults a call); in
+blocks of 8 MiB it takes 49-51 ms (18 MB, a few hundred faults).  jaxlib before 0.10
+(0.5.1, 0.7.1, 0.8.0 and 0.9.2 measured) cannot ``jax.linear_transpose`` a ``lax.map``, so
+there the product is computed whole, as before.
 
 Values: the products are those of the convolution, summed in the operands'
 floating type (float32 for float16 and bfloat16, as XLA does), tap by tap or
@@ -51,6 +74,7 @@ kernel tap turns into NaN there, as the suite's non-finite rule allows
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from itertools import product
 from typing import Any
@@ -59,7 +83,8 @@ from polyconv.spec import ConvSpec
 from polyconv.spec.canonical import Problem, problem
 from polyconv.spec.dimension_numbers import inverse_permutation
 
-__all__ = ["lowering", "depthwise", "pointwise", "stacked", "MAX_TAPS", "MAX_MULTIPLIER", "MAX_STACKED_BYTES",
+__all__ = ["lowering", "depthwise", "pointwise", "shifted", "stacked", "MAX_TAPS", "MAX_MULTIPLIER",
+           "MAX_SHIFTED_TERMS", "MAX_SHIFTED_GROUP", "MAX_STACKED_BYTES", "STACKED_BLOCK_BYTES",
            "STACKED_GROWTH"]
 
 #: Depthwise kernels up to this many taps are written as shifted multiply-adds
@@ -67,15 +92,27 @@ __all__ = ["lowering", "depthwise", "pointwise", "stacked", "MAX_TAPS", "MAX_MUL
 MAX_TAPS = 49
 #: Outputs per group of a depthwise convolution written as shifted multiply-adds.
 MAX_MULTIPLIER = 4
-#: :func:`stacked` is taken while its buffers need at most this many bytes, or
-#: :data:`STACKED_GROWTH` times the input's and the output's, whichever is more.
+#: Grouped convolutions are written as :func:`shifted` multiply-adds while each output
+#: sums at most this many terms (input channels of a group times taps)...
+MAX_SHIFTED_TERMS = 144
+#: ...and a group's input channels times its outputs are at most this (beyond, the
+#: products of :func:`stacked` are faster).
+MAX_SHIFTED_GROUP = 64
+#: :func:`stacked` (and :func:`shifted`, which is differentiated as it) is taken while its
+#: buffers need at most this many bytes, or :data:`STACKED_GROWTH` times the input's and
+#: the output's, whichever is more.
 MAX_STACKED_BYTES = 256 << 20
+#: :func:`stacked` computes in blocks where its buffers would pass this many bytes: XLA:CPU
+#: allocates a computation's temporaries at every call, and glibc's ``malloc`` maps blocks
+#: above 32 MiB afresh each time, so their pages fault in again at every call (1.5 us a
+#: page on the 2-core Intel VM of ``docs/jax-backend.md``: 29 of the 3-d bench shape's 73 ms).
+STACKED_BLOCK_BYTES = 8 << 20
 STACKED_GROWTH = 16
 _FLOATS = ("float32", "float16", "bfloat16")
 
 
 def lowering(spec: ConvSpec, platform: str) -> str | None:
-    """``'depthwise'``, ``'pointwise'``, ``'stacked'`` or None (``jax.lax.conv_general_dilated``)
+    """``'depthwise'``, ``'pointwise'``, ``'shifted'``, ``'stacked'`` or None (``jax.lax.conv_general_dilated``)
     for ``spec`` on ``platform`` (``jax.default_backend()``).
 
     >>> from polyconv.spec import conv_spec
@@ -87,6 +124,9 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
     'pointwise'
     >>> lowering(conv_spec((8, 256, 28, 28), (256, 8, 3, 3), "float32", "float32", (1, 1), "SAME",
     ...                    feature_group_count=32), "cpu")
+    'shifted'
+    >>> lowering(conv_spec((8, 256, 28, 28), (256, 16, 3, 3), "float32", "float32", (1, 1), "SAME",
+    ...                    feature_group_count=16), "cpu")
     'stacked'
     """
     if platform != "cpu" or spec.dtype not in _FLOATS or spec.nspatial == 0 or 0 in spec.out_shape \
@@ -103,6 +143,8 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
     if spec.batch_group_count == 1 and spec.nspatial >= 2 and \
             (p.groups > 1 or (spec.nspatial >= 3 and p.strides[0] == 1)) \
             and _stacked_bytes(spec) <= max(MAX_STACKED_BYTES, STACKED_GROWTH * _operand_bytes(spec)):
+        if p.groups > 1 and p.cg * p.taps <= MAX_SHIFTED_TERMS and p.cg * p.og <= MAX_SHIFTED_GROUP:
+            return "shifted"
         return "stacked"
     return None
 
@@ -121,9 +163,13 @@ def _extent(p: Problem, level: int) -> tuple[int, ...]:
 
 
 def _stacked_bytes(spec: ConvSpec, level: int = 1) -> int:
-    """Bytes (4 per element) of the two buffers :func:`stacked` makes: the stacked windows
-    ``(G, T * C_g, M)`` and the product ``(G, R * O_g, M)``."""
-    p = problem(spec)
+    """Bytes (4 per element) of the two buffers :func:`stacked` makes, computed whole: the
+    stacked windows ``(G, T * C_g, M)`` and the product ``(G, R * O_g, M)``."""
+    return _stacked_bytes_of(problem(spec), level)
+
+
+def _stacked_bytes_of(p: Problem, level: int) -> int:
+    """:func:`_stacked_bytes` of the problem ``p``."""
     columns = p.batch * math.prod(_extent(p, level))
     return 4 * p.groups * columns * (math.prod(p.window[level:]) * p.cg + math.prod(p.window[:level]) * p.og)
 
@@ -154,7 +200,9 @@ def _accumulation(jnp: Any, spec: ConvSpec) -> Any:
 
 
 def depthwise(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
-    """A depthwise convolution as shifted multiply-adds (see the module docstring)."""
+    """A grouped convolution as shifted multiply-adds, one term per tap and input channel of
+    a group (see the module docstring): the :data:`depthwise <lowering>` lowering, and the
+    forward computation of :func:`shifted`."""
     from ._lowering import jax_modules
 
     _, lax, jnp = jax_modules()
@@ -163,25 +211,58 @@ def depthwise(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     p = problem(spec)
     acc = _accumulation(jnp, spec)
     x = lax.convert_element_type(lax.transpose(lhs, dn.lhs_spec), acc)  # (N, C, *S)
-    w = lax.convert_element_type(lax.transpose(rhs, dn.rhs_spec), acc)  # (O, 1, *K)
+    w = lax.convert_element_type(lax.transpose(rhs, dn.rhs_spec), acc)  # (O, C_g, *K)
     x = _spatial_pad(lax, jnp, x, spec.padding)
-    w = lax.reshape(w, (p.groups, p.og, *p.window))  # (G, O_g, *K)
     batch, out = x.shape[0], p.out
+    x = lax.reshape(x, (batch, p.groups, p.cg, *x.shape[2:]))  # (N, G, C_g, *S_padded)
+    w = lax.reshape(w, (p.groups, p.og, p.cg, *p.window))  # (G, O_g, C_g, *K)
     total = None
     for tap in product(*(range(k) for k in p.window)):
-        start = (0, 0, *(t * d for t, d in zip(tap, p.dilation)))
-        limit = (batch, p.groups, *(_limit(t, d, y, s) for t, d, y, s in zip(tap, p.dilation, out, p.strides)))
-        xs = lax.slice(x, start, limit, (1, 1, *p.strides))  # (N, G, *Y)
-        wk = lax.slice(w, (0, 0, *tap), (p.groups, p.og, *(t + 1 for t in tap)))  # (G, O_g, 1...)
-        if p.og == 1:
-            term = xs * lax.reshape(wk, (1, p.groups, *(1,) * n))
-        else:
-            term = lax.reshape(xs, (batch, p.groups, 1, *out)) * lax.reshape(wk, (1, p.groups, p.og, *(1,) * n))
-        total = term if total is None else total + term
+        for i in range(p.cg):
+            start = (0, 0, i, *(t * d for t, d in zip(tap, p.dilation)))
+            limit = (batch, p.groups, i + 1,
+                     *(_limit(t, d, y, s) for t, d, y, s in zip(tap, p.dilation, out, p.strides)))
+            xs = lax.slice(x, start, limit, (1, 1, 1, *p.strides))  # (N, G, 1, *Y)
+            wk = lax.slice(w, (0, 0, i, *tap), (p.groups, p.og, i + 1, *(t + 1 for t in tap)))  # (G, O_g, 1, 1...)
+            term = xs * lax.reshape(wk, (1, p.groups, p.og, *(1,) * n))  # (N, G, O_g, *Y)
+            total = term if total is None else total + term
     assert total is not None  # at least one tap
     y = lax.reshape(total, (batch, p.groups * p.og, *out))
     y = lax.convert_element_type(y, jnp.dtype(spec.out_dtype))
     return lax.transpose(y, tuple(inverse_permutation(dn.out_spec)))
+
+
+def shifted(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
+    """A grouped convolution as :func:`depthwise`'s shifted multiply-adds, differentiated as
+    :func:`stacked` (a ``jax.custom_jvp``; see the module docstring)."""
+    from ._lowering import jax_modules
+
+    jax, _, _ = jax_modules()
+    from jax.custom_derivatives import SymbolicZero
+
+    @jax.custom_jvp  # type: ignore[untyped-decorator]
+    def conv(lhs: Any, rhs: Any) -> Any:
+        return depthwise(lhs, rhs, spec)
+
+    def jvp(primals: tuple[Any, Any], tangents: tuple[Any, Any]) -> tuple[Any, Any]:
+        # stacked's own forward mode, over the operands whose tangents are not zero: the
+        # stacked windows of lhs are made once, for the result and the kernel's tangent
+        live = [i for i, t in enumerate(tangents) if not isinstance(t, SymbolicZero)]
+
+        def of_live(*operands: Any) -> Any:
+            both = list(primals)
+            for i, operand in zip(live, operands):
+                both[i] = operand
+            return stacked(both[0], both[1], spec, precision)
+
+        if not live:  # JAX calls the rule with one tangent at least; kept total all the same
+            primal = stacked(primals[0], primals[1], spec, precision)
+            return primal, jax.lax.zeros_like_array(primal)
+        out: tuple[Any, Any] = jax.jvp(of_live, tuple(primals[i] for i in live), tuple(tangents[i] for i in live))
+        return out
+
+    conv.defjvp(jvp, symbolic_zeros=True)
+    return conv(lhs, rhs)
 
 
 def pointwise(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
@@ -212,18 +293,77 @@ def pointwise(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
 def stacked(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None, level: int = 1) -> Any:
     """A convolution as one ``lax.dot_general`` per group: the taps of the axes from
     ``level`` on stacked into the contraction, those of the axes before it into the
-    product's rows (see the module docstring)."""
+    product's rows (see the module docstring).  Where its buffers would pass
+    :data:`STACKED_BLOCK_BYTES`, the outputs of axis ``level`` are computed in blocks that
+    keep them under it (:func:`_blocks`), one after another in a ``lax.map``."""
     from ._lowering import jax_modules
 
     _, lax, jnp = jax_modules()
     dn = spec.dimension_numbers
     p = problem(spec)
-    acc = _accumulation(jnp, spec)
-    groups, cg, og = p.groups, p.cg, p.og
     x = lax.transpose(lhs, (dn.lhs_spec[1], dn.lhs_spec[0], *dn.lhs_spec[2:]))  # (C, N, *S)
     x = _spatial_pad(lax, jnp, x, spec.padding)
-    batch = x.shape[1]
-    x = lax.reshape(x, (groups, cg, batch, *x.shape[2:]))  # (G, C_g, N, *S_padded)
+    x = lax.reshape(x, (p.groups, p.cg, x.shape[1], *x.shape[2:]))  # (G, C_g, N, *S_padded)
+    w = lax.reshape(lax.transpose(rhs, dn.rhs_spec), (p.groups, p.og, p.cg, *p.window))  # (G, O_g, C_g, *K)
+    count, size = _blocks(p, level)
+    if count == 1:
+        y = _stacked_product(lax, jnp, x, w, p, spec, precision, level)  # (G, O_g, N, *Y)
+    else:  # blocks of `size` outputs of axis `level`, the last one padded to full size and cut after
+        axis, stride = 3 + level, p.strides[level]
+        reach = _limit(p.window[level] - 1, p.dilation[level], size, stride)  # input positions a block reads
+        need = (count - 1) * size * stride + reach
+        if need > x.shape[axis]:
+            grow = [(0, 0, 0)] * x.ndim
+            grow[axis] = (0, need - x.shape[axis], 0)
+            x = lax.pad(x, jnp.zeros((), x.dtype), grow)
+        block = dataclasses.replace(p, out=(*p.out[:level], size, *p.out[level + 1:]))
+
+        # the blocks' inputs (overlapping by the window's reach), mapped over: the product is
+        # then linear in what lax.map maps over, which jaxlib 0.5 can transpose (not an index)
+        pieces = jnp.stack([lax.slice_in_dim(x, i * size * stride, i * size * stride + reach, axis=axis)
+                            for i in range(count)])
+        y = lax.map(lambda piece: _stacked_product(lax, jnp, piece, w, block, spec, precision, level), pieces)
+        # (B, G, O_g, N, *Y with `size` on axis `level`)
+        y = jnp.moveaxis(y, 0, 3 + level)
+        y = lax.reshape(y, (*y.shape[:3 + level], count * size, *y.shape[5 + level:]))
+        y = lax.slice_in_dim(y, 0, p.out[level], axis=3 + level)
+    y = lax.reshape(y, (p.groups * p.og, p.batch, *p.out))  # (O, N, *Y)
+    y = lax.convert_element_type(y, jnp.dtype(spec.out_dtype))
+    return lax.transpose(y, tuple(inverse_permutation((dn.out_spec[1], dn.out_spec[0], *dn.out_spec[2:]))))
+
+
+def _blocks(p: Problem, level: int) -> tuple[int, int]:
+    """How many blocks :func:`stacked` splits the outputs of axis ``level`` into, and their
+    size: one where its buffers fit :data:`STACKED_BLOCK_BYTES` (or nothing is left to
+    split), else blocks of equal size whose buffers do."""
+    if level >= p.nspatial or p.out[level] == 1 or not _maps_transpose():
+        return 1, p.out[level] if level < p.nspatial else 1
+    whole = _stacked_bytes_of(p, level)
+    if whole <= STACKED_BLOCK_BYTES:
+        return 1, p.out[level]
+    size = max(1, p.out[level] * STACKED_BLOCK_BYTES // whole)
+    count = -(-p.out[level] // size)
+    size = -(-p.out[level] // count)  # the same count, blocks as even as it allows
+    return count, size
+
+
+def _maps_transpose() -> bool:
+    """Whether this JAX can ``jax.linear_transpose`` a ``lax.map`` (0.10 on; 0.5.1, 0.7.1,
+    0.8.0 and 0.9.2 fail: its linear inputs are not marked linear there)."""
+    from ._lowering import jax_modules
+
+    release = tuple(int(part) for part in jax_modules()[0].__version__.split(".")[:2] if part.isdigit())
+    return release >= (0, 10)
+
+
+def _stacked_product(lax: Any, jnp: Any, x: Any, w: Any, p: Problem, spec: ConvSpec, precision: Any,
+                     level: int) -> Any:
+    """:func:`stacked`'s product for the padded input ``x`` ``(G, C_g, N, *S)`` and the
+    kernel ``w`` ``(G, O_g, C_g, *K)``, ``p`` giving the outputs: ``(G, O_g, N, *Y)``, in
+    the accumulation dtype."""
+    acc = _accumulation(jnp, spec)
+    groups, cg, og = p.groups, p.cg, p.og
+    batch = x.shape[2]
     extent = _extent(p, level)  # the wide axes' reach, then the stacked axes' outputs
     reach, ones = extent[:level], (1,) * level
     columns = batch * math.prod(extent)
@@ -240,7 +380,7 @@ def stacked(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None, level: in
         cols = lax.dynamic_update_slice(cols, lax.reshape(piece, (groups, 1, cg, columns)), (0, i, 0, 0))
     cols = lax.reshape(cols, (groups, len(taps) * cg, columns))  # (G, T * C_g, M)
     rows = math.prod(p.window[:level])
-    w = lax.reshape(lax.transpose(rhs, dn.rhs_spec), (groups, og, cg, rows, len(taps)))
+    w = lax.reshape(w, (groups, og, cg, rows, len(taps)))
     w = lax.reshape(lax.transpose(w, (0, 3, 1, 4, 2)), (groups, rows * og, len(taps) * cg))  # (G, R * O_g, T * C_g)
     z = lax.dot_general(w, cols, (((2,), (1,)), ((0,), (0,))), precision, acc)  # (G, R * O_g, M)
     z = lax.reshape(z, (groups, rows, og, batch, *extent))
@@ -253,6 +393,4 @@ def stacked(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None, level: in
         term = lax.slice(z, start, limit, (1, 1, 1, 1, *p.strides[:level], *(1 for _ in inner)))
         total = term if total is None else total + term
     assert total is not None  # at least one tap
-    y = lax.reshape(total, (groups * og, batch, *p.out))  # (O, N, *Y)
-    y = lax.convert_element_type(y, jnp.dtype(spec.out_dtype))
-    return lax.transpose(y, tuple(inverse_permutation((dn.out_spec[1], dn.out_spec[0], *dn.out_spec[2:]))))
+    return lax.reshape(total, (groups, og, batch, *p.out))
