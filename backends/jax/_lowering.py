@@ -111,10 +111,16 @@ _WIDENED_BEFORE_0_7 = {**_WIDENED, ("float32", "float64"): "float64", ("float16"
 _F16_SUMS_BEFORE_0_7_2 = {("float16", "float16"): "float32"}
 
 
+def jax_release() -> tuple[int, ...]:
+    """JAX's release as numbers, ``(0, 10, 2)`` for ``'0.10.2'``, for the rules that
+    depend on it (read at every call: tests set ``jax.__version__``)."""
+    return tuple(int(p) for p in jax_modules()[0].__version__.split(".")[:3] if p.isdigit())
+
+
 @caching.lru_cache(None, name="polyconv.backends.jax.widenings")
 def _widenings() -> dict[tuple[str, str], str]:
     jax = jax_modules()[0]
-    release = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
+    release = jax_release()
     table = dict(_WIDENED_BEFORE_0_7 if release < (0, 7) else _WIDENED)
     if release < (0, 7, 2) and jax.default_backend() == "cpu":
         table.update(_F16_SUMS_BEFORE_0_7_2)

@@ -142,7 +142,7 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
         return "pointwise"
     if spec.batch_group_count == 1 and spec.nspatial >= 2 and \
             (p.groups > 1 or (spec.nspatial >= 3 and p.strides[0] == 1)) \
-            and _stacked_bytes(spec) <= max(MAX_STACKED_BYTES, STACKED_GROWTH * _operand_bytes(spec)):
+            and _stacked_bytes(p) <= max(MAX_STACKED_BYTES, STACKED_GROWTH * _operand_bytes(spec)):
         if p.groups > 1 and p.cg * p.taps <= MAX_SHIFTED_TERMS and p.cg * p.og <= MAX_SHIFTED_GROUP:
             return "shifted"
         return "stacked"
@@ -162,14 +162,9 @@ def _extent(p: Problem, level: int) -> tuple[int, ...]:
     return (*wide, *p.out[level:])
 
 
-def _stacked_bytes(spec: ConvSpec, level: int = 1) -> int:
+def _stacked_bytes(p: Problem, level: int = 1) -> int:
     """Bytes (4 per element) of the two buffers :func:`stacked` makes, computed whole: the
     stacked windows ``(G, T * C_g, M)`` and the product ``(G, R * O_g, M)``."""
-    return _stacked_bytes_of(problem(spec), level)
-
-
-def _stacked_bytes_of(p: Problem, level: int) -> int:
-    """:func:`_stacked_bytes` of the problem ``p``."""
     columns = p.batch * math.prod(_extent(p, level))
     return 4 * p.groups * columns * (math.prod(p.window[level:]) * p.cg + math.prod(p.window[:level]) * p.og)
 
@@ -201,8 +196,8 @@ def _accumulation(jnp: Any, spec: ConvSpec) -> Any:
 
 def depthwise(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     """A grouped convolution as shifted multiply-adds, one term per tap and input channel of
-    a group (see the module docstring): the :data:`depthwise <lowering>` lowering, and the
-    forward computation of :func:`shifted`."""
+    a group (see the module docstring): the ``depthwise`` lowering, and the forward
+    computation of :func:`shifted`."""
     from ._lowering import jax_modules
 
     _, lax, jnp = jax_modules()
@@ -245,20 +240,20 @@ def shifted(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
         return depthwise(lhs, rhs, spec)
 
     def jvp(primals: tuple[Any, Any], tangents: tuple[Any, Any]) -> tuple[Any, Any]:
-        # stacked's own forward mode, over the operands whose tangents are not zero: the
-        # stacked windows of lhs are made once, for the result and the kernel's tangent
-        live = [i for i, t in enumerate(tangents) if not isinstance(t, SymbolicZero)]
-
-        def of_live(*operands: Any) -> Any:
-            both = list(primals)
-            for i, operand in zip(live, operands):
-                both[i] = operand
-            return stacked(both[0], both[1], spec, precision)
-
-        if not live:  # JAX calls the rule with one tangent at least; kept total all the same
-            primal = stacked(primals[0], primals[1], spec, precision)
-            return primal, jax.lax.zeros_like_array(primal)
-        out: tuple[Any, Any] = jax.jvp(of_live, tuple(primals[i] for i in live), tuple(tangents[i] for i in live))
+        # stacked's own forward mode, over the operands whose tangents are not zero (the
+        # stacked windows of lhs are made once, for the result and the kernel's tangent)
+        lhs, rhs = primals
+        d_lhs, d_rhs = (None if isinstance(t, SymbolicZero) else t for t in tangents)
+        out: tuple[Any, Any]
+        if d_lhs is None and d_rhs is None:  # JAX calls the rule with one tangent at least
+            primal = stacked(lhs, rhs, spec, precision)
+            out = primal, jax.lax.zeros_like_array(primal)
+        elif d_lhs is None:
+            out = jax.jvp(lambda b: stacked(lhs, b, spec, precision), (rhs,), (d_rhs,))
+        elif d_rhs is None:
+            out = jax.jvp(lambda a: stacked(a, rhs, spec, precision), (lhs,), (d_lhs,))
+        else:
+            out = jax.jvp(lambda a, b: stacked(a, b, spec, precision), primals, (d_lhs, d_rhs))
         return out
 
     conv.defjvp(jvp, symbolic_zeros=True)
@@ -336,11 +331,9 @@ def _blocks(p: Problem, level: int) -> tuple[int, int]:
     """How many blocks :func:`stacked` splits the outputs of axis ``level`` into, and their
     size: one where its buffers fit :data:`STACKED_BLOCK_BYTES` (or nothing is left to
     split), else blocks of equal size whose buffers do."""
-    if level >= p.nspatial or p.out[level] == 1 or not _maps_transpose():
-        return 1, p.out[level] if level < p.nspatial else 1
-    whole = _stacked_bytes_of(p, level)
-    if whole <= STACKED_BLOCK_BYTES:
-        return 1, p.out[level]
+    whole = _stacked_bytes(p, level)
+    if level >= p.nspatial or p.out[level] == 1 or whole <= STACKED_BLOCK_BYTES or not _maps_transpose():
+        return 1, 0  # one block, the whole product (the size is not used)
     size = max(1, p.out[level] * STACKED_BLOCK_BYTES // whole)
     count = -(-p.out[level] // size)
     size = -(-p.out[level] // count)  # the same count, blocks as even as it allows
@@ -350,10 +343,9 @@ def _blocks(p: Problem, level: int) -> tuple[int, int]:
 def _maps_transpose() -> bool:
     """Whether this JAX can ``jax.linear_transpose`` a ``lax.map`` (0.10 on; 0.5.1, 0.7.1,
     0.8.0 and 0.9.2 fail: its linear inputs are not marked linear there)."""
-    from ._lowering import jax_modules
+    from ._lowering import jax_release
 
-    release = tuple(int(part) for part in jax_modules()[0].__version__.split(".")[:2] if part.isdigit())
-    return release >= (0, 10)
+    return jax_release() >= (0, 10)
 
 
 def _stacked_product(lax: Any, jnp: Any, x: Any, w: Any, p: Problem, spec: ConvSpec, precision: Any,
