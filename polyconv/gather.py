@@ -54,26 +54,27 @@ def _axis_plans(size: int, outputs: int, window: int, stride: int, padding: tupl
     return [reads.get(k) for k in range(window)]
 
 
+def _zeros_along(xp: Any, like: Any, axis: int, n: int) -> Any:
+    """Zeros of ``like``'s shape but ``n`` long along ``axis``, its dtype, on its device."""
+    shape = list(like.shape)
+    shape[axis] = n
+    return xp.zeros(tuple(shape), dtype=like.dtype, **on(device_of(like)))
+
+
 def _place(xp: Any, part: Any, axis: int, reads: TapReads, outputs: int) -> Any:
     """``part`` (``reads.count`` elements along ``axis``) spread to ``outputs``
     elements: from ``reads.out_start``, every ``reads.out_step``-th, zeros elsewhere."""
-    device = device_of(part)
-
-    def zeros(n: int) -> Any:
-        shape = list(part.shape)
-        shape[axis] = n
-        return xp.zeros(tuple(shape), dtype=part.dtype, **on(device))
-
     step = reads.out_step
     if step > 1:  # interleave step - 1 zeros after each element, then trim (count > 1: step <= outputs)
-        filler = xp.zeros(part.shape, dtype=part.dtype, **on(device))
+        filler = _zeros_along(xp, part, axis, part.shape[axis])
         spread = xp.stack([part] + [filler] * (step - 1), axis=axis + 1)
         shape = list(part.shape)
         shape[axis] = reads.count * step
         part = xp.reshape(spread, tuple(shape))
         part = part[(slice(None),) * axis + (slice(0, (reads.count - 1) * step + 1),)]
     tail = outputs - reads.out_start - part.shape[axis]
-    pieces = ([zeros(reads.out_start)] if reads.out_start else []) + [part] + ([zeros(tail)] if tail else [])
+    pieces = ([_zeros_along(xp, part, axis, reads.out_start)] if reads.out_start else []) + [part] + \
+        ([_zeros_along(xp, part, axis, tail)] if tail else [])
     return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
 
 
@@ -139,7 +140,6 @@ def _by_stacking(xp: Any, x: Any, plans: Sequence[Sequence[TapReads | None]], ou
     (:func:`_place`), and the taps are stacked into a new window axis.  The
     operations number the sum of the window's sizes, not their product (62,
     not 961, for a 31x31 window), which keeps a traced program small."""
-    device = device_of(x)
     if not plans:  # no spatial axes: the patches are the input, copied
         return xp.stack([x], axis=2)
     for a, (axis_plans, outputs) in enumerate(zip(plans, out_spatial)):
@@ -147,9 +147,7 @@ def _by_stacking(xp: Any, x: Any, plans: Sequence[Sequence[TapReads | None]], ou
         pieces = []
         for reads in axis_plans:
             if reads is None:
-                shape = list(x.shape)
-                shape[axis] = outputs
-                pieces.append(xp.zeros(tuple(shape), dtype=x.dtype, **on(device)))
+                pieces.append(_zeros_along(xp, x, axis, outputs))
             else:
                 part = x[(slice(None),) * axis + (_in_slice(reads),)]
                 pieces.append(_place(xp, part, axis, reads, outputs))
