@@ -246,6 +246,38 @@ def test_chunk_budget_is_honoured() -> None:
                 assert c.groups * 10 * geo.slab_columns(c) <= max(budget, 10 * 8 * (8 + 2) * geo.flat[0])
 
 
+def _fake_sysfs(root: Any, caches: list[tuple[str, str, str]]) -> str:
+    """A directory laid out as Linux's ``cpu0/cache``: one ``indexN`` per (level, type, size)."""
+    for i, (level, kind, size) in enumerate(caches):
+        entry = root / f"index{i}"
+        entry.mkdir(parents=True)
+        for name, text in (("level", level), ("type", kind), ("size", size)):
+            (entry / name).write_text(text + "\n")
+    return str(root)
+
+
+def test_depthwise_chunks_are_sized_to_the_l2_cache(tmp_path: Any) -> None:
+    """The L2 cache is found among the others as sysfs lists them; an unreadable tree gives None;
+    the depthwise budget is the L2 within its bounds, and the module's budget is that of this machine."""
+    from polyconv.backends.numpy import caches
+
+    intel = _fake_sysfs(tmp_path / "intel", [("1", "Data", "48K"), ("1", "Instruction", "32K"),
+                                             ("2", "Unified", "2048K"), ("3", "Unified", "307200K")])
+    assert caches.l2_bytes(intel) == 2 << 20
+    zen = _fake_sysfs(tmp_path / "zen", [("1", "Data", "32K"), ("2", "Unified", "1024K")])
+    assert caches.l2_bytes(zen) == 1 << 20
+    assert caches.l2_bytes(_fake_sysfs(tmp_path / "l1only", [("1", "Data", "32K")])) is None
+    assert caches.l2_bytes(_fake_sysfs(tmp_path / "garbled", [("2", "Unified", "lots")])) is None
+    assert caches.l2_bytes(str(tmp_path / "absent")) is None
+    assert [caches.parse_size(t) for t in ("2048K", "1M", "1MiB", "512", "", "K")] == \
+        [2 << 20, 1 << 20, 1 << 20, 512, None, None]
+    assert depthwise._workspace_bytes(None) == depthwise.MAX_WORKSPACE_BYTES
+    assert depthwise._workspace_bytes(256 << 10) == depthwise.MIN_WORKSPACE_BYTES
+    assert depthwise._workspace_bytes(3 << 20) == 3 << 20
+    assert depthwise._workspace_bytes(64 << 20) == depthwise.MAX_WORKSPACE_BYTES
+    assert depthwise.WORKSPACE_BYTES == depthwise._workspace_bytes(caches.l2_bytes())
+
+
 _EXPECTED = {
     "resnet": "offsets", "stem": "offsets", "pointwise": "pointwise", "depthwise": "depthwise",
     "grouped": "offsets", "dilated": "offsets", "1-d": "offsets", "3-d": "offsets", "transposed": "polyphase",

@@ -19,13 +19,29 @@ import numpy as np
 from polyconv import caching
 from polyconv.spec.canonical import Problem
 
-from . import parallel, workspace
+from . import caches, parallel, workspace
 from .geometry import Chunk, Geometry, fill_slab, geometry, store
 
 __all__ = ["DepthwisePlan", "plan", "run", "WORKSPACE_BYTES", "MAX_MULTIPLIER"]
 
-#: Target bytes of one chunk's slab, result and product together (about a core's L2 cache).
-WORKSPACE_BYTES = 4 << 20
+#: Bounds of :data:`WORKSPACE_BYTES`, and its value where the L2 cache's size is unknown.
+MIN_WORKSPACE_BYTES, MAX_WORKSPACE_BYTES = 1 << 20, 4 << 20
+
+
+def _workspace_bytes(l2: int | None) -> int:
+    """A chunk budget for a core with ``l2`` bytes of L2 cache (None: unknown).
+
+    >>> [_workspace_bytes(n) >> 20 for n in (None, 512 << 10, 2 << 20, 32 << 20)]
+    [4, 1, 2, 4]
+    """
+    if l2 is None:
+        return MAX_WORKSPACE_BYTES
+    return min(max(l2, MIN_WORKSPACE_BYTES), MAX_WORKSPACE_BYTES)
+
+
+#: Target bytes of one chunk's slab, result and product together: one core's L2 cache
+#: (:mod:`.caches`), within 1 and 4 MiB; 4 MiB where its size is unknown.
+WORKSPACE_BYTES = _workspace_bytes(caches.l2_bytes())
 #: Output channels per group up to which a one-channel-per-group convolution is depthwise.
 MAX_MULTIPLIER = 4
 
