@@ -101,8 +101,15 @@ def test_torch_reports_its_path() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 def test_jax_reports_lax_or_taps() -> None:
+    import jax
     import jax.numpy as jnp
 
-    x, w = jnp.ones((1, 1, 8)), jnp.ones((1, 1, 3))
+    x, w = jnp.ones((1, 16, 8)), jnp.ones((32, 16, 3))
     assert polyconv.explain("conv_general_dilated", x, w, (1,), "SAME").strategy == "lax"
+    x, w = jnp.ones((1, 1, 8)), jnp.ones((1, 1, 3))
+    few = polyconv.explain("conv_general_dilated", x, w, (1,), "SAME")
+    if jax.default_backend() == "cpu":  # few channels: the CPU's shifted sum, XLA's own gradient
+        assert few.strategy == "shifted" and "few channels" in few.why and "jax.lax.conv_general_dilated" in few.why
+    else:
+        assert few.strategy == "lax"
     assert polyconv.explain("conv_general_dilated", x, w, (1,), [(2**40, -(2**40))]).strategy == "taps"

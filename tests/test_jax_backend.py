@@ -891,6 +891,16 @@ _CPU_CASES = [
      {"window_strides": (1, 1), "padding": "SAME", "feature_group_count": 2}),
     ("shifted-depthwise-9x9", (1, 3, 12, 11), (3, 1, 9, 9), "float32",
      {"window_strides": (1, 1), "padding": "SAME", "feature_group_count": 3}),
+    ("shifted-ungrouped-strided-dilated", (2, 3, 11, 10), (4, 3, 3, 2), "float32",
+     {"window_strides": (2, 3), "padding": ((1, 2), (-1, 1)), "rhs_dilation": (2, 1)}),
+    ("shifted-ungrouped-1d-nwc", (3, 17, 2), (5, 2, 4), "float32",
+     {"window_strides": (2,), "padding": "SAME", "dimension_numbers": ("NWC", "WIO", "NWC")}),
+    ("shifted-ungrouped-3d", (1, 1, 5, 6, 7), (2, 1, 3, 3, 3), "float32",
+     {"window_strides": (1, 1, 2), "padding": "SAME"}),
+    ("shifted-single-channel-15x15", (1, 1, 17, 16), (1, 1, 15, 15), "float32",
+     {"window_strides": (1, 1), "padding": "SAME", "precision": "highest"}),
+    ("shifted-ungrouped-f16-to-f32", (2, 1, 9, 9), (3, 1, 3, 3), "float16",
+     {"window_strides": (1, 1), "padding": "VALID", "preferred_element_type": "float32"}),
     ("stacked-grouped-strided-dilated", (2, 16, 11, 10), (32, 8, 3, 2), "float32",
      {"window_strides": (2, 3), "padding": ((1, 2), (-1, 1)), "rhs_dilation": (2, 1), "feature_group_count": 2}),
     ("stacked-grouped-nhwc", (2, 7, 8, 18), (3, 3, 9, 16), "float32",
@@ -898,13 +908,13 @@ _CPU_CASES = [
       "precision": "highest"}),
     ("stacked-depthwise-13x13", (1, 3, 14, 13), (3, 1, 13, 13), "float32",
      {"window_strides": (1, 1), "padding": "SAME", "feature_group_count": 3}),
-    ("stacked-3d", (2, 3, 6, 5, 7), (4, 3, 3, 2, 3), "float32",
+    ("stacked-3d", (2, 3, 6, 5, 7), (24, 3, 3, 2, 3), "float32",
      {"window_strides": (1, 2, 1), "padding": ((1, 1), (0, 1), (2, -1)), "rhs_dilation": (2, 1, 1)}),
-    ("stacked-3d-ndhwc", (1, 5, 6, 4, 3), (2, 2, 2, 3, 4), "float32",
+    ("stacked-3d-ndhwc", (1, 5, 6, 4, 3), (2, 2, 2, 3, 24), "float32",
      {"window_strides": (1, 1, 1), "padding": "VALID", "dimension_numbers": ("NDHWC", "DHWIO", "NDHWC")}),
     ("stacked-grouped-bf16", (2, 16, 6, 6), (32, 8, 3, 3), "bfloat16",
      {"window_strides": (1, 1), "padding": "SAME", "feature_group_count": 2}),
-    ("stacked-3d-f16-to-f32", (1, 2, 5, 5, 5), (3, 2, 3, 3, 3), "float16",
+    ("stacked-3d-f16-to-f32", (1, 2, 5, 5, 5), (12, 2, 3, 3, 3), "float16",
      {"window_strides": (1, 1, 1), "padding": "SAME", "preferred_element_type": "float32"}),
 ]
 
@@ -996,6 +1006,32 @@ def test_cpu_lowerings_match_the_reference_in_value_gradient_and_batching(
     np.testing.assert_allclose(_n(tangent), _n(f(_j(dx), _j(w))), rtol=1e-5, atol=1e-5)
     (transposed,) = jax.linear_transpose(lambda a: polyconv.conv_general_dilated(a, _j(w), **kw), _j(x))(_j(g))
     np.testing.assert_allclose(_n(transposed), _n(lhs_ct), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("lhs, rhs, kw, derivative", [
+    ((2, 8, 9, 9), (8, 2, 3, 3), {"window_strides": (1, 1), "padding": "SAME", "feature_group_count": 4}, "stacked"),
+    ((2, 3, 9, 9), (4, 3, 3, 3), {"window_strides": (2, 1), "padding": "SAME"}, "lax"),
+    ((2, 2, 17), (3, 2, 5), {"window_strides": (1,), "padding": "VALID"}, "lax"),
+    ((1, 1, 5, 6, 7), (2, 1, 3, 3, 3), {"window_strides": (1, 1, 2), "padding": "SAME"}, "stacked"),
+], ids=["grouped", "ungrouped-2d", "ungrouped-1d", "ungrouped-3d"])
+def test_shifted_is_differentiated_as_the_lowering_it_replaces(lhs: tuple, rhs: tuple, kw: dict,
+                                                              derivative: str) -> None:
+    """The shifted lowering's gradient is the one the spec would have without it: stacked's
+    products for grouped convolutions and ungrouped 3-d ones with stride 1 first (no XLA
+    convolution in the gradient), XLA's own convolutions for the other ungrouped ones (whose
+    gradient XLA computes faster than stacked's); the forward pass is the sum either way."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("the CPU lowerings apply on the CPU platform only")
+    spec = conv_spec(lhs, rhs, "float32", "float32", **kw)
+    assert cpu_lowering.lowering(spec, "cpu") == "shifted"
+    assert cpu_lowering.shifted_derivative(spec) == derivative
+    x, w = _j(_rand(lhs, 0, "float32")), _j(_rand(rhs, 1, "float32"))
+    forward = _hlo(lambda a, b: polyconv.conv_general_dilated(a, b, **kw), x, w)
+    gradient = _hlo(jax.grad(lambda a, b: jnp.tanh(polyconv.conv_general_dilated(a, b, **kw)).sum(),
+                             argnums=(0, 1)), x, w)
+    assert "stablehlo.convolution" not in forward
+    assert ("stablehlo.convolution" in gradient) is (derivative == "lax")
+    assert ("stablehlo.dot_general" in gradient) is (derivative == "stacked")
 
 
 @pytest.mark.parametrize("version, widened", [("0.5.1", True), ("0.7.1", True), ("0.7.2", False), ("0.10.2", False)])

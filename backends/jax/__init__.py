@@ -276,9 +276,12 @@ class JaxBackend(Backend):
             return Strategy("pointwise", "on the CPU, single-tap windows as one lax.dot_general over the channels",
                             decisions)
         if fast == "shifted":
-            return Strategy("shifted", "on the CPU, small groups as shifted multiply-adds (one strided lax.slice "
+            what = "small groups" if conv.groups > 1 else "few channels"
+            how = "the stacked lowering" if cpu_lowering.shifted_derivative(conv) == "stacked" else \
+                "jax.lax.conv_general_dilated"
+            return Strategy("shifted", f"on the CPU, {what} as shifted multiply-adds (one strided lax.slice "
                             "per tap and input channel of a group), which XLA fuses into one loop; differentiated "
-                            "as the stacked lowering (a jax.custom_jvp)", decisions)
+                            f"as {how} (a jax.custom_jvp)", decisions)
         if fast == "stacked":
             return Strategy("stacked", "on the CPU, one lax.dot_general per group: the windows of the inner axes' taps "
                             "stacked into the contraction, the first axis' taps into the product's rows, "

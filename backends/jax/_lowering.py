@@ -378,9 +378,23 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
     if fast == "pointwise":
         return _compiled(jax, cpu_lowering.pointwise, spec, _precision(lax, spec.precision)), (), False
     if fast == "shifted":
-        return _compiled(jax, cpu_lowering.shifted, spec, _precision(lax, spec.precision)), (), False
+        derivative = None
+        if cpu_lowering.shifted_derivative(spec) == "lax":
+            fn, args, _ = _xla(spec)
+
+            def derivative(lhs: Any, rhs: Any) -> Any:
+                return fn(lhs, rhs, *args)
+
+        return _compiled(jax, cpu_lowering.shifted, spec, _precision(lax, spec.precision), derivative), (), False
     if fast == "stacked":
         return _compiled(jax, cpu_lowering.stacked, spec, _precision(lax, spec.precision)), (), False
+    return _xla(spec)
+
+
+def _xla(spec: ConvSpec) -> Entry:
+    """:func:`lax_conv_args` where no CPU lowering applies: XLA's convolution (a matrix
+    product for grouped convolutions without spatial axes)."""
+    _, lax, _ = jax_modules()
     if spec.nspatial == 0 and spec.groups > 1 and \
             dtype_kind(spec.dtype) != "b":
         return _widened(lax, grouped_matmul, spec), (spec,), _needs_x64(spec.preferred_element_type)

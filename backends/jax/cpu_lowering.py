@@ -27,6 +27,16 @@ On the CPU platform, the JAX backend writes these specs with other
   :func:`stacked`).  So the convolution is a ``jax.custom_jvp`` whose rule computes
   :func:`stacked` and its tangents: ``grad``, ``jvp`` and higher orders run as
   :func:`stacked`'s, a plain or batched call runs the sum.
+  *Ungrouped* convolutions with few channels are written the same way (at most
+  :data:`MAX_UNGROUPED_TERMS` terms per output and :data:`MAX_UNGROUPED_PRODUCTS`
+  products per position: input channels times outputs times taps), any number of
+  spatial axes: image filters and the first layers of networks on one to three
+  channels, where XLA's convolution runs at a few GFLOP/s (a 9x9 filter on a 512x512
+  image 1.7 against 64 ms, 1 to 8 channels 5x5 1.2 against 9.6 ms, 3 to 16 channels 3x3
+  2.7 against 8.1 ms).  These are differentiated as the lowering they replace
+  (:func:`shifted_derivative`): :func:`stacked` for ungrouped 3-d ones it takes, XLA's
+  own convolution otherwise, whose gradient was faster than :func:`stacked`'s on most
+  such shapes (3 to 16 channels: 25 against 41 ms).
 * **stacked** (grouped convolutions of two or more spatial axes, and
   ungrouped ones of three or more whose first axis has stride 1; no lhs
   dilation, no batch groups; while its buffers stay within
@@ -76,6 +86,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from itertools import product
 from typing import Any
 
@@ -83,9 +94,9 @@ from polyconv.spec import ConvSpec
 from polyconv.spec.canonical import Problem, problem
 from polyconv.spec.dimension_numbers import inverse_permutation
 
-__all__ = ["lowering", "depthwise", "pointwise", "shifted", "stacked", "MAX_TAPS", "MAX_MULTIPLIER",
-           "MAX_SHIFTED_TERMS", "MAX_SHIFTED_GROUP", "MAX_STACKED_BYTES", "STACKED_BLOCK_BYTES",
-           "STACKED_GROWTH"]
+__all__ = ["lowering", "shifted_derivative", "depthwise", "pointwise", "shifted", "stacked", "MAX_TAPS",
+           "MAX_MULTIPLIER", "MAX_SHIFTED_TERMS", "MAX_SHIFTED_GROUP", "MAX_UNGROUPED_TERMS",
+           "MAX_UNGROUPED_PRODUCTS", "MAX_STACKED_BYTES", "STACKED_BLOCK_BYTES", "STACKED_GROWTH"]
 
 #: Depthwise kernels up to this many taps are written as shifted multiply-adds
 #: (larger ones are for the FFT decision, or stay with XLA).
@@ -98,7 +109,14 @@ MAX_SHIFTED_TERMS = 144
 #: ...and a group's input channels times its outputs are at most this (beyond, the
 #: products of :func:`stacked` are faster).
 MAX_SHIFTED_GROUP = 64
-#: :func:`stacked` (and :func:`shifted`, which is differentiated as it) is taken while its
+#: Ungrouped convolutions are written as :func:`shifted` multiply-adds while each output sums
+#: at most this many terms (input channels times taps; XLA:CPU's code for one fused sum of
+#: 289 terms ran 7 times slower per term than for 225)...
+MAX_UNGROUPED_TERMS = 225
+#: ...and the products of all outputs of a position, input channels times outputs times
+#: taps, are at most this (beyond, XLA's own convolution is as fast or faster).
+MAX_UNGROUPED_PRODUCTS = 512
+#: :func:`stacked` (and a grouped :func:`shifted`, which is differentiated as it) is taken while its
 #: buffers need at most this many bytes, or :data:`STACKED_GROWTH` times the input's and
 #: the output's, whichever is more.
 MAX_STACKED_BYTES = 256 << 20
@@ -140,13 +158,36 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
         return "depthwise"
     if spec.batch_group_count == 1 and p.taps == 1:
         return "pointwise"
-    if spec.batch_group_count == 1 and spec.nspatial >= 2 and \
-            (p.groups > 1 or (spec.nspatial >= 3 and p.strides[0] == 1)) \
-            and _stacked_bytes(p) <= max(MAX_STACKED_BYTES, STACKED_GROWTH * _operand_bytes(spec)):
-        if p.groups > 1 and p.cg * p.taps <= MAX_SHIFTED_TERMS and p.cg * p.og <= MAX_SHIFTED_GROUP:
-            return "shifted"
-        return "stacked"
-    return None
+    if spec.batch_group_count != 1:
+        return None
+    if p.groups > 1 and p.cg * p.taps <= MAX_SHIFTED_TERMS and p.cg * p.og <= MAX_SHIFTED_GROUP \
+            and _stackable(spec, p):
+        return "shifted"
+    if p.groups == 1 and p.cg * p.taps <= MAX_UNGROUPED_TERMS and p.cg * p.og * p.taps <= MAX_UNGROUPED_PRODUCTS:
+        return "shifted"
+    return "stacked" if _stackable(spec, p) else None
+
+
+def _stackable(spec: ConvSpec, p: Problem) -> bool:
+    """Whether :func:`stacked` is taken for ``spec`` (of a floating type, without lhs
+    dilation or batch groups) where nothing before it in :func:`lowering` is."""
+    return spec.nspatial >= 2 and (p.groups > 1 or (spec.nspatial >= 3 and p.strides[0] == 1)) \
+        and _stacked_bytes(p) <= max(MAX_STACKED_BYTES, STACKED_GROWTH * _operand_bytes(spec))
+
+
+def shifted_derivative(spec: ConvSpec) -> str:
+    """``'stacked'`` or ``'lax'``: the lowering whose forward mode (and through it, whose
+    gradients) the :func:`shifted` lowering of ``spec`` takes, the one the spec would take
+    without it.
+
+    >>> from polyconv.spec import conv_spec
+    >>> grouped = conv_spec((8, 256, 28, 28), (256, 8, 3, 3), "float32", "float32", (1, 1), "SAME",
+    ...                     feature_group_count=32)
+    >>> image = conv_spec((4, 3, 224, 224), (8, 3, 3, 3), "float32", "float32", (1, 1), "SAME")
+    >>> lowering(image, "cpu"), shifted_derivative(grouped), shifted_derivative(image)
+    ('shifted', 'stacked', 'lax')
+    """
+    return "stacked" if _stackable(spec, problem(spec)) else "lax"
 
 
 def _limit(tap: int, dilation: int, out: int, stride: int) -> int:
@@ -227,33 +268,39 @@ def depthwise(lhs: Any, rhs: Any, spec: ConvSpec) -> Any:
     return lax.transpose(y, tuple(inverse_permutation(dn.out_spec)))
 
 
-def shifted(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
-    """A grouped convolution as :func:`depthwise`'s shifted multiply-adds, differentiated as
-    :func:`stacked` (a ``jax.custom_jvp``; see the module docstring)."""
+def shifted(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None,
+            derivative: Callable[[Any, Any], Any] | None = None) -> Any:
+    """A convolution as :func:`depthwise`'s shifted multiply-adds, differentiated as
+    ``derivative(lhs, rhs)`` (default: :func:`stacked`), a ``jax.custom_jvp``; see the
+    module docstring."""
     from ._lowering import jax_modules
 
     jax, _, _ = jax_modules()
     from jax.custom_derivatives import SymbolicZero
+
+    def other(a: Any, b: Any) -> Any:
+        return stacked(a, b, spec, precision) if derivative is None else derivative(a, b)
 
     @jax.custom_jvp  # type: ignore[untyped-decorator]
     def conv(lhs: Any, rhs: Any) -> Any:
         return depthwise(lhs, rhs, spec)
 
     def jvp(primals: tuple[Any, Any], tangents: tuple[Any, Any]) -> tuple[Any, Any]:
-        # stacked's own forward mode, over the operands whose tangents are not zero (the
-        # stacked windows of lhs are made once, for the result and the kernel's tangent)
+        # the other lowering's own forward mode, over the operands whose tangents are not
+        # zero (so that stacked's windows of lhs are made once, for the result and the
+        # kernel's tangent)
         lhs, rhs = primals
         d_lhs, d_rhs = (None if isinstance(t, SymbolicZero) else t for t in tangents)
         out: tuple[Any, Any]
         if d_lhs is None and d_rhs is None:  # JAX calls the rule with one tangent at least
-            primal = stacked(lhs, rhs, spec, precision)
+            primal = other(lhs, rhs)
             out = primal, jax.lax.zeros_like_array(primal)
         elif d_lhs is None:
-            out = jax.jvp(lambda b: stacked(lhs, b, spec, precision), (rhs,), (d_rhs,))
+            out = jax.jvp(lambda b: other(lhs, b), (rhs,), (d_rhs,))
         elif d_rhs is None:
-            out = jax.jvp(lambda a: stacked(a, rhs, spec, precision), (lhs,), (d_lhs,))
+            out = jax.jvp(lambda a: other(a, rhs), (lhs,), (d_lhs,))
         else:
-            out = jax.jvp(lambda a, b: stacked(a, b, spec, precision), primals, (d_lhs, d_rhs))
+            out = jax.jvp(other, primals, (d_lhs, d_rhs))
         return out
 
     conv.defjvp(jvp, symbolic_zeros=True)
