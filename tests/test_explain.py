@@ -106,7 +106,9 @@ def test_jax_reports_lax_or_taps() -> None:
 
     x, w = jnp.ones((1, 16, 8)), jnp.ones((32, 16, 3))
     assert polyconv.explain("conv_general_dilated", x, w, (1,), "SAME").strategy == "lax"
-    x, w = jnp.ones((1, 1, 8)), jnp.ones((1, 1, 3))
+    x, w = jnp.ones((1, 1, 8)), jnp.ones((1, 1, 3))  # too small for the shifted sum to pay
+    assert polyconv.explain("conv_general_dilated", x, w, (1,), "SAME").strategy == "lax"
+    x = jnp.ones((1, 1, 256))
     few = polyconv.explain("conv_general_dilated", x, w, (1,), "SAME")
     if jax.default_backend() == "cpu":  # few channels: the CPU's shifted sum, XLA's own gradient
         assert few.strategy == "shifted" and "few channels" in few.why and "jax.lax.conv_general_dilated" in few.why

@@ -28,15 +28,15 @@ On the CPU platform, the JAX backend writes these specs with other
   :func:`stacked` and its tangents: ``grad``, ``jvp`` and higher orders run as
   :func:`stacked`'s, a plain or batched call runs the sum.
   *Ungrouped* convolutions with few channels are written the same way (at most
-  :data:`MAX_UNGROUPED_TERMS` terms per output and :data:`MAX_UNGROUPED_PRODUCTS`
-  products per position: input channels times outputs times taps), any number of
-  spatial axes: image filters and the first layers of networks on one to three
-  channels, where XLA's convolution runs at a few GFLOP/s (a 9x9 filter on a 512x512
-  image 1.7 against 64 ms, 1 to 8 channels 5x5 1.2 against 9.6 ms, 3 to 16 channels 3x3
-  2.7 against 8.1 ms).  These are differentiated as the lowering they replace
-  (:func:`shifted_derivative`): :func:`stacked` for ungrouped 3-d ones it takes, XLA's
-  own convolution otherwise, whose gradient was faster than :func:`stacked`'s on most
-  such shapes (3 to 16 channels: 25 against 41 ms).
+  :data:`MAX_UNGROUPED_TERMS` terms per output and :data:`MAX_UNGROUPED_PRODUCTS` products
+  per position: input channels times outputs times taps; results of at least
+  :data:`MIN_UNGROUPED_OUTPUTS` elements), any number of spatial axes: image filters and
+  the first layers of networks on one to three channels, where XLA's convolution runs at a
+  few GFLOP/s (a 9x9 filter on a 512x512 image 1.7 against 64 ms, 1 to 8 channels 5x5 1.2
+  against 9.6 ms, 3 to 16 channels 3x3 2.7 against 8.1 ms).  These are differentiated as
+  the lowering they replace (:func:`shifted_derivative`): :func:`stacked` for ungrouped
+  3-d ones it takes, XLA's own convolution otherwise, whose gradient was faster than
+  :func:`stacked`'s on most such shapes (3 to 16 channels: 25 against 41 ms).
 * **stacked** (grouped convolutions of two or more spatial axes, and
   ungrouped ones of three or more whose first axis has stride 1; no lhs
   dilation, no batch groups; while its buffers stay within
@@ -96,7 +96,8 @@ from polyconv.spec.dimension_numbers import inverse_permutation
 
 __all__ = ["lowering", "shifted_derivative", "depthwise", "pointwise", "shifted", "stacked", "MAX_TAPS",
            "MAX_MULTIPLIER", "MAX_SHIFTED_TERMS", "MAX_SHIFTED_GROUP", "MAX_UNGROUPED_TERMS",
-           "MAX_UNGROUPED_PRODUCTS", "MAX_STACKED_BYTES", "STACKED_BLOCK_BYTES", "STACKED_GROWTH"]
+           "MAX_UNGROUPED_PRODUCTS", "MIN_UNGROUPED_OUTPUTS", "MAX_STACKED_BYTES", "STACKED_BLOCK_BYTES",
+           "STACKED_GROWTH"]
 
 #: Depthwise kernels up to this many taps are written as shifted multiply-adds
 #: (larger ones are for the FFT decision, or stay with XLA).
@@ -116,6 +117,11 @@ MAX_UNGROUPED_TERMS = 225
 #: ...and the products of all outputs of a position, input channels times outputs times
 #: taps, are at most this (beyond, XLA's own convolution is as fast or faster).
 MAX_UNGROUPED_PRODUCTS = 512
+#: ...and the result has at least this many elements: the sum is two of XLA:CPU's
+#: kernels (the padding, the fused sum) where its convolution is one, which costs more
+#: than it saves on the smallest convolutions (a 3x3 filter on one 8x8 image: 11.8 us
+#: against 11.5 for ``jax.lax``, 12x12: 12.2 against 25.6).
+MIN_UNGROUPED_OUTPUTS = 128
 #: :func:`stacked` (and a grouped :func:`shifted`, which is differentiated as it) is taken while its
 #: buffers need at most this many bytes, or :data:`STACKED_GROWTH` times the input's and
 #: the output's, whichever is more.
@@ -163,7 +169,8 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
     if p.groups > 1 and p.cg * p.taps <= MAX_SHIFTED_TERMS and p.cg * p.og <= MAX_SHIFTED_GROUP \
             and _stackable(spec, p):
         return "shifted"
-    if p.groups == 1 and p.cg * p.taps <= MAX_UNGROUPED_TERMS and p.cg * p.og * p.taps <= MAX_UNGROUPED_PRODUCTS:
+    if p.groups == 1 and p.cg * p.taps <= MAX_UNGROUPED_TERMS and p.cg * p.og * p.taps <= MAX_UNGROUPED_PRODUCTS \
+            and math.prod(spec.out_shape) >= MIN_UNGROUPED_OUTPUTS:
         return "shifted"
     return "stacked" if _stackable(spec, p) else None
 
