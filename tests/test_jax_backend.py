@@ -609,9 +609,9 @@ for kernel in (replicated, jnp.asarray(w)):        # a replicated kernel, an unc
         np.testing.assert_allclose(np.asarray(out), want, rtol=1e-5, atol=1e-5)
 # (3 to 5 channels: the CPU's shifted sum, sharded as jax.lax's result above); a spec XLA
 # computes itself is passed through unchanged, its sharding annotations included
-x16 = rng.standard_normal((8, 9, 9, 16)).astype(np.float32)
+x16 = jax.device_put(rng.standard_normal((8, 9, 9, 16)).astype(np.float32), NamedSharding(mesh, P("batch")))
 w16 = jax.device_put(rng.standard_normal((3, 3, 16, 32)).astype(np.float32), NamedSharding(mesh, P()))
-hlo = [jax.jit(lambda a, b: fn(a, b, **kw)).lower(jax.device_put(x16, NamedSharding(mesh, P("batch"))), w16).as_text()
+hlo = [jax.jit(lambda a, b: fn(a, b, **kw)).lower(x16, w16).as_text()
        for fn in (polyconv.conv_general_dilated, lax.conv_general_dilated)]
 assert hlo[0] == hlo[1] and "sharding" in hlo[0], hlo
 # committed arrays on two devices: polyconv's error naming both, before JAX runs anything
