@@ -377,14 +377,9 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
         return _compiled(jax, cpu_lowering.depthwise, spec), (), False
     if fast == "pointwise":
         return _compiled(jax, cpu_lowering.pointwise, spec, _precision(lax, spec.precision)), (), False
-    if fast == "shifted":
-        derivative = None
-        if cpu_lowering.shifted_derivative(spec) == "lax":
-            fn, args, _ = _xla(spec)
-
-            def derivative(lhs: Any, rhs: Any) -> Any:
-                return fn(lhs, rhs, *args)
-
+    if fast == "shifted":  # differentiated as stacked (the default) or as XLA's own convolution
+        derivative = make_runner(_xla(spec), spec.dtype, "conv_general_dilated") \
+            if cpu_lowering.shifted_derivative(spec) == "lax" else None
         return _compiled(jax, cpu_lowering.shifted, spec, _precision(lax, spec.precision), derivative), (), False
     if fast == "stacked":
         return _compiled(jax, cpu_lowering.stacked, spec, _precision(lax, spec.precision)), (), False
