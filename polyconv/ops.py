@@ -297,13 +297,12 @@ def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, pa
     native method, else the derivation from the primitive (:mod:`polyconv.operations`).
 
     The repeated call (a hit in :data:`calls`) is spelled out here, the path every call of a
-    loop takes: the key, one look-up, the devices, the runner."""
-    key = _call_key(operation.name, arrays, backend, params)
-    hit = None if key is None else _lookup(key)
+    loop takes: the key and its look-up (:func:`_key_and_hit`), the devices, the runner."""
+    key, hit = _key_and_hit(operation.name, arrays, backend, params)
     if hit is not None:
         be, spec, runner = hit
-        if not be.single_device:
-            _same_devices(be, operation, arrays)
+        if not be.single_device and (len(arrays) != 2 or not be.same_device(*arrays)):
+            _same_devices(be, operation, arrays)  # raises where they differ
         if runner is not None:
             return runner(*arrays)
         prepared: Any = arrays
@@ -350,14 +349,12 @@ def _setup(
     """
     op, names = operation.name, operation.operands
     if key is False:
-        key = _call_key(op, arrays, backend, params)
-        if key is not None:
-            hit = _lookup(key)
-            if hit is not None:
-                be, spec, runner = hit
-                if not be.single_device:
-                    _same_devices(be, operation, arrays)
-                return be, list(arrays), spec, runner
+        key, hit = _key_and_hit(op, arrays, backend, params)
+        if hit is not None:
+            be, spec, runner = hit
+            if not be.single_device:
+                _same_devices(be, operation, arrays)
+            return be, list(arrays), spec, runner
     # only here: a call of a masked array raises and one of a np.matrix is not cached, so no hit has one
     checked = check_operands(op, arrays, names, _rank(arrays, params))
     be, prepared = _prepare(op, checked, names, backend)
@@ -375,7 +372,8 @@ def _setup(
         logger.debug("%s: strategy %r on %r (%s): %s", op, e.strategy, be.name, e.path, e.why)
         for part in e.parts:
             logger.debug("%s: derived via %s: strategy %r: %s", op, part.op, part.strategy, part.why)
-    if key is not None and all(c is a for c, a in zip(checked, arrays)) and _cacheable(key, params):
+    if (key is not None and all(c is a and not isinstance(a, NEUTRAL_TYPES) for c, a in zip(checked, arrays))
+            and _cacheable(key, params)):
         calls.put(key, (be, spec, runner))
     return be, prepared, spec, runner
 
@@ -412,34 +410,28 @@ def _rank(arrays: tuple[Any, ...], params: tuple[Any, ...]) -> int:
     return 2
 
 
-def _call_key(op: str, arrays: tuple[Any, ...], backend: str | None, params: tuple[Any, ...]) -> Any:
-    """A hashable key fixing every input of backend resolution and parsing, or None."""
+def _key_and_hit(op: str, arrays: tuple[Any, ...], backend: str | None, params: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The call's key, fixing every input of backend resolution and parsing, and its cached
+    decision: ``(key, decision)``, ``(key, None)`` for a miss, ``(None, None)`` for a call
+    that is never cached.
+
+    Python scalars and lists as operands have no ``shape`` (no key); those with one (a NumPy
+    scalar is a ``float``) get a key that is never stored (:func:`_setup` stores no call with
+    such an operand), so neither costs a test here: this runs on every call."""
     try:
         # ints, floats, bools, strings, None and sequences of them, with their types (marshal
         # refuses other objects, but writes any buffer, a NumPy scalar, as bytes: a call is only
         # cached when its parameters survive the round trip, _cacheable, so no entry has one)
-        encoded = _dumps(params)
-        if len(arrays) == 2:  # the common case, spelled out: this runs on every call
+        if len(arrays) == 2:  # the common case, spelled out
             a, b = arrays
-            if isinstance(a, NEUTRAL_TYPES) or isinstance(b, NEUTRAL_TYPES):
-                return None
-            return (op, encoded, backend, _backend_context(), _fft_context(), _environment(),
-                    type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
-        if any(isinstance(a, NEUTRAL_TYPES) for a in arrays):
-            return None
-        return (op, encoded, backend, _backend_context(), _fft_context(), _environment(),
-                *((type(a), a.shape, a.dtype) for a in arrays))
-    except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments
-        return None
-
-
-def _lookup(key: Any) -> Any:
-    """The cached decision of ``key``, or None (also for a key that cannot be hashed: an
-    unhashable dtype)."""
-    try:
-        return _get(key)
-    except TypeError:
-        return None
+            key: Any = (op, _dumps(params), backend, _backend_context(), _fft_context(), _environment(),
+                        type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
+        else:
+            key = (op, _dumps(params), backend, _backend_context(), _fft_context(), _environment(),
+                   *[(type(a), a.shape, a.dtype) for a in arrays])
+        return key, _get(key)
+    except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; an unhashable dtype
+        return None, None
 
 
 def _cacheable(key: Any, params: tuple[Any, ...]) -> bool:

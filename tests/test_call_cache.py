@@ -64,6 +64,31 @@ def test_devices_are_checked_on_every_call() -> None:
         polyconv.conv_general_dilated(x, w.to("meta"), (1,), "SAME")
 
 
+def test_operands_of_python_types_are_converted_at_every_call_even_with_a_shape() -> None:
+    """The key of an operand of a Python type with ``shape`` and ``dtype`` (a NumPy scalar is a
+    ``float``) is looked up but never stored: each call converts it again."""
+
+    class Listish(list):  # a nested list that carries array-like attributes
+        shape, dtype = (1, 1, 8), np.dtype(np.float64)
+
+    ops.calls.clear()
+    x = Listish(X.tolist())
+    first = polyconv.conv_general_dilated(x, W, (1,), "VALID")
+    assert len(ops.calls) == 0
+    np.testing.assert_array_equal(polyconv.conv_general_dilated(x, W, (1,), "VALID"), first)
+    np.testing.assert_array_equal(first, polyconv.conv_general_dilated(X, W, (1,), "VALID"))
+
+
+def test_devices_are_checked_on_every_call_of_any_operand_count() -> None:
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: meta tensors stand for a second device")
+    x, w, ct = torch.ones(1, 1, 8), torch.ones(1, 1, 3), torch.ones(1, 1, 8)
+    polyconv.conv_general_dilated_vjp(x, w, ct, (1,), "SAME")
+    with pytest.raises(MixedArraysError, match="'meta'"):
+        polyconv.conv_general_dilated_vjp(x, w, ct.to("meta"), (1,), "SAME")
+    both = polyconv.conv_general_dilated(x.to("meta"), w.to("meta"), (1,), "SAME")  # one device, not the CPU
+    assert both.device.type == "meta" and both.shape == (1, 1, 8)
+
+
 def test_refresh_forgets_the_decisions() -> None:
     polyconv.conv_general_dilated(X, W, (1,), "SAME")
     assert ops.calls

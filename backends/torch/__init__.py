@@ -107,7 +107,9 @@ class TorchBackend(Backend):
         return str(x.device)
 
     def same_device(self, x: Any, y: Any) -> bool:
-        return bool(x.device == y.device)  # torch.device objects, without their strings
+        # is_cpu is a property (0.07 us) where .device builds a torch.device (0.09 us, and the
+        # comparison as much again): two CPU tensors, the common case, are told apart from the rest first
+        return (x.is_cpu and y.is_cpu) or bool(x.device == y.device)
 
     def version(self) -> str | None:
         try:
