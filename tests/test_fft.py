@@ -419,6 +419,21 @@ def test_a_broken_calibration_file_gives_the_defaults(calibration_file: Any, tex
 
 
 @pytest.mark.slow
+def test_a_backends_own_direct_rate_replaces_its_rates_classes() -> None:
+    """``decide(direct_flops=...)``: the direct path's time is its operations at that rate,
+    whatever the problem's class, and the reason says which rate decided."""
+    from polyconv.backends.fft.decision import decide, direct_seconds
+
+    p = Problem(8, 1, 3, 1, (128, 128), (9, 9), (128, 128), (1, 1), (1, 1), (4, 4))  # 3 channels to 1
+    by_class = decide(p, "float32", "auto", "numpy")
+    slow = decide(p, "float32", "auto", "numpy", direct_flops=3e9)
+    assert not by_class.use and slow.use and "its direct path at 3 GFLOP/s" in slow.why
+    assert slow.direct_seconds == pytest.approx(2.0 * 8 * 3 * 128 * 128 * 81 / 3e9)
+    assert slow.fft_seconds == by_class.fft_seconds
+    assert direct_seconds(slow.plan, False, calibration.DEFAULTS, 3e9) == slow.direct_seconds
+    assert not decide(p, "float32", "auto", "numpy", direct_flops=1e15).use
+
+
 def test_fft_memory_stays_within_the_workspace(fft_calls: collections.Counter[str]) -> None:
     """A batch whose transforms exceed the workspace is taken in chunks of images:
     the peak of what NumPy allocates stays under 512 MiB, the result intact."""

@@ -98,6 +98,29 @@ def test_auto_takes_fft_for_a_large_kernel_and_says_why() -> None:
     assert tolerances.check_close(_n(out), x, w, _spec(x.shape, w.shape, "float32", kw)) is None
 
 
+def test_specs_left_to_xla_are_costed_at_xla_cpus_rate_for_their_channels() -> None:
+    """On the CPU, the direct path of a spec that no CPU lowering takes is XLA's convolution,
+    which runs few channels at a few GFLOP/s: the FFT decision costs it at
+    ``cpu_lowering.xla_flops`` (3 channels to 1: 3 GFLOP/s), where the backend's rates'
+    class (dense) would say 150 and keep it direct.  Many channels keep the dense rate."""
+    if jax.default_backend() != "cpu":
+        pytest.skip(f"JAX's default platform is {jax.default_backend()!r}: XLA:CPU's rate is for the CPU")
+    from polyconv.backends.fft import whole
+    from polyconv.backends.jax import cpu_lowering
+
+    x, w = _rand((4, 3, 128, 128), 11), _rand((1, 3, 9, 9), 12)
+    kw = {"window_strides": (1, 1), "padding": "SAME"}
+    spec = _spec(x.shape, w.shape, "float32", kw)
+    assert cpu_lowering.lowering(spec, "cpu") is None and cpu_lowering.xla_flops(spec, "cpu", 150e9) == 3e9
+    assert not whole.decision(spec, "float32", "auto", "jax").use  # the rates' class alone
+    e = polyconv.explain("conv_general_dilated", jnp.asarray(x), jnp.asarray(w), **kw)
+    assert e.strategy == "fft" and "its direct path at 3 GFLOP/s" in e.why, e.why
+    out = jax.jit(lambda a, b: polyconv.conv_general_dilated(a, b, **kw))(jnp.asarray(x), jnp.asarray(w))
+    assert tolerances.check_close(_n(out), x, w, spec) is None
+    dense = _spec((4, 32, 32, 32), (32, 32, 9, 9), "float32", kw)
+    assert cpu_lowering.xla_flops(dense, "cpu", 150e9) == 150e9 and cpu_lowering.xla_flops(dense, "gpu", 150e9) is None
+
+
 def test_the_mode_is_read_when_traced() -> None:
     x, w, kw = _large()
     for mode, has_fft in (("never", False), ("auto", True), ("always", True)):
@@ -236,9 +259,9 @@ def test_a_spec_that_stays_direct_is_decided_once(monkeypatch: pytest.MonkeyPatc
     decided: list[str] = []
     decision = whole.decision
 
-    def spy(spec: Any, compute: str, mode: str, backend: str) -> Any:
+    def spy(spec: Any, compute: str, mode: str, *args: Any) -> Any:
         decided.append(mode)
-        return decision(spec, compute, mode, backend)
+        return decision(spec, compute, mode, *args)
 
     monkeypatch.setattr(whole, "decision", spy)
     x, w = jnp.asarray(_rand((1, 1, 9), 7)), jnp.asarray(_rand((1, 1, 3), 8))

@@ -92,11 +92,14 @@ def product_ops(p: SpectralPlan, complex_: bool) -> float:
 DEPTHWISE_TAPS = (121, 961)
 
 
-def direct_seconds(p: SpectralPlan, complex_: bool, rates: Constants) -> float:
-    """The cost model's time for the direct path: a depthwise convolution's
-    rate interpolated in ``log(taps)`` between the two measured ones (and
-    held beyond them), a dense one's rate otherwise."""
-    if p.cg == 1 and p.og <= 4:
+def direct_seconds(p: SpectralPlan, complex_: bool, rates: Constants, direct_flops: float | None = None) -> float:
+    """The cost model's time for the direct path: at ``direct_flops`` where the
+    backend gives its own rate for this problem, else a depthwise
+    convolution's rate interpolated in ``log(taps)`` between the two measured
+    ones (and held beyond them), a dense one's rate otherwise."""
+    if direct_flops is not None:
+        rate = direct_flops
+    elif p.cg == 1 and p.og <= 4:
         small, large = DEPTHWISE_TAPS
         taps = min(max(math.prod(p.window), small), large)
         t = math.log(taps / small) / math.log(large / small)
@@ -154,9 +157,14 @@ class Decision:
         return self.mode == "auto"
 
 
-def decide(problem: Problem, compute: str, mode: str, backend: str, workspace: int = WORKSPACE_BYTES) -> Decision:
+def decide(problem: Problem, compute: str, mode: str, backend: str, workspace: int = WORKSPACE_BYTES,
+           direct_flops: float | None = None) -> Decision:
     """The FFT decision for ``problem`` (no lhs dilation: zero-stuff or split it first) accumulated
-    in ``compute`` (a canonical dtype name), in FFT ``mode``, with ``backend``'s rates.
+    in ``compute`` (a canonical dtype name), in FFT ``mode``, with ``backend``'s rates, or with
+    ``direct_flops`` (operations per second) for its direct path where the backend knows the
+    rate of the direct computation it would run for this problem better than its rates'
+    classes do (the JAX backend on the CPU, where XLA's convolution runs few channels at a
+    few GFLOP/s: ``docs/jax-backend.md``).
 
     Examples
     --------
@@ -180,7 +188,7 @@ def decide(problem: Problem, compute: str, mode: str, backend: str, workspace: i
         return Decision(False, "no output reads the input (the result is zeros)", mode)
     complex_ = compute == "complex64"
     rates = constants(backend)
-    fft_s, direct_s = fft_seconds(sp, complex_, rates), direct_seconds(sp, complex_, rates)
+    fft_s, direct_s = fft_seconds(sp, complex_, rates), direct_seconds(sp, complex_, rates, direct_flops)
     chunk = _chunk(sp, complex_, workspace)
     if chunk < 1:
         return Decision(False, f"one image's transforms do not fit the workspace ({workspace >> 20} MiB)", mode,
@@ -188,6 +196,8 @@ def decide(problem: Problem, compute: str, mode: str, backend: str, workspace: i
     if mode == "always":
         return Decision(True, "FFT mode 'always'", mode, sp, chunk, fft_s, direct_s)
     use = fft_s < direct_s
-    why = (f"the cost model ({backend}'s rates): FFT {fft_s * 1e3:.3g} ms "
+    whose = f"{backend}'s rates" if direct_flops is None else \
+        f"{backend}'s rates, its direct path at {direct_flops / 1e9:.3g} GFLOP/s"
+    why = (f"the cost model ({whose}): FFT {fft_s * 1e3:.3g} ms "
            f"{'<' if use else '>='} direct {direct_s * 1e3:.3g} ms")
     return Decision(use, why, mode, sp if use else None, chunk if use else 0, fft_s, direct_s)

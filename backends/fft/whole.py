@@ -41,22 +41,23 @@ class Prepared:
 
 
 @caching.memoize(256)
-def prepare(spec: ConvSpec, compute: str, mode: str, backend: str) -> Prepared | None:
+def prepare(spec: ConvSpec, compute: str, mode: str, backend: str,
+            direct_flops: float | None = None) -> Prepared | None:
     """The FFT plan of ``spec`` accumulated in ``compute`` on ``backend`` (whose
-    calibration applies) in FFT ``mode``, or None where the direct path runs
-    (cached, None included: most specs never go by FFT, and their calls ask
-    every time)."""
-    d = decision(spec, compute, mode, backend)
+    calibration applies, or ``direct_flops`` for its direct path: :func:`.decision.decide`)
+    in FFT ``mode``, or None where the direct path runs (cached, None included: most specs
+    never go by FFT, and their calls ask every time)."""
+    d = decision(spec, compute, mode, backend, direct_flops)
     if not d.use or d.plan is None:
         return None
     return Prepared(spec, d.plan, d.chunk, compute == "complex64", d.checked)
 
 
-def decision(spec: ConvSpec, compute: str, mode: str, backend: str) -> Decision:
+def decision(spec: ConvSpec, compute: str, mode: str, backend: str, direct_flops: float | None = None) -> Decision:
     """The FFT decision for the whole of ``spec`` (its input zero-stuffed by the lhs dilation)."""
     if mode == "never":  # the common answer, without planning
         return Decision(False, "FFT mode 'never'", mode)
-    return decide(stuffed_problem(spec), compute, mode, backend)
+    return decide(stuffed_problem(spec), compute, mode, backend, direct_flops=direct_flops)
 
 
 def canonical_views(xp: Any, x: Any, rhs: Any, spec: ConvSpec, sp: SpectralPlan) -> tuple[Any, Any]:

@@ -258,11 +258,9 @@ class JaxBackend(Backend):
         if op in ("conv_general_dilated", "conv_general_dilated_vjp"):
             compute = fft_lowering.compute_dtype(conv)
             if compute is not None:
-                from polyconv.backends.fft import whole
-
                 from polyconv.algorithm import fft_mode
 
-                decision = whole.decision(conv, compute, fft_mode(), "jax")
+                decision = fft_lowering.decision(conv, compute, fft_mode())
                 decisions = (decision,)
                 if fft_lowering.prepared(conv, fft_mode()) is not None:
                     return Strategy("fft", f"{decision.why}: jnp.fft in float64, the error rule computed with it "

@@ -94,10 +94,10 @@ from polyconv.spec import ConvSpec
 from polyconv.spec.canonical import Problem, problem
 from polyconv.spec.dimension_numbers import inverse_permutation
 
-__all__ = ["lowering", "shifted_derivative", "depthwise", "pointwise", "shifted", "stacked", "MAX_TAPS",
+__all__ = ["lowering", "shifted_derivative", "xla_flops", "depthwise", "pointwise", "shifted", "stacked", "MAX_TAPS",
            "MAX_MULTIPLIER", "MAX_SHIFTED_TERMS", "MAX_SHIFTED_GROUP", "MAX_UNGROUPED_TERMS",
            "MAX_UNGROUPED_PRODUCTS", "MIN_UNGROUPED_OUTPUTS", "MAX_STACKED_BYTES", "STACKED_BLOCK_BYTES",
-           "STACKED_GROWTH"]
+           "STACKED_GROWTH", "XLA_FLOPS_PER_CHANNEL_PAIR"]
 
 #: Depthwise kernels up to this many taps are written as shifted multiply-adds
 #: (larger ones are for the FFT decision, or stay with XLA).
@@ -132,6 +132,12 @@ MAX_STACKED_BYTES = 256 << 20
 #: page on the 2-core Intel VM of ``docs/jax-backend.md``: 29 of the 3-d bench shape's 73 ms).
 STACKED_BLOCK_BYTES = 8 << 20
 STACKED_GROWTH = 16
+#: The FFT decision's rate for XLA:CPU's own convolution (the direct path of a spec no lowering
+#: here takes), per input channel of a group times its outputs, up to the backend's dense rate.
+#: Measured with ``jax.lax`` on 4 images of 96x96, 3x3 to 11x11 kernels, on the 2-core Intel VM
+#: of ``docs/jax-backend.md``: 0.5-0.9 GFLOP/s for 1 channel to 1, 1.4-3.4 for 3 to 1, 4-15 for
+#: 1 to 8, 10-26 for 3 to 8, 24-45 for 8 to 8, 56-80 for 16 to 16, 85-164 for 32 to 32 and more.
+XLA_FLOPS_PER_CHANNEL_PAIR = 1e9
 _FLOATS = ("float32", "float16", "bfloat16")
 
 
@@ -173,6 +179,25 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
             and math.prod(spec.out_shape) >= MIN_UNGROUPED_OUTPUTS:
         return "shifted"
     return "stacked" if _stackable(spec, p) else None
+
+
+def xla_flops(spec: ConvSpec, platform: str, dense_flops: float) -> float | None:
+    """The rate, in operations per second, that the FFT decision takes for the direct path of
+    ``spec`` on ``platform``: on the CPU, where :func:`lowering` leaves a floating spec to
+    XLA's own convolution, :data:`XLA_FLOPS_PER_CHANNEL_PAIR` times a group's input channels
+    times its outputs, at most ``dense_flops`` (the backend's rate for dense convolutions);
+    None elsewhere (the backend's rates apply).
+
+    >>> from polyconv.spec import conv_spec
+    >>> image = conv_spec((8, 3, 128, 128), (1, 3, 9, 9), "float32", "float32", (1, 1), "SAME")
+    >>> xla_flops(image, "cpu", 150e9), xla_flops(image, "gpu", 150e9)
+    (3000000000.0, None)
+    """
+    if spec.dtype not in _FLOATS or spec.out_dtype not in _FLOATS or lowering(spec, platform) is not None \
+            or platform != "cpu":
+        return None
+    p = problem(spec)
+    return min(dense_flops, XLA_FLOPS_PER_CHANNEL_PAIR * p.cg * p.og)
 
 
 def _stackable(spec: ConvSpec, p: Problem) -> bool:

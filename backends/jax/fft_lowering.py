@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 from polyconv.backends.fft import whole
 from polyconv.backends.fft.accuracy import KAPPA, TINY, U32, U64
+from polyconv.backends.fft.decision import Decision
 from polyconv.backends.fft.geometry import SpectralPlan
 
 from polyconv import derive
@@ -113,12 +114,28 @@ def available() -> bool:
     return bool(jax.config.jax_enable_x64) or hasattr(jax, "enable_x64")
 
 
+def _direct_flops(spec: ConvSpec) -> float | None:
+    """The rate of the direct path of ``spec`` for the FFT decision, where the backend's rates'
+    classes do not describe it (:func:`.cpu_lowering.xla_flops`), else None."""
+    from polyconv.calibration import constants
+
+    from . import cpu_lowering
+
+    return cpu_lowering.xla_flops(spec, jax_modules()[0].default_backend(), constants("jax").direct_flops)
+
+
+def decision(spec: ConvSpec, compute: str, mode: str) -> Decision:
+    """The FFT decision of ``spec`` accumulated in ``compute`` on the JAX backend in ``mode``
+    (the one :func:`prepared` takes, which :func:`polyconv.explain` shows)."""
+    return whole.decision(spec, compute, mode, "jax", _direct_flops(spec))
+
+
 def prepared(spec: ConvSpec, mode: str) -> whole.Prepared | None:
     """The FFT plan ``spec`` takes on the JAX backend in ``mode``, or None (the direct path)."""
     compute = compute_dtype(spec)
     if compute is None or mode == "never" or not available():
         return None
-    p = whole.prepare(spec, compute, mode, "jax")
+    p = whole.prepare(spec, compute, mode, "jax", _direct_flops(spec))
     if p is None or p.chunk < p.plan.batch:  # the whole batch at once, within the workspace
         return None
     return p
