@@ -297,8 +297,25 @@ def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, pa
     native method, else the derivation from the primitive (:mod:`polyconv.operations`).
 
     The repeated call (a hit in :data:`calls`) is spelled out here, the path every call of a
-    loop takes: the key and its look-up (:func:`_key_and_hit`), the devices, the runner."""
-    key, hit = _key_and_hit(operation.name, arrays, backend, params)
+    loop takes: the key, one look-up, the devices, the runner.  The key fixes every input of
+    backend resolution and parsing: the arguments with their types (:mod:`marshal` refuses
+    other objects than ints, floats, bools, strings, None and sequences of them, but writes
+    any buffer, a NumPy scalar, as bytes: :func:`_setup` stores a call only when its
+    arguments survive the round trip), ``backend=``, the ``use_backend`` context, the FFT
+    mode, the environment variables, and the operands' types, shapes and dtypes.  Python
+    scalars and lists as operands have no ``shape`` (no key); those with one (a NumPy scalar
+    is a ``float``) get a key :func:`_setup` never stores, so neither costs a test here."""
+    try:
+        if len(arrays) == 2:  # the common case, spelled out
+            a, b = arrays
+            key: Any = (operation.name, _dumps(params), backend, _backend_context(), _fft_context(), _environment(),
+                        type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
+        else:
+            key = (operation.name, _dumps(params), backend, _backend_context(), _fft_context(), _environment(),
+                   *[(type(a), a.shape, a.dtype) for a in arrays])
+        hit = _get(key)
+    except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; an unhashable dtype
+        key = hit = None
     if hit is not None:
         be, spec, runner = hit
         if not be.single_device and (len(arrays) != 2 or not be.same_device(*arrays)):
@@ -332,29 +349,20 @@ def _setup(
     arrays: tuple[Any, ...],
     backend: str | None,
     params: tuple[Any, ...],
-    key: Any = False,
+    key: Any = None,
 ) -> tuple[Backend, list[Any], Any, Callable[..., Any] | None]:
     """The backend, the operands as its arrays, the parsed spec, and the
     backend's runner for it (:meth:`Backend.runner`), if it has one.
 
-    The first call of a kind resolves the backend (:func:`_prepare`) and
-    parses the arguments (:meth:`Operation.parse`, which raises polyconv
-    errors and checks the manifest).  Repeated calls with arrays of the same
-    types, shapes and dtypes and the same arguments (plain Python values,
-    compared with their types through :mod:`marshal`) in the same dispatch
-    context reuse that decision: only the device check runs again.  Calls
-    with Python lists, or with arguments marshal cannot encode, always take
-    the full path.  ``key``: the call's key when the caller has made it
-    (:func:`_call`, after a miss), else it is made here.
+    Resolves the backend (:func:`_prepare`) and parses the arguments
+    (:meth:`Operation.parse`, which raises polyconv errors and checks the
+    manifest).  With the call's ``key`` (:func:`_call`, after a miss), the
+    decision is stored under it, so that repeated calls with arrays of the
+    same types, shapes and dtypes and the same arguments in the same dispatch
+    context reuse it (only the device check runs again), unless an operand
+    was a Python list or scalar or an argument did not survive :mod:`marshal`.
     """
     op, names = operation.name, operation.operands
-    if key is False:
-        key, hit = _key_and_hit(op, arrays, backend, params)
-        if hit is not None:
-            be, spec, runner = hit
-            if not be.single_device:
-                _same_devices(be, operation, arrays)
-            return be, list(arrays), spec, runner
     # only here: a call of a masked array raises and one of a np.matrix is not cached, so no hit has one
     checked = check_operands(op, arrays, names, _rank(arrays, params))
     be, prepared = _prepare(op, checked, names, backend)
@@ -408,30 +416,6 @@ def _rank(arrays: tuple[Any, ...], params: tuple[Any, ...]) -> int:
         if rank > 2:
             return rank
     return 2
-
-
-def _key_and_hit(op: str, arrays: tuple[Any, ...], backend: str | None, params: tuple[Any, ...]) -> tuple[Any, Any]:
-    """The call's key, fixing every input of backend resolution and parsing, and its cached
-    decision: ``(key, decision)``, ``(key, None)`` for a miss, ``(None, None)`` for a call
-    that is never cached.
-
-    Python scalars and lists as operands have no ``shape`` (no key); those with one (a NumPy
-    scalar is a ``float``) get a key that is never stored (:func:`_setup` stores no call with
-    such an operand), so neither costs a test here: this runs on every call."""
-    try:
-        # ints, floats, bools, strings, None and sequences of them, with their types (marshal
-        # refuses other objects, but writes any buffer, a NumPy scalar, as bytes: a call is only
-        # cached when its parameters survive the round trip, _cacheable, so no entry has one)
-        if len(arrays) == 2:  # the common case, spelled out
-            a, b = arrays
-            key: Any = (op, _dumps(params), backend, _backend_context(), _fft_context(), _environment(),
-                        type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
-        else:
-            key = (op, _dumps(params), backend, _backend_context(), _fft_context(), _environment(),
-                   *[(type(a), a.shape, a.dtype) for a in arrays])
-        return key, _get(key)
-    except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; an unhashable dtype
-        return None, None
 
 
 def _cacheable(key: Any, params: tuple[Any, ...]) -> bool:
