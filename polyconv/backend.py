@@ -10,6 +10,7 @@ the documentation table and the conformance suite's expectations.
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,6 +172,9 @@ class Backend:
     #: True when all of the backend's arrays live on one device (NumPy's, in host
     #: memory): a repeated call then skips the device check.
     single_device: bool = False
+    #: The distribution (the name ``pip`` installs) whose version :meth:`version`
+    #: reports by default; None: no version unless the subclass says one.
+    distribution: str | None = None
 
     def owns(self, x: Any) -> bool:
         """Whether ``x`` is an array of this backend's framework.
@@ -217,8 +221,14 @@ class Backend:
         return self.device(x) == self.device(y)
 
     def version(self) -> str | None:
-        """Version of the framework, when it is importable."""
-        return None
+        """Version of the framework, when it is installed: by default that of
+        :attr:`distribution`, from its metadata (nothing is imported)."""
+        if self.distribution is None:
+            return None
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
 
     def unavailable_reason(self) -> str | None:
         """Why the backend cannot run here (no framework, no GPU), or None."""

@@ -201,6 +201,21 @@ def test_backend_info_numpy_row() -> None:
     json.dumps(row)  # plain data
 
 
+def test_a_backends_version_is_that_of_its_distribution_by_default() -> None:
+    import importlib.metadata
+
+    from polyconv.backend import Backend
+
+    class Named(Backend):
+        distribution = "numpy"
+
+    class Missing(Backend):
+        distribution = "no-such-distribution-for-polyconv"
+
+    assert Named().version() == importlib.metadata.version("numpy")
+    assert Missing().version() is None and Backend().version() is None
+
+
 def test_backend_info_toy_row(toy: Any) -> None:
     row = _row("toy")
     assert row["status"] == "ok"

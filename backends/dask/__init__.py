@@ -77,6 +77,7 @@ class DaskBackend(Backend):
     per output block, each on the backend of the chunks (NumPy, CuPy)."""
 
     name = "dask"
+    distribution = "dask"
 
     def __init__(self) -> None:
         dtypes = set(_DTYPES)
@@ -155,12 +156,6 @@ class DaskBackend(Backend):
         return np.array(x, copy=True)
 
     # -- about ------------------------------------------------------------------------
-    def version(self) -> str | None:
-        try:
-            return importlib.metadata.version("dask")
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("dask") is None:
             return "dask is not installed (pip install 'polyconv[dask]')"

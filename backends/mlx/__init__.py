@@ -70,6 +70,7 @@ class MlxBackend(Backend):
     and ``mx.vmap`` trace with), through ``mlx.core``."""
 
     name = "mlx"
+    distribution = "mlx"
     #: MLX arrays live in unified memory: every stream reads every array.
     single_device = True
 
@@ -152,12 +153,6 @@ class MlxBackend(Backend):
         if kind not in ("cpu", "gpu") or index not in ("", "0") or (kind == "gpu" and not mx.is_available(mx.gpu)):
             raise ConvArgumentError("from_numpy", "device", "must name an MLX device ('cpu' or 'gpu')", device)
         return getattr(mx, kind)
-
-    def version(self) -> str | None:
-        try:
-            return importlib.metadata.version("mlx")
-        except importlib.metadata.PackageNotFoundError:
-            return None
 
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("mlx") is None:

@@ -38,6 +38,7 @@ class TorchBackend(Backend):
     """Runs on ``torch.Tensor`` on any device PyTorch supports."""
 
     name = "torch"
+    distribution = "torch"
 
     def __init__(self) -> None:
         self.manifest = Manifest(
@@ -110,14 +111,6 @@ class TorchBackend(Backend):
         # is_cpu is a property (0.07 us) where .device builds a torch.device (0.09 us, and the
         # comparison as much again): two CPU tensors, the common case, are told apart from the rest first
         return (x.is_cpu and y.is_cpu) or bool(x.device == y.device)
-
-    def version(self) -> str | None:
-        try:
-            from importlib.metadata import version
-
-            return version("torch")
-        except Exception:
-            return None
 
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("torch") is None:
