@@ -191,6 +191,28 @@ def test_auto_takes_fft_for_large_kernels_only() -> None:
         assert strategy.choose(spec, "always").name != "fft", dtype
 
 
+def test_numpy_costs_few_outputs_at_the_rate_its_products_have_for_them(fft_calls: collections.Counter[str]) -> None:
+    """The NumPy backend's ``offsets`` products have a group's outputs as their columns, and
+    BLAS runs few columns at a fraction of its rate: the FFT decision takes the dense rate
+    times ``og / 16`` below 16 outputs (3 channels to 1 with a 15x15 kernel: 22.9 ms
+    directly, 5.1 by FFT, on a 4x128x128 input), and the dense rate from 16 outputs."""
+    caching.clear()
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 64, 64), dtype=np.float32)
+    w = rng.standard_normal((1, 3, 15, 15), dtype=np.float32)
+    few = _spec(x.shape, w.shape)
+    chosen = strategy.choose(few, "auto")
+    dense_rate = calibration.constants("numpy").direct_flops
+    assert chosen.name == "fft" and f"its direct path at {dense_rate / 16 / 1e9:.3g} GFLOP/s" in chosen.why
+    assert strategy.choose(few, "never").name == "offsets"
+    many = strategy.choose(_spec((2, 3, 64, 64), (16, 3, 15, 15)), "auto")
+    assert many.name == "offsets" and "GFLOP/s" not in many.why
+    with polyconv.use_fft("auto"):
+        y = polyconv.conv_general_dilated(x, w, (1, 1), "SAME")
+    assert fft_calls["fft"] == 1
+    tolerances.assert_close(y, x, w, few)
+
+
 @pytest.mark.parametrize("shape", ["depthwise-31", "taps-1023", "image-15", "dense-dilated"])
 def test_large_kernels_by_fft_are_within_the_conformance_tolerance(
         shape: str, fft_calls: collections.Counter[str]) -> None:

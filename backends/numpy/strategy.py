@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from polyconv import caching
+from polyconv import caching, calibration
 from polyconv.algorithm import fft_mode
 from polyconv.quiet import quiet
 from polyconv.spec import ConvSpec, TransposeSpec, dtype_kind
@@ -243,6 +243,30 @@ def _direct(spec: ConvSpec, solve: Solver, out_dtype: np.dtype) -> Callable[[Any
     return run
 
 
+#: Outputs per group from which the ``offsets`` strategy's products run at the dense rate of the
+#: cost model; below, the FFT decision takes that rate times ``og / FULL_RATE_OUTPUTS``: the
+#: outputs of a group are the products' columns, and BLAS runs few columns at a fraction of its
+#: rate.  Measured on 4 images of 96x96 with 3 input channels, 5x5 to 15x15 kernels, on the
+#: 2-core Intel VM of ``docs/performance.md``: 4.0-4.8 GFLOP/s for one output, 9-14 for four,
+#: 19-27 for eight, 34-38 for sixteen, 50-59 for 32 (16 input channels: 10-15, 20-24, 35-49,
+#: 57-84, 81-114).
+FULL_RATE_OUTPUTS = 16
+
+
+def _direct_flops(name: str, problem: Problem) -> float | None:
+    """The rate of the direct strategy ``name`` for the FFT decision where the cost model's
+    classes overstate it (see :data:`FULL_RATE_OUTPUTS`), else None.
+
+    >>> few = Problem(4, 1, 3, 1, (128, 128), (15, 15), (128, 128), (1, 1), (1, 1), (7, 7))
+    >>> _direct_flops("offsets", few) == calibration.constants("numpy").direct_flops / 16
+    True
+    >>> _direct_flops("offsets", Problem(4, 1, 3, 16, (128, 128), (15, 15), (128, 128), (1, 1), (1, 1), (7, 7)))
+    """
+    if name != "offsets" or problem.og >= FULL_RATE_OUTPUTS or (problem.cg == 1 and problem.og <= 4):
+        return None  # the dense rate, or the depthwise class's own rates
+    return calibration.constants("numpy").direct_flops * problem.og / FULL_RATE_OUTPUTS
+
+
 def _solver(problem: Problem, compute: np.dtype, mode: str = "never",
             out: str = "float32") -> tuple[str, Solver, fft.Decision | None]:
     """The strategy for a problem without lhs dilation, and its function ``solve(x, w, y)`` of canonical views:
@@ -256,7 +280,7 @@ def _solver(problem: Problem, compute: np.dtype, mode: str = "never",
 
         return "zeros", zero, None
     name, direct = _direct_solver(problem, compute)
-    decision = fft.decide(problem, compute.name, mode, "numpy")
+    decision = fft.decide(problem, compute.name, mode, "numpy", direct_flops=_direct_flops(name, problem))
     if not decision.use or decision.plan is None:
         return name, direct, decision
     sp, chunk = decision.plan, decision.chunk
