@@ -440,7 +440,6 @@ def test_a_broken_calibration_file_gives_the_defaults(calibration_file: Any, tex
     assert calibration.constants("numpy") == calibration.DEFAULTS
 
 
-@pytest.mark.slow
 def test_a_backends_own_direct_rate_replaces_its_rates_classes() -> None:
     """``decide(direct_flops=...)``: the direct path's time is its operations at that rate,
     whatever the problem's class, and the reason says which rate decided."""
@@ -456,6 +455,7 @@ def test_a_backends_own_direct_rate_replaces_its_rates_classes() -> None:
     assert not decide(p, "float32", "auto", "numpy", direct_flops=1e15).use
 
 
+@pytest.mark.slow
 def test_fft_memory_stays_within_the_workspace(fft_calls: collections.Counter[str]) -> None:
     """A batch whose transforms exceed the workspace is taken in chunks of images:
     the peak of what NumPy allocates stays under 512 MiB, the result intact."""
