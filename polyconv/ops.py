@@ -20,7 +20,7 @@ from typing import Any
 
 from . import caching, quiet
 from .algorithm import _mode as _fft_mode_context
-from .backend import NEUTRAL_TYPES, Backend, is_neutral
+from .backend import Backend, is_neutral
 from .dispatch import _context as _dispatch_context
 from .dispatch import check_devices, check_operands, logger, resolve
 from .errors import ConvTypeError, DtypeMismatchError
@@ -336,11 +336,9 @@ def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, pa
 
 
 def _same_devices(be: Backend, operation: Operation, arrays: tuple[Any, ...]) -> None:
-    """The device check of a repeated call: raise, naming both, unless ``arrays`` share ``be``'s device."""
-    if len(arrays) == 2:
-        if not be.same_device(*arrays):
-            check_devices(be, arrays, operation.operands, operation.name)
-    elif len(arrays) > 2 and not all(be.same_device(arrays[0], a) for a in arrays[1:]):
+    """The device check of a repeated call beyond :func:`_call`'s two-operand one: raise,
+    naming them, unless ``arrays`` share ``be``'s device."""
+    if not all(be.same_device(arrays[0], a) for a in arrays[1:]):
         check_devices(be, arrays, operation.operands, operation.name)
 
 
@@ -380,8 +378,8 @@ def _setup(
         logger.debug("%s: strategy %r on %r (%s): %s", op, e.strategy, be.name, e.path, e.why)
         for part in e.parts:
             logger.debug("%s: derived via %s: strategy %r: %s", op, part.op, part.strategy, part.why)
-    if (key is not None and all(c is a and not isinstance(a, NEUTRAL_TYPES) for c, a in zip(checked, arrays))
-            and _cacheable(key, params)):
+    if key is not None and all(c is a and not is_neutral(a) for c, a in zip(checked, arrays)) \
+            and _cacheable(key, params):
         calls.put(key, (be, spec, runner))
     return be, prepared, spec, runner
 
@@ -419,10 +417,9 @@ def _rank(arrays: tuple[Any, ...], params: tuple[Any, ...]) -> int:
 
 
 def _cacheable(key: Any, params: tuple[Any, ...]) -> bool:
-    """Whether a call may be cached under ``key``: its parameters are exactly what marshal
-    wrote (no buffer written as bytes) and the key can be hashed."""
+    """Whether a call may be cached under ``key`` (hashed already: :func:`_call` looked it up):
+    its parameters are exactly what marshal wrote (no buffer written as bytes)."""
     try:
-        hash(key)
         return bool(marshal.loads(key[1]) == params)
     except (TypeError, ValueError):
         return False

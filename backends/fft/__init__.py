@@ -18,10 +18,10 @@ This package is not a backend: it registers no entry point.
 from __future__ import annotations
 
 from .accuracy import finite, fits
-from .decision import Decision, decide, eligible
+from .decision import Decision, decide, depthwise_class, eligible
 from .geometry import SpectralPlan, spectral_plan
 from .transforms import convolve
 from .whole import Prepared, decision, prepare, run
 
-__all__ = ["SpectralPlan", "spectral_plan", "Decision", "decide", "eligible", "fits", "finite", "convolve", "Prepared",
-           "prepare", "decision", "run"]
+__all__ = ["SpectralPlan", "spectral_plan", "Decision", "decide", "depthwise_class", "eligible", "fits", "finite",
+           "convolve", "Prepared", "prepare", "decision", "run"]

@@ -46,8 +46,8 @@ from polyconv.spec.canonical import Problem
 
 from .geometry import SpectralPlan, spectral_plan
 
-__all__ = ["Decision", "decide", "eligible", "fft_seconds", "direct_seconds", "transform_passes", "product_ops",
-           "WORKSPACE_BYTES"]
+__all__ = ["Decision", "decide", "eligible", "depthwise_class", "fft_seconds", "direct_seconds", "transform_passes",
+           "product_ops", "WORKSPACE_BYTES"]
 
 #: Transforms of the kernel and of one chunk of images stay within this.
 WORKSPACE_BYTES = 256 << 20
@@ -92,6 +92,16 @@ def product_ops(p: SpectralPlan, complex_: bool) -> float:
 DEPTHWISE_TAPS = (121, 961)
 
 
+def depthwise_class(cg: int, og: int) -> bool:
+    """Whether a problem of ``cg`` input and ``og`` output channels per group is costed at the
+    depthwise rates (one input channel, at most four outputs) rather than the dense one.
+
+    >>> depthwise_class(1, 4), depthwise_class(1, 8), depthwise_class(3, 1)
+    (True, False, False)
+    """
+    return cg == 1 and og <= 4
+
+
 def direct_seconds(p: SpectralPlan, complex_: bool, rates: Constants, direct_flops: float | None = None) -> float:
     """The cost model's time for the direct path: at ``direct_flops`` where the
     backend gives its own rate for this problem, else a depthwise
@@ -99,7 +109,7 @@ def direct_seconds(p: SpectralPlan, complex_: bool, rates: Constants, direct_flo
     ones (and held beyond them), a dense one's rate otherwise."""
     if direct_flops is not None:
         rate = direct_flops
-    elif p.cg == 1 and p.og <= 4:
+    elif depthwise_class(p.cg, p.og):
         small, large = DEPTHWISE_TAPS
         taps = min(max(math.prod(p.window), small), large)
         t = math.log(taps / small) / math.log(large / small)

@@ -193,8 +193,8 @@ def xla_flops(spec: ConvSpec, platform: str, dense_flops: float) -> float | None
     >>> xla_flops(image, "cpu", 150e9), xla_flops(image, "gpu", 150e9)
     (3000000000.0, None)
     """
-    if spec.dtype not in _FLOATS or spec.out_dtype not in _FLOATS or lowering(spec, platform) is not None \
-            or platform != "cpu":
+    if platform != "cpu" or spec.dtype not in _FLOATS or spec.out_dtype not in _FLOATS \
+            or lowering(spec, platform) is not None:
         return None
     p = problem(spec)
     return min(dense_flops, XLA_FLOPS_PER_CHANNEL_PAIR * p.cg * p.og)

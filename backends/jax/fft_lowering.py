@@ -75,9 +75,11 @@ from polyconv.backends.fft.geometry import SpectralPlan
 
 from polyconv import derive
 from polyconv.algorithm import fft_mode
+from polyconv.calibration import constants
 from polyconv.spec import ConvSpec, vjp_lhs_plan, vjp_rhs_plan
 from polyconv.spec.dimension_numbers import inverse_permutation
 
+from . import cpu_lowering
 from ._lowering import jax_modules
 
 __all__ = ["available", "compute_dtype", "fft_runner", "prepared"]
@@ -117,10 +119,6 @@ def available() -> bool:
 def _direct_flops(spec: ConvSpec) -> float | None:
     """The rate of the direct path of ``spec`` for the FFT decision, where the backend's rates'
     classes do not describe it (:func:`.cpu_lowering.xla_flops`), else None."""
-    from polyconv.calibration import constants
-
-    from . import cpu_lowering
-
     return cpu_lowering.xla_flops(spec, jax_modules()[0].default_backend(), constants("jax").direct_flops)
 
 

@@ -262,7 +262,7 @@ def _direct_flops(name: str, problem: Problem) -> float | None:
     True
     >>> _direct_flops("offsets", Problem(4, 1, 3, 16, (128, 128), (15, 15), (128, 128), (1, 1), (1, 1), (7, 7)))
     """
-    if name != "offsets" or problem.og >= FULL_RATE_OUTPUTS or (problem.cg == 1 and problem.og <= 4):
+    if name != "offsets" or problem.og >= FULL_RATE_OUTPUTS or fft.depthwise_class(problem.cg, problem.og):
         return None  # the dense rate, or the depthwise class's own rates
     return calibration.constants("numpy").direct_flops * problem.og / FULL_RATE_OUTPUTS
 
