@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Callable, Iterator

@@ -32,7 +32,6 @@ method needs it.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -110,6 +109,7 @@ class JaxBackend(Backend):
     every JAX device, through ``jax.lax``."""
 
     name = "jax"
+    distribution = "jax"
 
     def __init__(self) -> None:
         self.manifest = Manifest(
@@ -220,13 +220,11 @@ class JaxBackend(Backend):
         return entry
 
     def version(self) -> str | None:
+        """The imported JAX's own version where JAX is imported, else the distribution's."""
         jax = sys.modules.get("jax")
         if jax is not None and hasattr(jax, "__version__"):
             return str(jax.__version__)
-        try:
-            return importlib.metadata.version("jax")
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        return super().version()
 
     def unavailable_reason(self) -> str | None:
         for module in ("jax", "jaxlib"):
