@@ -258,5 +258,12 @@ class Backend:
         ``op`` for ``spec``, with everything that depends only on the spec
         worked out in advance.  polyconv caches it with the call's other
         decisions and calls it instead of the op's method or derivation.
-        None (the default): use the method, or derive the op."""
+        None (the default): use the method, or derive the op.
+
+        A repeated call checks that the operands share a device
+        (:meth:`same_device`) before it calls the runner, unless the runner
+        has an attribute ``checks_devices`` that is true: such a runner
+        tests the devices itself, on the way to its work, and calls
+        :func:`polyconv.dispatch.check_devices` (which raises polyconv's
+        error) where they may differ."""
         return None

@@ -83,11 +83,19 @@ class BoundedCache(_Clearable, Generic[K, V]):
     #: ``cache.get`` may be bound once, on a hot path).
     get: Callable[[K], V | None]
 
+    #: A slot for the caller's latest hit, ``(key, value)``, or ``(None, None)``:
+    #: where keys are long tuples, comparing the next key with the latest one
+    #: (``==``, which takes identical items as equal without comparing them) costs
+    #: less than hashing it for :attr:`get`, and a loop repeats one call.  The
+    #: cache never sets it; :meth:`clear` empties it with the entries.
+    last: tuple[K, V] | tuple[None, None]
+
     def __init__(self, name: str, maxsize: int = 4096, *, register: bool = True) -> None:
         self.name = name
         self.maxsize = maxsize
         self._entries: dict[K, V] = {}
         self.get = self._entries.get
+        self.last = (None, None)
         self._lock = threading.Lock()
         if register:
             _register(self)
@@ -104,9 +112,10 @@ class BoundedCache(_Clearable, Generic[K, V]):
         return list(self._entries.items())
 
     def clear(self) -> None:
-        """Forget every entry."""
+        """Forget every entry (and :attr:`last`)."""
         with self._lock:
             self._entries.clear()
+            self.last = (None, None)
 
 
 class IdentityCache(_Clearable, Generic[T]):
@@ -276,8 +285,9 @@ def clear() -> None:
 _NAMES = ("POLYCONV_BACKEND", "POLYCONV_BLOCK")
 
 
-def _environ_reader() -> Callable[[], tuple[object, ...]]:
-    """A reader of :data:`_NAMES` as ``os.environ`` holds them now.
+def _environ_reader() -> tuple[Callable[[Any], object], tuple[Any, ...]]:
+    """``(get, keys)``: ``get(key)`` for each of ``keys`` reads one of :data:`_NAMES`
+    as ``os.environ`` holds it now.
 
     CPython keeps ``os.environ``'s contents in the dict ``os.environ._data``
     (keys and values encoded by ``os.environ.encodekey`` and ``encodevalue``),
@@ -285,19 +295,27 @@ def _environ_reader() -> Callable[[], tuple[object, ...]]:
     ``del``, pytest's ``monkeypatch.setenv``) updates: reading it takes one
     dict look-up per variable, against about 0.5 us for ``os.environ.get`` of
     a variable that is unset (a ``KeyError`` raised and caught).  Where that
-    dict is missing (another implementation), the public ``os.environ.get``.
-    Either way the values are read at each call: changing a variable takes
-    effect at the next polyconv call."""
+    dict is missing (another implementation), the public ``os.environ.get``
+    and the names themselves.  Either way the values are read at each call:
+    changing a variable takes effect at the next polyconv call."""
     data = getattr(os.environ, "_data", None)
     encodekey = getattr(os.environ, "encodekey", None)
     if isinstance(data, dict) and callable(encodekey):
-        get, (backend, block) = data.get, (encodekey(name) for name in _NAMES)
-        return lambda: (get(backend), get(block))
-    public = os.environ.get
-    return lambda: (public(_NAMES[0]), public(_NAMES[1]))
+        return data.get, tuple(encodekey(name) for name in _NAMES)
+    return os.environ.get, _NAMES
 
 
-#: ``POLYCONV_BACKEND`` and ``POLYCONV_BLOCK`` now (as ``os.environ`` holds them:
-#: encoded values on CPython), for the key of every cached dispatch decision, so
-#: that changing them takes effect at the next call (see :func:`_environ_reader`).
-environment: Callable[[], tuple[object, ...]] = _environ_reader()
+#: ``os.environ``'s reader and the keys of ``POLYCONV_BACKEND`` and ``POLYCONV_BLOCK``
+#: (see :func:`_environ_reader`): the call cache's hot path reads them inline.
+environ_get, ENVIRON_KEYS = _environ_reader()
+
+
+def environment() -> tuple[object, ...]:
+    """``POLYCONV_BACKEND`` and ``POLYCONV_BLOCK`` now (as ``os.environ`` holds them:
+    encoded values on CPython), part of the key of every cached dispatch decision,
+    so that changing them takes effect at the next call (see :func:`_environ_reader`).
+
+    >>> len(environment())  # one value (None where unset) per variable
+    2
+    """
+    return tuple(environ_get(key) for key in ENVIRON_KEYS)

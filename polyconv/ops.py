@@ -28,16 +28,17 @@ from .operations import OPERATIONS, Operation, native_method
 from .spec import dtype_name
 
 # the key's parts, bound once: the innermost use_backend, the FFT mode, the environment variables
-_backend_context, _fft_context, _environment = _dispatch_context.get, _fft_mode_context.get, caching.environment
+_backend_context, _fft_context = _dispatch_context.get, _fft_mode_context.get
+_env, (_ENV_BACKEND, _ENV_BLOCK) = caching.environ_get, caching.ENVIRON_KEYS  # caching.environment(), inline
 
 _CONV, _TRANSPOSE, _PATCHES, _LOCAL, _VJP = (OPERATIONS[name] for name in (
     "conv_general_dilated", "conv_transpose", "conv_general_dilated_patches", "conv_general_dilated_local",
     "conv_general_dilated_vjp"))
 
-#: Whole-call decisions (backend, parsed spec, runner) by call signature; see _setup.
-calls: caching.BoundedCache[Any, tuple[Backend, Any, Callable[..., Any] | None]] = caching.BoundedCache(
-    "polyconv.ops.calls", 4096
-)
+#: Whole-call decisions by call signature: the backend, the parsed spec, the runner, and the
+#: device check of a repeated call (None where it needs none); see _setup.
+calls: caching.BoundedCache[Any, tuple[Backend, Any, Callable[..., Any] | None, Callable[..., bool] | None]] = \
+    caching.BoundedCache("polyconv.ops.calls", 4096)
 _get = calls.get  # the entries' own dict.get (BoundedCache never replaces its dict)
 _dumps = marshal.dumps
 
@@ -297,7 +298,8 @@ def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, pa
     native method, else the derivation from the primitive (:mod:`polyconv.operations`).
 
     The repeated call (a hit in :data:`calls`) is spelled out here, the path every call of a
-    loop takes: the key, one look-up, the devices, the runner.  The key fixes every input of
+    loop takes: the key, one comparison with the latest hit's key (:attr:`~polyconv.caching.
+    BoundedCache.last`; else one look-up), the devices, the runner.  The key fixes every input of
     backend resolution and parsing: the arguments with their types (:mod:`marshal` refuses
     other objects than ints, floats, bools, strings, None and sequences of them, but writes
     any buffer, a NumPy scalar, as bytes: :func:`_setup` stores a call only when its
@@ -308,17 +310,23 @@ def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, pa
     try:
         if len(arrays) == 2:  # the common case, spelled out
             a, b = arrays
-            key: Any = (operation.name, _dumps(params), backend, _backend_context(), _fft_context(), _environment(),
-                        type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
+            key: Any = (operation.name, _dumps(params), backend, _backend_context(), _fft_context(),
+                        _env(_ENV_BACKEND), _env(_ENV_BLOCK), type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
         else:
-            key = (operation.name, _dumps(params), backend, _backend_context(), _fft_context(), _environment(),
-                   *[(type(a), a.shape, a.dtype) for a in arrays])
-        hit = _get(key)
+            key = (operation.name, _dumps(params), backend, _backend_context(), _fft_context(),
+                   _env(_ENV_BACKEND), _env(_ENV_BLOCK), *[(type(a), a.shape, a.dtype) for a in arrays])
+        last = calls.last
+        if key == last[0]:  # the same call as the latest hit: a loop's
+            hit = last[1]
+        else:
+            hit = _get(key)
+            if hit is not None:
+                calls.last = (key, hit)
     except (ValueError, TypeError, AttributeError):  # lists, arrays, enums as arguments; an unhashable dtype
         key = hit = None
     if hit is not None:
-        be, spec, runner = hit
-        if not be.single_device and (len(arrays) != 2 or not be.same_device(*arrays)):
+        be, spec, runner, same_device = hit
+        if same_device is not None and (len(arrays) != 2 or not same_device(*arrays)):
             _same_devices(be, operation, arrays)  # raises where they differ
         if runner is not None:
             return runner(*arrays)
@@ -380,7 +388,9 @@ def _setup(
             logger.debug("%s: derived via %s: strategy %r: %s", op, part.op, part.strategy, part.why)
     if key is not None and all(c is a and not is_neutral(a) for c, a in zip(checked, arrays)) \
             and _cacheable(key, params):
-        calls.put(key, (be, spec, runner))
+        # a repeated call checks devices unless the backend has one, or its runner checks them itself
+        same_device = None if be.single_device or getattr(runner, "checks_devices", False) else be.same_device
+        calls.put(key, (be, spec, runner, same_device))
     return be, prepared, spec, runner
 
 

@@ -37,7 +37,9 @@ def test_a_repeated_call_hits_the_cache(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.mark.parametrize("strides", [(1.0,), (True,), (np.int64(1),), [1.0], (np.float64(1.0),)])
 def test_arguments_equal_to_a_cached_one_but_of_another_type_are_parsed(strides: Any) -> None:
-    polyconv.conv_general_dilated(X, W, (1,), "SAME")
+    for _ in range(2):  # stored, then the latest hit: the next call is compared with it first
+        polyconv.conv_general_dilated(X, W, (1,), "SAME")
+    assert ops.calls.last[0] is not None
     if isinstance(strides[0], np.integer):  # NumPy integers are integers
         polyconv.conv_general_dilated(X, W, strides, "SAME")
         return
@@ -48,7 +50,8 @@ def test_arguments_equal_to_a_cached_one_but_of_another_type_are_parsed(strides:
 def test_the_dispatch_context_is_part_of_the_key(toy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("POLYCONV_BACKEND", raising=False)
     x, w = X.astype(np.float32), W.astype(np.float32)
-    assert isinstance(polyconv.conv_general_dilated(x, w, (1,), "SAME"), np.ndarray)
+    for _ in range(2):  # stored, then the latest hit
+        assert isinstance(polyconv.conv_general_dilated(x, w, (1,), "SAME"), np.ndarray)
     with pytest.raises(MixedArraysError, match="'toy' backend"):
         with polyconv.use_backend("toy"):
             polyconv.conv_general_dilated(x, w, (1,), "SAME")
@@ -62,6 +65,41 @@ def test_devices_are_checked_on_every_call() -> None:
     polyconv.conv_general_dilated(x, w, (1,), "SAME")
     with pytest.raises(MixedArraysError, match="on device 'cpu' but rhs is on device 'meta'"):
         polyconv.conv_general_dilated(x, w.to("meta"), (1,), "SAME")
+
+
+def test_a_runner_that_checks_devices_raises_what_a_first_call_raises() -> None:
+    """torch's planned runner tests both operands' devices itself (the call cache then reads no
+    other device property): a mixed pair on a repeated call, either way round, raises the error
+    that resolving the call afresh raises."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: meta tensors stand for a second device")
+    x, w = torch.ones(1, 1, 8), torch.ones(1, 1, 3)
+    mixed = [(x, w.to("meta")), (x.to("meta"), w)]
+    fresh = []
+    for lhs, rhs in mixed:
+        ops.calls.clear()
+        with pytest.raises(MixedArraysError) as first:
+            polyconv.conv_general_dilated(lhs, rhs, (1,), "SAME")
+        fresh.append(str(first.value))
+    ops.calls.clear()
+    for _ in range(2):
+        polyconv.conv_general_dilated(x, w, (1,), "SAME")
+    (_, (_, _, runner, same_device)), = ops.calls.items()
+    assert runner.checks_devices and same_device is None
+    for (lhs, rhs), message in zip(mixed, fresh):
+        with pytest.raises(MixedArraysError) as repeated:
+            polyconv.conv_general_dilated(lhs, rhs, (1,), "SAME")
+        assert str(repeated.value) == message
+    assert len(ops.calls) == 1  # the mixed calls were hits of the stored decision
+
+
+def test_clearing_the_cache_forgets_the_latest_hit() -> None:
+    ops.calls.clear()
+    for _ in range(2):
+        polyconv.conv_general_dilated(X, W, (1,), "SAME")
+    key, hit = ops.calls.last
+    assert key is not None and ops.calls.get(key) is hit
+    registry.refresh()
+    assert ops.calls.last == (None, None)
 
 
 def test_operands_of_python_types_are_converted_at_every_call_even_with_a_shape() -> None:
@@ -120,10 +158,10 @@ def test_the_environment_is_read_at_each_call_with_or_without_os_environs_dict(
         encodekey = None
 
     monkeypatch.setattr(caching.os, "environ", Plain(POLYCONV_BLOCK="x"))
-    read = caching._environ_reader()
-    assert read() == (None, "x")
+    get, keys = caching._environ_reader()
+    assert [get(key) for key in keys] == [None, "x"]
     caching.os.environ["POLYCONV_BACKEND"] = "numpy"
-    assert read() == ("numpy", "x")
+    assert [get(key) for key in keys] == ["numpy", "x"]
 
 
 def test_memoize_keeps_none_results_and_forgets_them_on_clear() -> None:

@@ -142,7 +142,7 @@ class TorchBackend(Backend):
             return None
         from .run import conv_runner
 
-        return conv_runner(self._t(), spec)
+        return conv_runner(self._t(), self, spec)
 
     def conv_general_dilated_patches(self, lhs: Any, spec: PatchesSpec) -> Any:
         from .run import patches

@@ -16,6 +16,7 @@ from typing import Any
 
 from polyconv import caching, derive
 from polyconv.algorithm import fft_mode
+from polyconv.dispatch import check_devices
 from polyconv.spec import ConvSpec, LocalSpec, PatchesSpec, dtype_bits, dtype_kind
 from polyconv.spec.dimension_numbers import inverse_permutation
 
@@ -186,12 +187,17 @@ def describe(spec: ConvSpec) -> Any:
     return Strategy("native", f"torch's own convolution in {cp.compute}; not FFT: {decision.why}", (decision,))
 
 
-def conv_runner(torch: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
+def conv_runner(torch: Any, be: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
     """:func:`conv` for one spec as a function of the operands.  CPU tensors
     of a dtype PyTorch convolves as it is (the common case) go straight to
     the planned native call, or to the FFT path where it is chosen in the
     current FFT mode (which the call cache's key holds); everything else
-    takes :func:`conv`."""
+    takes :func:`conv`.
+
+    The planned call tests that both operands are on the CPU, which it needs
+    anyway, so it checks the devices of a repeated call itself
+    (``checks_devices``, see :meth:`polyconv.Backend.runner`): a repeated
+    call reads two properties, not four and a method's."""
     cp = _conv_plan(spec, "cpu")
 
     def general(lhs: Any, rhs: Any) -> Any:
@@ -204,12 +210,15 @@ def conv_runner(torch: Any, spec: ConvSpec) -> Callable[[Any, Any], Any]:
     lhs_perm, rhs_perm, out_perm, run = cp.lhs_perm, cp.rhs_perm, cp.out_perm, cp.run
 
     def planned(lhs: Any, rhs: Any) -> Any:
-        if not lhs.is_cpu:  # a property: far cheaper than lhs.device.type
-            return conv(torch, lhs, rhs, spec)
-        x = lhs if lhs_perm is None else lhs.permute(lhs_perm)
-        out = run(x, rhs if rhs_perm is None else rhs.permute(rhs_perm))
-        return out if out_perm is None else out.permute(out_perm)
+        if lhs.is_cpu and rhs.is_cpu:  # properties: far cheaper than .device, which builds a torch.device
+            x = lhs if lhs_perm is None else lhs.permute(lhs_perm)
+            out = run(x, rhs if rhs_perm is None else rhs.permute(rhs_perm))
+            return out if out_perm is None else out.permute(out_perm)
+        if not be.same_device(lhs, rhs):
+            check_devices(be, (lhs, rhs), ("lhs", "rhs"), "conv_general_dilated")  # raises
+        return conv(torch, lhs, rhs, spec)
 
+    planned.checks_devices = True  # type: ignore[attr-defined]
     return planned
 
 
