@@ -15,9 +15,11 @@ by a *level* ``j``:
 
 Level 0 is a full im2col (one product with ``K = C_g * taps``); level ``n``
 copies nothing and makes one product per tap with ``K = C_g`` straight from
-the slab.  :func:`plan` picks the level from the contraction length each
-product would get (long enough for BLAS to run near its peak, with as little
-copying as that allows).  Groups are a batch axis of every product.
+the slab.  :func:`plan` picks the level a cost model prices lowest
+(:func:`level_seconds`): the products, BLAS being slower on short
+contractions, and the elementwise traffic around them, the additions of the
+slid products into the result against the copies into the windows buffer.
+Groups are a batch axis of every product.
 """
 
 from __future__ import annotations
@@ -34,14 +36,18 @@ from polyconv.spec.canonical import Problem
 from . import parallel, workspace
 from .geometry import Chunk, Geometry, fill_slab, geometry, store
 
-__all__ = ["OffsetsPlan", "plan", "run", "products", "MIN_CONTRACTION", "WORKSPACE_BYTES"]
+__all__ = ["OffsetsPlan", "plan", "run", "products", "level_seconds", "WORKSPACE_BYTES"]
 
-#: A product's contraction length at which the taps of an axis stop being concatenated.  Measured
-#: on a 2-core AVX2 machine (OpenBLAS), one process, the levels interleaved: copying the windows
-#: costs more than BLAS loses on contractions of 64 (ResNet's 3x3 with 64 channels: one product per
-#: tap, 50 ms, against 82 ms for three taps concatenated; a 1-d kernel of 5 taps on 128 channels:
-#: 52 against 64 ms for the full im2col).
-MIN_CONTRACTION = 64
+#: The level's cost model (:func:`level_seconds`), measured on a 2-core Intel Xeon VM with AVX-512
+#: (OpenBLAS, float32, two threads): NumPy's elementwise traffic (an ``add`` of two result-sized
+#: arrays into one, or a strided copy into the windows buffer, reads and writes about 12 bytes
+#: an element) ran at 28 GB/s; a product ``(O_g, K) @ (K, columns)`` at about
+#: ``GEMM_FLOPS * K / (K + HALF_CONTRACTION) * O_g / (O_g + HALF_OUTPUTS)`` (K = 16, 64, 192:
+#: 100, 142, 150 GFLOP/s with 64 outputs; 69, 104, 114 with 32).
+ELEMENTWISE_BYTES = 28e9
+GEMM_FLOPS = 185e9
+HALF_CONTRACTION = 9
+HALF_OUTPUTS = 16
 #: Multiply-adds of one product (per group) below which BLAS libraries run it on one thread
 #: (OpenBLAS: 65536 * GEMM_MULTITHREAD_THRESHOLD, 4 by default), so that the chunks go on several threads.
 SMALL_PRODUCT = 1 << 18
@@ -105,15 +111,49 @@ class OffsetsPlan:
     small_products: bool = False
 
 
-def _level(problem: Problem, geo: Geometry) -> int:
-    """The deepest level whose concatenated taps still give products of at least
-    :data:`MIN_CONTRACTION` (level 0 when even a full im2col gives less)."""
-    n = problem.nspatial
-    for level in range(n, -1, -1):
-        inner = min(math.prod(ph.count for ph in plane[level:]) for plane in geo.planes)
-        if problem.cg * inner >= MIN_CONTRACTION:
-            return level
-    return 0
+def level_seconds(problem: Problem, geo: Geometry, level: int, itemsize: int = 4) -> float:
+    """The model's seconds per output column (of one group) at ``level``: its products, the
+    additions of all but the first into the result, and the copies into the windows buffer.
+
+    A product contracting over ``K`` costs as one over ``K + HALF_CONTRACTION`` at the full rate
+    (BLAS's loss on short contractions); each further product costs an addition of a result;
+    each buffer row, a copy.  Concatenating taps trades the additions of the products it saves
+    for the copies it makes: 3x3 taps on 64 channels with 64 outputs cost 12.8 ms in the
+    bench's ResNet shape with three products of ``K = 192`` against 15.6 with nine of
+    ``K = 64`` and 13.9 with one of ``K = 576``, in the order the model puts them.
+
+    >>> from polyconv.spec.canonical import Problem
+    >>> resnet = Problem(8, 1, 64, 64, (56, 56), (3, 3), (56, 56), (1, 1), (1, 1), (1, 1))
+    >>> g = geometry(resnet)
+    >>> [round(level_seconds(resnet, g, j) * 1e9) for j in range(3)]  # ns: level 1
+    [753, 659, 788]
+    """
+    og, n = problem.og, problem.nspatial
+    contractions = []  # of each product
+    rows = 0
+    for plane in geo.planes:
+        inner = problem.cg * math.prod(ph.count for ph in plane[level:])
+        contractions += [inner] * math.prod(ph.count for ph in plane[:level])
+        rows += inner if level < n else 0
+    if level == 0:  # one product over every plane's rows (plan's single term)
+        contractions = [rows]
+    rate = GEMM_FLOPS * (4 / itemsize) * og / (og + HALF_OUTPUTS)
+    products = sum(2 * og * (k + HALF_CONTRACTION) for k in contractions) / rate
+    elementwise = 3 * itemsize * ((len(contractions) - 1) * og + rows) / ELEMENTWISE_BYTES
+    return products + elementwise
+
+
+#: Levels priced within this fraction of the cheapest count as equal, and the deepest of them (the
+#: least copying, the smallest windows buffer) is taken: a 1-d kernel of 5 taps on 128 channels and
+#: 128 outputs is priced 0.1% apart at levels 0 and 1, and ran 5% faster at level 1.
+LEVEL_TOLERANCE = 0.02
+
+
+def _level(problem: Problem, geo: Geometry, itemsize: int) -> int:
+    """The deepest level :func:`level_seconds` prices within :data:`LEVEL_TOLERANCE` of the cheapest."""
+    seconds = [level_seconds(problem, geo, j, itemsize) for j in range(problem.nspatial + 1)]
+    cheapest = min(seconds)
+    return max(j for j, t in enumerate(seconds) if t <= cheapest * (1 + LEVEL_TOLERANCE))
 
 
 @caching.memoize(256)
@@ -134,7 +174,7 @@ def plan(problem: Problem, itemsize: int, level: int | None = None, budget: int 
     geo = geometry(problem)  # of what reaches the input: geo.first and geo.origin place it
     n, cg = problem.nspatial, problem.cg
     if level is None:
-        level = _level(problem, geo)
+        level = _level(problem, geo, itemsize)
     copies: list[Copy] = []
     terms: list[Term] = []
     index: list[int] = []
@@ -182,8 +222,8 @@ def products(offsets_plan: OffsetsPlan) -> list[tuple[int, int, int, int]]:
 
     >>> from polyconv.spec.canonical import Problem
     >>> pl = plan(Problem(1, 1, 64, 64, (16, 16), (3, 3), (14, 14), (1, 1), (1, 1), (0, 0)), 4)
-    >>> products(pl)[0][:3]
-    (1, 64, 64)
+    >>> products(pl)[0][:3]  # three products of three taps each
+    (1, 64, 192)
     """
     out = []
     for chunk in offsets_plan.chunks:
