@@ -19,7 +19,10 @@ backend it also reports the peak of the memory that a call allocates beyond
 its result, as ``tracemalloc`` sees NumPy's allocations (measured on one
 extra call, outside the timing, after a warm-up call and with the backend's
 reusable scratch buffers freed, so they count).  ``--plot FILE.png`` draws
-the ratios (:mod:`.plot`).
+the ratios (:mod:`.plot`).  The run ends with the fixed cost of a repeated
+tiny call per backend (:mod:`.overhead`) and, with the JAX backend, the time
+of ``jax.grad`` on the depthwise and large-kernel shapes beside
+``jax.lax``'s (:mod:`.gradients`).
 
 The work is split by job: :mod:`.shapes` (:class:`Shape`, :data:`SUITE`),
 :mod:`.calls` (the sides of each comparison, as calls), :mod:`.timing`
@@ -27,9 +30,9 @@ The work is split by job: :mod:`.shapes` (:class:`Shape`, :data:`SUITE`),
 backend's matrix products timed alone), :mod:`.isolated` (one side in
 a process of its own), :mod:`.runner` (:func:`run`: the whole suite into one
 report), :mod:`.report` (:func:`format_report`: the report as a text
-table), :mod:`.plot` (the chart), :mod:`.cluster` (``--backend dask``: one
-large convolution on local clusters) and :mod:`.command` (:func:`main_args`:
-the command line's ``bench``).
+table), :mod:`.plot` (the chart), :mod:`.overhead` and :mod:`.gradients`
+(above), :mod:`.cluster` (``--backend dask``: one large convolution on local
+clusters) and :mod:`.command` (:func:`main_args`: the command line's ``bench``).
 
 This package imports frameworks (it is a tool, not the core); nothing in
 ``polyconv`` imports it except the command line.

@@ -47,8 +47,14 @@ def main_args(backend: str | None, json_file: str | None, budget: float, threads
     from .overhead import format_overhead, run_overhead  # not at import: it runs as python -m too
 
     report["overhead"] = run_overhead(backends, min(budget, 2.0))
+    if "jax" in backends:
+        from .gradients import format_gradients, run_gradients
+
+        report["gradients"] = run_gradients(shapes, budget)
     print(format_report(report))
     print(format_overhead(report["overhead"]))
+    if report.get("gradients"):
+        print(format_gradients(report["gradients"]))
     if json_file:
         with open(json_file, "w") as f:
             json.dump(report, f, indent=2)

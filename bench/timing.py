@@ -31,15 +31,18 @@ def time_one(call: Callable[[], Any], budget: float) -> float:
     return statistics.median(times)
 
 
-def time_pair(a: Callable[[], Any], b: Callable[[], Any], budget: float) -> tuple[float, float]:
-    """Median seconds per call of ``a`` and ``b``, timed alternately."""
-    for _ in range(2):
+def time_pair(a: Callable[[], Any], b: Callable[[], Any], budget: float, warmups: int = 2,
+              min_repeats: int = 5) -> tuple[float, float]:
+    """Median seconds per call of ``a`` and ``b``, timed alternately: after ``warmups``
+    calls of each, in blocks of about 20 ms, ``min_repeats`` to 31 blocks of each within
+    about ``budget`` seconds."""
+    for _ in range(warmups):
         a(), b()
     t0 = time.perf_counter()
     a()
     one = max(time.perf_counter() - t0, 1e-7)
     inner = max(1, int(0.02 / one))  # blocks of about 20 ms
-    repeats = max(5, min(31, int(budget / (2 * one * inner))))
+    repeats = max(min_repeats, min(31, int(budget / (2 * one * inner))))
     ta, tb = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()

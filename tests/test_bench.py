@@ -204,6 +204,23 @@ def test_the_fixed_cost_compares_the_same_tiny_convolution(backend: str) -> None
     assert f"{backend}: polyconv" in overhead.format_overhead([row])
 
 
+def test_the_gradient_comparison_checks_both_sides_values() -> None:
+    """The gradient timing differentiates the same loss on both sides and checks their gradients
+    agree before timing them (on a small depthwise shape here); no timing is asserted."""
+    pytest.importorskip("jax", reason="JAX is not installed")
+    from polyconv.bench import gradients
+
+    small = bench.Shape("small depthwise", (2, 8, 12, 12), (8, 1, 3, 3), padding=1, groups=8)
+    row = gradients.measure(small, budget=0.05)
+    assert row["shape"] == "small depthwise" and row["strategy"] == "depthwise"
+    assert row["polyconv_s"] > 0 and row["native_s"] > 0
+    assert row["ratio"] == pytest.approx(row["polyconv_s"] / row["native_s"])
+    assert "small depthwise: polyconv" in gradients.format_gradients([row])
+    assert [s.name for s in gradients.SHAPES] == [
+        "depthwise 3x3 128ch 56x56", "large depthwise 31x31 64ch 64x64", "large 15x15 image 1024x1024",
+        "large 1-d 1023 taps 16ch 16384"]
+
+
 def test_gemm_products_are_the_numpy_backends_own() -> None:
     """The products the bench times alone are those the NumPy backend makes: for the ResNet 3x3
     they hold every multiply-add of the convolution (and the padded columns' few more)."""
