@@ -41,6 +41,9 @@ calls: caching.BoundedCache[Any, tuple[Backend, Any, Callable[..., Any] | None, 
     caching.BoundedCache("polyconv.ops.calls", 4096)
 _get = calls.get  # the entries' own dict.get (BoundedCache never replaces its dict)
 _dumps = marshal.dumps
+#: marshal's format for the arguments in the key: version 2 writes equal values as equal bytes (versions 3
+#: and 4 write a repeated object, an interned string, as a reference) and takes 0.1 us less than 4 on them.
+_MARSHAL_VERSION = 2
 
 __all__ = [
     "conv_general_dilated",
@@ -310,10 +313,11 @@ def _call(operation: Operation, arrays: tuple[Any, ...], backend: str | None, pa
     try:
         if len(arrays) == 2:  # the common case, spelled out
             a, b = arrays
-            key: Any = (operation.name, _dumps(params), backend, _backend_context(), _fft_context(),
-                        _env(_ENV_BACKEND), _env(_ENV_BLOCK), type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
+            key: Any = (operation.name, _dumps(params, _MARSHAL_VERSION), backend, _backend_context(),
+                        _fft_context(), _env(_ENV_BACKEND), _env(_ENV_BLOCK),
+                        type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
         else:
-            key = (operation.name, _dumps(params), backend, _backend_context(), _fft_context(),
+            key = (operation.name, _dumps(params, _MARSHAL_VERSION), backend, _backend_context(), _fft_context(),
                    _env(_ENV_BACKEND), _env(_ENV_BLOCK), *[(type(a), a.shape, a.dtype) for a in arrays])
         last = calls.last
         if key == last[0]:  # the same call as the latest hit: a loop's

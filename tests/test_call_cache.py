@@ -92,6 +92,16 @@ def test_a_runner_that_checks_devices_raises_what_a_first_call_raises() -> None:
     assert len(ops.calls) == 1  # the mixed calls were hits of the stored decision
 
 
+def test_equal_arguments_are_one_key_however_they_were_made() -> None:
+    """The arguments' bytes in the key do not depend on object identity: a padding string built at
+    run time (not interned) and a tuple repeated as one object give the key of their literals."""
+    ops.calls.clear()
+    polyconv.conv_general_dilated(X, W, (1,), "SAME", rhs_dilation=(1,), lhs_dilation=(1,))
+    ones = (1,)
+    polyconv.conv_general_dilated(X, W, ones, "".join(["SA", "ME"]), rhs_dilation=ones, lhs_dilation=ones)
+    assert len(ops.calls) == 1
+
+
 def test_clearing_the_cache_forgets_the_latest_hit() -> None:
     ops.calls.clear()
     for _ in range(2):

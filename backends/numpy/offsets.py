@@ -118,9 +118,9 @@ def level_seconds(problem: Problem, geo: Geometry, level: int, itemsize: int = 4
     A product contracting over ``K`` costs as one over ``K + HALF_CONTRACTION`` at the full rate
     (BLAS's loss on short contractions); each further product costs an addition of a result;
     each buffer row, a copy.  Concatenating taps trades the additions of the products it saves
-    for the copies it makes: 3x3 taps on 64 channels with 64 outputs cost 12.8 ms in the
-    bench's ResNet shape with three products of ``K = 192`` against 15.6 with nine of
-    ``K = 64`` and 13.9 with one of ``K = 576``, in the order the model puts them.
+    for the copies it makes: 3x3 taps on 64 channels with 64 outputs took 12.8 ms in the
+    bench's ResNet shape with three products of ``K = 192``, 15.5 with one of ``K = 576`` and
+    15.8 with nine of ``K = 64`` (8 MiB chunks, one process), the order the model puts them in.
 
     >>> from polyconv.spec.canonical import Problem
     >>> resnet = Problem(8, 1, 64, 64, (56, 56), (3, 3), (56, 56), (1, 1), (1, 1), (1, 1))
