@@ -204,6 +204,30 @@ def test_every_level_of_the_shifted_window_plan_matches_the_reference(workspace:
     assert slid_start >= 3  # the case of a slid phase starting past shift 0 was drawn
 
 
+def test_the_level_is_the_one_the_cost_model_prices_lowest() -> None:
+    """The level trades the additions of the products it saves against the copies it makes:
+    many outputs over few channels concatenate taps, few outputs over many channels do not."""
+    from polyconv.backends.numpy.geometry import geometry
+
+    from polyconv.spec.canonical import Problem
+
+    def level(cg: int, og: int, size: tuple[int, ...], window: tuple[int, ...], stride: int = 1) -> int:
+        n = len(size)
+        out = tuple(-(-s // stride) for s in size)
+        p = Problem(4, 1, cg, og, size, window, out, (stride,) * n, (1,) * n, tuple(k // 2 for k in window))
+        chosen = offsets.plan(p, 4).level
+        priced = [offsets.level_seconds(p, geometry(p), j) for j in range(n + 1)]
+        assert priced[chosen] <= min(priced) * (1 + offsets.LEVEL_TOLERANCE)  # the cheapest, within the tolerance
+        assert all(t > min(priced) * (1 + offsets.LEVEL_TOLERANCE) for t in priced[chosen + 1:])  # the deepest such
+        return chosen
+
+    assert level(64, 64, (56, 56), (3, 3)) == 1  # the three taps of a row, K = 192
+    assert level(128, 32, (28, 28), (3, 3)) == 2  # one product per tap, K = 128
+    assert level(16, 32, (32, 32, 32), (3, 3, 3)) == 1  # nine taps, K = 144
+    assert level(3, 64, (224, 224), (7, 7), stride=2) == 0  # every tap of every phase
+    assert level(128, 128, (2048,), (5,)) == 1  # priced within 2% of level 0: the deeper one
+
+
 def test_polyphase_matches_the_reference(workspace: str) -> None:
     rng = np.random.default_rng(11)
     seen = set()
