@@ -31,17 +31,17 @@ __all__ = ["SHAPES", "calls", "measure", "run_gradients", "format_gradients"]
 SHAPES: tuple[Shape, ...] = tuple(s for s in SUITE if s.name.startswith(("depthwise", "large")))
 
 
-def calls(shape: Shape) -> tuple[Callable[[], Any], Callable[[], Any]]:
-    """``(polyconv's gradient, jax.lax's gradient)`` of ``shape``, jitted, each waiting for its result."""
+def calls(shape: Shape, lhs: Any, rhs: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """``(polyconv's gradient, jax.lax's gradient)`` of ``shape`` at the NumPy operands ``lhs``
+    and ``rhs``, jitted, each waiting for its result."""
     import jax
     import jax.numpy as jnp
 
     import polyconv
 
     from .calls import lax_style_call
-    from .isolated import operands
 
-    x, w = (jnp.asarray(a) for a in operands(shape))
+    x, w = jnp.asarray(lhs), jnp.asarray(rhs)
 
     def gradient(ops: Any) -> Callable[[], Any]:
         loss = lambda a, b: jnp.sum(jnp.tanh(lax_style_call(ops, shape, a, b)()))  # noqa: E731
@@ -61,16 +61,14 @@ def calls(shape: Shape) -> tuple[Callable[[], Any], Callable[[], Any]]:
 def measure(shape: Shape, budget: float = 2.0) -> dict[str, Any]:
     """Seconds per gradient of both sides (interleaved, in this process), their ratio, and the
     strategy of polyconv's forward pass; both sides' gradients checked against each other."""
-    import jax.numpy as jnp
     import numpy as np
 
-    import polyconv
-
-    from .calls import lax_style_args
+    from .calls import strategy
     from .isolated import operands
     from .timing import time_pair
 
-    mine, native = calls(shape)
+    x, w = operands(shape)
+    mine, native = calls(shape, x, w)
     for a, b in zip(mine(), native()):  # the same gradients, up to float32 rounding of long sums
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         scale = max(float(np.abs(b).max()), 1e-30)
@@ -78,9 +76,7 @@ def measure(shape: Shape, budget: float = 2.0) -> dict[str, Any]:
             raise AssertionError(f"{shape.name}: polyconv's gradient differs from jax.lax's by "
                                  f"{float(np.abs(a - b).max()):.3g} (largest element {scale:.3g})")
     t_mine, t_native = time_pair(mine, native, budget, warmups=1, min_repeats=3)
-    name, args, kwargs = lax_style_args(shape)
-    x, w = (jnp.asarray(a) for a in operands(shape))
-    return {"shape": shape.name, "strategy": polyconv.explain(name, x, w, *args, **kwargs).strategy,
+    return {"shape": shape.name, "strategy": strategy("polyconv jax (jit)", shape, x, w),
             "polyconv_s": t_mine, "native_s": t_native, "ratio": t_mine / t_native}
 
 
