@@ -273,11 +273,16 @@ class JaxBackend(Backend):
                             decisions)
         if fast == "shifted":
             what = "small groups" if conv.groups > 1 else "few channels"
-            how = "the stacked lowering" if cpu_lowering.shifted_derivative(conv) == "stacked" else \
-                "jax.lax.conv_general_dilated"
+            how = {"stacked": "the stacked lowering", "folded": "the folded lowering"}.get(
+                cpu_lowering.shifted_derivative(conv), "jax.lax.conv_general_dilated")
             return Strategy("shifted", f"on the CPU, {what} as shifted multiply-adds (one strided lax.slice "
                             "per tap and input channel of a group), which XLA fuses into one loop; differentiated "
                             f"as {how} (a jax.custom_jvp)", decisions)
+        if fast == "folded":
+            return Strategy("folded", "on the CPU, a convolution of one spatial axis fewer, computed as this backend "
+                            "computes it: the first axis' outputs in the batch, its taps' windows stacked along "
+                            "the channels (lax.concatenate), its taps' weights in the kernel's input channels",
+                            decisions)
         if fast == "stacked":
             return Strategy("stacked", "on the CPU, one lax.dot_general per group: the windows of the inner axes' taps "
                             "stacked into the contraction, the first axis' taps into the product's rows, "

@@ -377,13 +377,24 @@ def lax_conv_args(spec: ConvSpec) -> Entry:
         return _compiled(jax, cpu_lowering.depthwise, spec), (), False
     if fast == "pointwise":
         return _compiled(jax, cpu_lowering.pointwise, spec, _precision(lax, spec.precision)), (), False
-    if fast == "shifted":  # differentiated as stacked (the default) or as XLA's own convolution
-        derivative = make_runner(_xla(spec), spec.dtype, "conv_general_dilated") \
-            if cpu_lowering.shifted_derivative(spec) == "lax" else None
+    if fast == "shifted":  # differentiated as stacked (the default), folded or XLA's own convolution
+        other = cpu_lowering.shifted_derivative(spec)
+        derivative = None if other == "stacked" else \
+            make_runner(_xla(spec) if other == "lax" else _folded(spec), spec.dtype, "conv_general_dilated")
         return _compiled(jax, cpu_lowering.shifted, spec, _precision(lax, spec.precision), derivative), (), False
+    if fast == "folded":
+        return _folded(spec)
     if fast == "stacked":
         return _compiled(jax, cpu_lowering.stacked, spec, _precision(lax, spec.precision)), (), False
     return _xla(spec)
+
+
+def _folded(spec: ConvSpec) -> Entry:
+    """:func:`lax_conv_args` of the ``folded`` CPU lowering: the convolution of one spatial
+    axis fewer (:func:`.cpu_lowering.folded_spec`) computed as this backend computes it."""
+    jax, _, _ = jax_modules()
+    inner = make_runner(lax_conv_args(cpu_lowering.folded_spec(spec)), spec.dtype, "conv_general_dilated")
+    return _compiled(jax, cpu_lowering.folded, spec, inner), (), False
 
 
 def _xla(spec: ConvSpec) -> Entry:

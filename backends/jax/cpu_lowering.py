@@ -34,11 +34,27 @@ On the CPU platform, the JAX backend writes these specs with other
   the first layers of networks on one to three channels, where XLA's convolution runs at a
   few GFLOP/s (a 9x9 filter on a 512x512 image 1.7 against 64 ms, 1 to 8 channels 5x5 1.2
   against 9.6 ms, 3 to 16 channels 3x3 2.7 against 8.1 ms).  These are differentiated as
-  the lowering they replace (:func:`shifted_derivative`): :func:`stacked` for ungrouped
-  3-d ones it takes, XLA's own convolution otherwise, whose gradient was faster than
+  the lowering they replace (:func:`shifted_derivative`): :func:`folded` for ungrouped
+  ones it takes, XLA's own convolution otherwise, whose gradient was faster than
   :func:`stacked`'s on most such shapes (3 to 16 channels: 25 against 41 ms).
-* **stacked** (grouped convolutions of two or more spatial axes, and
-  ungrouped ones of three or more whose first axis has stride 1; no lhs
+* **folded** (ungrouped convolutions of three or more spatial axes, any strides and rhs
+  dilations; of two where the first axis has a stride and input channels times outputs
+  are at least :data:`MIN_FOLDED_CHANNEL_PAIRS`; no lhs dilation, no batch groups; while
+  its input stays within :data:`MAX_STACKED_BYTES` or :data:`STACKED_GROWTH` times the
+  input's and the output's bytes): the convolution of one spatial axis fewer
+  (:func:`folded_spec`), computed as this backend computes it (so a 4-d one is folded
+  twice, a 3-d one whose other axes are 1x1 becomes :func:`pointwise`'s product).  The
+  first axis' outputs go into the batch, its taps' windows (strided slices of the padded
+  input, channels last) side by side along the channels (``lax.concatenate``, of
+  ``K_0`` pieces, a few milliseconds), and its taps' weights into the kernel's input
+  channels.  XLA:CPU's convolutions of two spatial axes run at its dense rate where its
+  3-d ones do not; a stride on the first axis is a strided slice, where XLA's own
+  convolution computes the skipped positions too.  The gradients are XLA's of the smaller
+  convolution: the bench's 3x3x3 16->32 (2x32^3) 28 against 44 ms through
+  :func:`stacked` and 100 through ``jax.lax`` forward, 153 against 188 and 412 for
+  ``jax.grad``; a video stem (3->16, 3x7x7, stride (1, 2, 2)) 7 against 18 and 114 forward,
+  82 against 251 and 4900 ms for the gradient (``docs/jax-backend.md``).
+* **stacked** (grouped convolutions of two or more spatial axes; no lhs
   dilation, no batch groups; while its buffers stay within
   :data:`MAX_STACKED_BYTES`, or :data:`STACKED_GROWTH` times the input's and
   the output's bytes): one ``lax.dot_general`` per group (batched over the
@@ -49,11 +65,11 @@ On the CPU platform, the JAX backend writes these specs with other
   the product's rows, over every position of that axis any tap reads, and
   the result is the sum of those row blocks, each shifted by its tap.  With
   a stride on the first axis the product computes the skipped positions
-  too, which is why ungrouped convolutions need stride 1 there.  XLA:CPU's
-  grouped and 3-d convolutions, and their gradients, are far slower: on a
+  too.  XLA:CPU's grouped convolutions, and their gradients, are far slower: on a
   2-core AVX2 machine, a grouped 3x3 (32 groups of 8 channels) 2.5 times
-  faster and its gradient 100 times, a 3x3x3 16->32 convolution 1.7 times
-  and its gradient 2 times (``docs/jax-backend.md``).  The gradients are
+  faster and its gradient 100 times (``docs/jax-backend.md``).  Ungrouped
+  convolutions took it before :func:`folded` (a 3x3x3 16->32 convolution 1.7
+  times faster than ``jax.lax`` and its gradient 2 times).  The gradients are
   JAX's own, of these operations.  Where the two buffers would pass
   :data:`STACKED_BLOCK_BYTES`, the outputs of the first stacked axis are computed in
   blocks, one after another (a ``lax.map`` over the blocks' overlapping inputs), so
@@ -69,8 +85,10 @@ convolution, and :func:`polyconv.explain` names the lowering a spec takes.
 XLA:CPU allocates a computation's temporaries at every call, and glibc's ``malloc``
 maps every block above 32 MiB afresh, so pages of larger temporaries fault in again at
 every call: 1.5 us a page on the 2-core Intel VM the blocks were measured on, 29 ms of
-the whole 3-d stacked product's 73 (77 MB of temporaries, 19600 faults a call); in
-blocks of 8 MiB it takes 49-51 ms (18 MB, a few hundred faults).  jaxlib before 0.10
+the 73 that a 3x3x3 16->32 convolution's (2x32^3) stacked product took computed whole (77
+MB of temporaries, 19600 faults a call); in blocks of 8 MiB it took 49-51 ms (18 MB, a few
+hundred faults).  :func:`folded` is not computed in blocks: its input is ``K_0`` times the
+convolution's (12 MB on that shape), and XLA's convolution blocks its own work.  jaxlib before 0.10
 (0.5.1, 0.7.1, 0.8.0 and 0.9.2 measured) cannot ``jax.linear_transpose`` a ``lax.map``, so
 there the product is computed whole, as before.
 
@@ -94,10 +112,10 @@ from polyconv.spec import ConvSpec
 from polyconv.spec.canonical import Problem, problem
 from polyconv.spec.dimension_numbers import inverse_permutation
 
-__all__ = ["lowering", "shifted_derivative", "xla_flops", "depthwise", "pointwise", "shifted", "stacked", "MAX_TAPS",
-           "MAX_MULTIPLIER", "MAX_SHIFTED_TERMS", "MAX_SHIFTED_GROUP", "MAX_UNGROUPED_TERMS",
+__all__ = ["lowering", "shifted_derivative", "xla_flops", "depthwise", "pointwise", "shifted", "folded", "folded_spec",
+           "stacked", "MAX_TAPS", "MAX_MULTIPLIER", "MAX_SHIFTED_TERMS", "MAX_SHIFTED_GROUP", "MAX_UNGROUPED_TERMS",
            "MAX_UNGROUPED_PRODUCTS", "MIN_UNGROUPED_OUTPUTS", "MAX_STACKED_BYTES", "STACKED_BLOCK_BYTES",
-           "STACKED_GROWTH", "XLA_FLOPS_PER_CHANNEL_PAIR"]
+           "STACKED_GROWTH", "MIN_FOLDED_CHANNEL_PAIRS", "XLA_FLOPS_PER_CHANNEL_PAIR"]
 
 #: Depthwise kernels up to this many taps are written as shifted multiply-adds
 #: (larger ones are for the FFT decision, or stay with XLA).
@@ -132,6 +150,11 @@ MAX_STACKED_BYTES = 256 << 20
 #: page on the 2-core Intel VM of ``docs/jax-backend.md``: 29 of the 3-d bench shape's 73 ms).
 STACKED_BLOCK_BYTES = 8 << 20
 STACKED_GROWTH = 16
+#: Ungrouped convolutions of two spatial axes are :func:`folded` (into XLA's of one axis) where
+#: the first axis has a stride and input channels times outputs are at least this: XLA's
+#: convolution of such a stride computed what it skips, and below this the FFT decision's rate
+#: for XLA's convolution (:data:`XLA_FLOPS_PER_CHANNEL_PAIR`) is not the dense one.
+MIN_FOLDED_CHANNEL_PAIRS = 96
 #: The FFT decision's rate for XLA:CPU's own convolution (the direct path of a spec no lowering
 #: here takes), per input channel of a group times its outputs, up to the backend's dense rate.
 #: Measured with ``jax.lax`` on 4 images of 96x96, 3x3 to 11x11 kernels, on the 2-core Intel VM
@@ -142,8 +165,8 @@ _FLOATS = ("float32", "float16", "bfloat16")
 
 
 def lowering(spec: ConvSpec, platform: str) -> str | None:
-    """``'depthwise'``, ``'pointwise'``, ``'shifted'``, ``'stacked'`` or None (``jax.lax.conv_general_dilated``)
-    for ``spec`` on ``platform`` (``jax.default_backend()``).
+    """``'depthwise'``, ``'pointwise'``, ``'shifted'``, ``'folded'``, ``'stacked'`` or None
+    (``jax.lax.conv_general_dilated``) for ``spec`` on ``platform`` (``jax.default_backend()``).
 
     >>> from polyconv.spec import conv_spec
     >>> dw = conv_spec((8, 128, 56, 56), (128, 1, 3, 3), "float32", "float32", (1, 1), "SAME",
@@ -158,6 +181,8 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
     >>> lowering(conv_spec((8, 256, 28, 28), (256, 16, 3, 3), "float32", "float32", (1, 1), "SAME",
     ...                    feature_group_count=16), "cpu")
     'stacked'
+    >>> lowering(conv_spec((2, 16, 32, 32, 32), (32, 16, 3, 3, 3), "float32", "float32", (1, 1, 1), "SAME"), "cpu")
+    'folded'
     """
     if platform != "cpu" or spec.dtype not in _FLOATS or spec.nspatial == 0 or 0 in spec.out_shape \
             or 0 in spec.lhs_shape or 0 in spec.rhs_shape or any(d != 1 for d in spec.lhs_dilation):
@@ -178,6 +203,8 @@ def lowering(spec: ConvSpec, platform: str) -> str | None:
     if p.groups == 1 and p.cg * p.taps <= MAX_UNGROUPED_TERMS and p.cg * p.og * p.taps <= MAX_UNGROUPED_PRODUCTS \
             and math.prod(spec.out_shape) >= MIN_UNGROUPED_OUTPUTS:
         return "shifted"
+    if _foldable(spec, p):
+        return "folded"
     return "stacked" if _stackable(spec, p) else None
 
 
@@ -200,26 +227,67 @@ def xla_flops(spec: ConvSpec, platform: str, dense_flops: float) -> float | None
     return min(dense_flops, XLA_FLOPS_PER_CHANNEL_PAIR * p.cg * p.og)
 
 
+def _foldable(spec: ConvSpec, p: Problem) -> bool:
+    """Whether :func:`folded` is taken for ``spec`` (of a floating type, without lhs
+    dilation or batch groups) where nothing before it in :func:`lowering` is."""
+    if p.groups != 1 or spec.nspatial < 2:
+        return False
+    if spec.nspatial == 2 and (p.strides[0] == 1 or p.cg * p.og < MIN_FOLDED_CHANNEL_PAIRS):
+        return False
+    return _folded_bytes(p) <= max(MAX_STACKED_BYTES, STACKED_GROWTH * _operand_bytes(spec))
+
+
+def _folded_bytes(p: Problem) -> int:
+    """Bytes (4 per element) of :func:`folded`'s input: the first axis' taps' windows,
+    stacked along the channels."""
+    return 4 * p.batch * p.out[0] * math.prod(p.sizes[1:]) * p.window[0] * p.cg
+
+
+def folded_spec(spec: ConvSpec) -> ConvSpec:
+    """The convolution of one spatial axis fewer that :func:`folded` computes ``spec`` by:
+    channels last, the first axis' outputs in the batch, its taps in the channels.
+
+    >>> from polyconv.spec import conv_spec
+    >>> s = folded_spec(conv_spec((2, 16, 32, 32, 32), (32, 16, 3, 3, 3), "float32", "float32",
+    ...                           (2, 1, 1), "SAME"))
+    >>> s.lhs_shape, s.rhs_shape, s.out_shape, s.padding
+    ((32, 32, 32, 48), (3, 3, 48, 32), (32, 32, 32, 32), ((1, 1), (1, 1)))
+    """
+    from polyconv.spec import conv_spec
+    from polyconv.spec.dimension_numbers import channels_last, spatial_letters
+
+    p = problem(spec)
+    c = p.window[0] * p.cg
+    return conv_spec((p.batch * p.out[0], *p.sizes[1:], c), (*p.window[1:], c, p.og), spec.dtype, spec.dtype,
+                     p.strides[1:], spec.padding[1:], None, p.dilation[1:],
+                     channels_last(spatial_letters(spec.nspatial - 1)), 1, 1, spec.precision,
+                     spec.preferred_element_type)
+
+
 def _stackable(spec: ConvSpec, p: Problem) -> bool:
     """Whether :func:`stacked` is taken for ``spec`` (of a floating type, without lhs
     dilation or batch groups) where nothing before it in :func:`lowering` is."""
-    return spec.nspatial >= 2 and (p.groups > 1 or (spec.nspatial >= 3 and p.strides[0] == 1)) \
+    return spec.nspatial >= 2 and p.groups > 1 \
         and _stacked_bytes(p) <= max(MAX_STACKED_BYTES, STACKED_GROWTH * _operand_bytes(spec))
 
 
 def shifted_derivative(spec: ConvSpec) -> str:
-    """``'stacked'`` or ``'lax'``: the lowering whose forward mode (and through it, whose
-    gradients) the :func:`shifted` lowering of ``spec`` takes, the one the spec would take
-    without it.
+    """``'stacked'``, ``'folded'`` or ``'lax'``: the lowering whose forward mode (and through
+    it, whose gradients) the :func:`shifted` lowering of ``spec`` takes, the one the spec
+    would take without it.
 
     >>> from polyconv.spec import conv_spec
     >>> grouped = conv_spec((8, 256, 28, 28), (256, 8, 3, 3), "float32", "float32", (1, 1), "SAME",
     ...                     feature_group_count=32)
     >>> image = conv_spec((4, 3, 224, 224), (8, 3, 3, 3), "float32", "float32", (1, 1), "SAME")
-    >>> lowering(image, "cpu"), shifted_derivative(grouped), shifted_derivative(image)
-    ('shifted', 'stacked', 'lax')
+    >>> volume = conv_spec((2, 4, 32, 32, 32), (4, 4, 3, 3, 3), "float32", "float32", (1, 1, 1), "SAME")
+    >>> lowering(image, "cpu"), shifted_derivative(grouped), shifted_derivative(image), shifted_derivative(volume)
+    ('shifted', 'stacked', 'lax', 'folded')
     """
-    return "stacked" if _stackable(spec, problem(spec)) else "lax"
+    p = problem(spec)
+    if _stackable(spec, p):
+        return "stacked"
+    return "folded" if _foldable(spec, p) else "lax"
 
 
 def _limit(tap: int, dilation: int, out: int, stride: int) -> int:
@@ -362,6 +430,37 @@ def pointwise(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None) -> Any:
     y = lax.transpose(y, (2, 0, 1, 3))  # (N, G, O_g, P)
     y = lax.reshape(lax.convert_element_type(y, jnp.dtype(spec.out_dtype)), (batch, p.groups * p.og, *p.out))
     return lax.transpose(y, tuple(inverse_permutation(dn.out_spec)))
+
+
+def folded(lhs: Any, rhs: Any, spec: ConvSpec, inner: Callable[[Any, Any], Any]) -> Any:
+    """An ungrouped convolution of ``n`` spatial axes as one of ``n - 1`` (see the module
+    docstring): ``inner`` computes :func:`folded_spec`'s convolution of the first axis'
+    windows, stacked along the channels (``(N * Y_0, *S_rest, K_0 * C)``), with the
+    kernel's taps on that axis moved into its input channels (``(*K_rest, K_0 * C, O)``)."""
+    from ._lowering import jax_modules
+
+    _, lax, jnp = jax_modules()
+    dn = spec.dimension_numbers
+    n = spec.nspatial
+    p = problem(spec)
+    x = lax.transpose(lhs, (dn.lhs_spec[0], *dn.lhs_spec[2:], dn.lhs_spec[1]))  # (N, S_0, *S_rest, C)
+    low, high = spec.padding[0]
+    if low > 0 or high > 0:
+        grow = [(0, 0, 0)] * x.ndim
+        grow[1] = (max(low, 0), max(high, 0), 0)
+        x = lax.pad(x, jnp.zeros((), x.dtype), grow)
+    k0, d0, s0, y0 = p.window[0], p.dilation[0], p.strides[0], p.out[0]
+    skip = max(-low, 0)  # a negative low pad: the first elements cut off
+    # the windows of tap t of the first axis: every s0-th padded position from t * d0
+    pieces = [lax.slice_in_dim(x, skip + t * d0, skip + _limit(t, d0, y0, s0), s0, axis=1) for t in range(k0)]
+    x = pieces[0] if k0 == 1 else lax.concatenate(pieces, n + 1)  # (N, Y_0, *S_rest, K_0 * C)
+    x = lax.reshape(x, (p.batch * y0, *x.shape[2:]))
+    w = lax.transpose(rhs, (*dn.rhs_spec[3:], dn.rhs_spec[2], dn.rhs_spec[1], dn.rhs_spec[0]))  # (*K_rest, K_0, C, O)
+    w = lax.reshape(w, (*p.window[1:], k0 * p.cg, p.og))
+    y = inner(x, w)  # (N * Y_0, *Y_rest, O)
+    y = lax.reshape(y, (p.batch, y0, *y.shape[1:]))  # (N, Y_0, *Y_rest, O)
+    logical = (0, n + 1, *range(1, n + 1))  # the axes of (N, O, *Y) in y
+    return lax.transpose(y, tuple(logical[i] for i in inverse_permutation(dn.out_spec)))
 
 
 def stacked(lhs: Any, rhs: Any, spec: ConvSpec, precision: Any = None, level: int = 1) -> Any:
