@@ -1051,7 +1051,7 @@ def test_cpu_lowerings_match_the_reference_in_value_gradient_and_batching(
 def test_which_ungrouped_convolutions_are_folded(lhs: tuple, rhs: tuple, kw: dict, expected: str | None) -> None:
     """Ungrouped convolutions of three or more spatial axes are folded, whatever their strides;
     those of two where the first axis has a stride and channel pairs are 96 or more (without
-    that stride, folding was slower on half the 2-d shapes measured); grouped ones stay stacked."""
+    that stride, folding was slower on five of fifteen 2-d shapes measured); grouped ones stay stacked."""
     spec = conv_spec(lhs, rhs, "float32", "float32", **kw)
     assert cpu_lowering.lowering(spec, "cpu") == expected
     assert cpu_lowering.lowering(spec, "gpu") is None

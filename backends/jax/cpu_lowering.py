@@ -49,8 +49,9 @@ On the CPU platform, the JAX backend writes these specs with other
   ``K_0`` pieces, a few milliseconds), and its taps' weights into the kernel's input
   channels.  XLA:CPU's convolutions of two spatial axes run near its dense rate where its
   3-d ones do not; a stride on the first axis becomes a strided slice (XLA's own 2-d
-  convolutions with such a stride were up to 2.6 times slower than folded, on nine of ten
-  shapes measured).  The gradients are XLA's of the smaller
+  convolutions with such a stride were up to 2.6 times slower than folded, on eight of nine
+  shapes measured; the ninth, one 224x224 image 3->64 7x7, was 1.2 times slower once and
+  level once).  The gradients are XLA's of the smaller
   convolution: the bench's 3x3x3 16->32 (2x32^3) 28 against 44 ms through
   :func:`stacked` and 100 through ``jax.lax`` forward, 153 against 188 and 412 for
   ``jax.grad``; a video stem (3->16, 3x7x7, stride (1, 2, 2)) 7 against 18 and 114 forward,
@@ -153,9 +154,10 @@ STACKED_BLOCK_BYTES = 8 << 20
 STACKED_GROWTH = 16
 #: Ungrouped convolutions of two spatial axes are :func:`folded` (into XLA's of one axis) where
 #: the first axis has a stride and input channels times outputs are at least this: with such a
-#: stride folding was faster on nine of ten shapes measured and level on the tenth, without one
-#: slower on half; below this the FFT decision's rate for XLA's convolution
-#: (:data:`XLA_FLOPS_PER_CHANNEL_PAIR`) is not the dense one.
+#: stride folding was faster on eight of nine shapes measured (the ninth faster once and level
+#: once), without one slower on five of fifteen and level on two; below this the FFT
+#: decision's rate for XLA's convolution (:data:`XLA_FLOPS_PER_CHANNEL_PAIR`) is not the
+#: dense one.
 MIN_FOLDED_CHANNEL_PAIRS = 96
 #: The FFT decision's rate for XLA:CPU's own convolution (the direct path of a spec no lowering
 #: here takes), per input channel of a group times its outputs, up to the backend's dense rate.
