@@ -112,8 +112,7 @@ def _main() -> None:
     request = json.loads(sys.stdin.read())
     rows = []
     for fields in request["shapes"]:
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-        rows.append(measure(Shape(**kwargs), request["budget"]))
+        rows.append(measure(Shape.from_fields(fields), request["budget"]))
     print(json.dumps(rows))
 
 

@@ -90,8 +90,7 @@ def _main() -> None:
     results: list[dict[str, Any]] = [{"seconds": [], "peak_extra_bytes": [], "strategies": [], "in_gemm": []}
                                      for _ in sides]
     for fields in request["shapes"]:
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-        shape = Shape(**kwargs)
+        shape = Shape.from_fields(fields)
         x, w = operands(shape)
         maybe = [side_call(backend, side, shape, x, w) for side in sides]
         calls = [call for call in maybe if call is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Shape", "SUITE"]
 
@@ -21,6 +22,16 @@ class Shape:
     groups: int = 1
     transpose: bool = False  # rhs is then (C_in, C_out / groups, *k), as conv_transpose*d takes it
     output_padding: int = 0
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Shape:
+        """The shape whose ``dataclasses.asdict`` went through JSON as ``fields`` (lists back to tuples).
+
+        >>> Shape.from_fields({"name": "s", "lhs": [1, 1, 8], "rhs": [1, 1, 3]}).lhs
+        (1, 1, 8)
+        """
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        return cls(**kwargs)
 
     @property
     def nspatial(self) -> int:
